@@ -1,0 +1,60 @@
+"""``lens info SOURCE``: what a model is, in one screen."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+
+def describe(model: Any) -> dict[str, Any]:
+    """Architecture facts of a loaded bridge as a JSON-safe dict."""
+    from lens.hooks import hook_points
+
+    cfg = model.cfg
+    return {
+        "architecture": getattr(cfg, "architecture", None) or type(model).__name__,
+        "n_layers": cfg.n_layers,
+        "d_model": cfg.d_model,
+        "d_mlp": cfg.d_mlp,
+        "n_heads": cfg.n_heads,
+        "n_key_value_heads": getattr(cfg, "n_key_value_heads", None) or cfg.n_heads,
+        "d_vocab": cfg.d_vocab,
+        "n_ctx": cfg.n_ctx,
+        "normalization": cfg.normalization_type,
+        "positional_embedding": getattr(cfg, "positional_embedding_type", None),
+        "act_fn": cfg.act_fn,
+        "hook_points": len({id(h) for h in hook_points(model).values()}),
+        "hook_names_with_aliases": len(hook_points(model)),
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "tokenizer": type(model.tokenizer).__name__ if model.tokenizer is not None else None,
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    import lens
+
+    source: Any = args.source
+    if source.startswith("random:"):
+        source = lens.tiny_config(source.split(":", 1)[1])
+    info = describe(lens.load_model(source))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        width = max(map(len, info))
+        for key, value in info.items():
+            shown = (
+                f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else value
+            )
+            print(f"{key:<{width}}  {shown}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("info", help="architecture, sizes, hook points and parameter count")
+    p.add_argument(
+        "source",
+        help="organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run)

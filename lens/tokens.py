@@ -1,0 +1,207 @@
+"""Prompts -> padded batches, and positions derived from the attention mask.
+
+Call the model with the mask so that padded rows give the same result as unpadded ones::
+
+    b = lens.tokens.batch(model, prompts, padding_side="left")
+    logits = model(b.tokens, attention_mask=b.attention_mask)
+    last = logits[torch.arange(len(b)), b.last_positions]     # never logits[:, -1] blindly
+
+TransformerBridge derives position ids from the mask, so left padding is safe for rotary and
+learned positional embeddings alike (tested batched == one-by-one within 1e-5).
+
+BOS: ``prepend_bos=None`` uses the model's default ``model.cfg.default_prepend_bos`` (True in
+TransformerLens; ``lens.load_model`` sets it per model: False for SmolLM2-Instruct whose
+declared BOS is the chat marker ``<|im_start|>``). The tokenizer's own special tokens are
+never added on top, so a BOS is never doubled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from jaxtyping import Bool, Int
+from torch import Tensor
+
+
+@dataclass
+class Batch:
+    """A padded batch. ``tokens`` and ``attention_mask`` are [batch, pos]."""
+
+    tokens: Int[Tensor, "batch pos"]
+    attention_mask: Int[Tensor, "batch pos"]
+    padding_side: str
+    offsets: list[list[tuple[int, int]]] | None = None  # per row, per real token: char span
+    texts: list[str] | None = None
+    bos_added: bool = False
+
+    def __len__(self) -> int:
+        return self.tokens.shape[0]
+
+    @property
+    def lengths(self) -> Int[Tensor, " batch"]:
+        return self.attention_mask.sum(dim=1)
+
+    @property
+    def last_positions(self) -> Int[Tensor, " batch"]:
+        """Index of the last real token of every row."""
+        return last_positions(self.attention_mask)
+
+    @property
+    def first_positions(self) -> Int[Tensor, " batch"]:
+        """Index of the first real token of every row."""
+        return self.attention_mask.long().argmax(dim=1)
+
+    def positions(self, which: str = "all") -> Bool[Tensor, "batch pos"]:
+        """Boolean mask of ``"all"`` real tokens or only the ``"last"`` one per row."""
+        if which == "all":
+            return self.attention_mask.bool()
+        if which == "last":
+            mask = torch.zeros_like(self.attention_mask, dtype=torch.bool)
+            mask[torch.arange(len(self)), self.last_positions] = True
+            return mask
+        raise ValueError(f"which must be 'all' or 'last', got {which!r}")
+
+    def span(self, row: int, substring: str, occurrence: int = 0) -> list[int]:
+        """Token positions (in the padded row) covering ``substring`` in prompt ``row``.
+
+        A token belongs to the span when its characters overlap the substring's.
+        """
+        if self.offsets is None or self.texts is None:
+            raise ValueError("span() needs a batch built from text prompts")
+        text = self.texts[row]
+        start = -1
+        for _ in range(occurrence + 1):
+            start = text.find(substring, start + 1)
+            if start < 0:
+                raise ValueError(f"{substring!r} (occurrence {occurrence}) not in {text!r}")
+        end = start + len(substring)
+        first = int(self.first_positions[row]) + (1 if self.bos_added else 0)
+        return [
+            first + i
+            for i, (a, b) in enumerate(self.offsets[row])
+            if a < end and b > start and b > a
+        ]
+
+    def to(self, device: torch.device | str) -> Batch:
+        self.tokens = self.tokens.to(device)
+        self.attention_mask = self.attention_mask.to(device)
+        return self
+
+
+def last_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
+    """Last real token per row for any padding side (rows without tokens raise)."""
+    mask = attention_mask.bool()
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("a row of the batch has no real tokens")
+    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    return torch.where(mask, idx, torch.full_like(idx, -1)).max(dim=1).values
+
+
+def _bos_id(model: Any) -> int | None:
+    tok = getattr(model, "tokenizer", None)
+    return getattr(tok, "bos_token_id", None) if tok is not None else None
+
+
+def _pad_id(model: Any) -> int:
+    tok = getattr(model, "tokenizer", None)
+    for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
+        value = getattr(tok, attr, None) if tok is not None else None
+        if value is not None:
+            return int(value)
+    return 0
+
+
+def default_prepend_bos(model: Any) -> bool:
+    return bool(getattr(model.cfg, "default_prepend_bos", True)) and _bos_id(model) is not None
+
+
+def batch(
+    model: Any,
+    prompts: Sequence[str] | Sequence[Sequence[int]] | str,
+    *,
+    padding_side: str = "left",
+    prepend_bos: bool | None = None,
+    max_length: int | None = None,
+    device: torch.device | str | None = None,
+) -> Batch:
+    """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are).
+
+    Args:
+        model: a TransformerBridge (its tokenizer is used for text prompts).
+        prompts: one string, a list of strings, or a list of token-id lists.
+        padding_side: ``"left"`` (generation-friendly) or ``"right"``.
+        prepend_bos: prepend the tokenizer's BOS to text prompts; None = model default.
+        max_length: truncate each prompt to its last ``max_length`` tokens (None = keep all).
+        device: where to put the tensors (default: the model's device).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.models.tiny_config("gpt2"))
+        >>> b = lens.tokens.batch(model, [[5, 6, 7], [8]], padding_side="left")
+        >>> b.attention_mask.tolist(), b.last_positions.tolist()
+        ([[1, 1, 1], [0, 0, 1]], [2, 2])
+    """
+    if padding_side not in ("left", "right"):
+        raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if isinstance(prompts, str):
+        prompts = [prompts]
+    prompts = list(prompts)
+    if not prompts:
+        raise ValueError("no prompts given")
+    is_text = all(isinstance(p, str) for p in prompts)
+    rows: list[list[int]] = []
+    offsets: list[list[tuple[int, int]]] | None = None
+    bos_added = False
+    if is_text:
+        tok = getattr(model, "tokenizer", None)
+        if tok is None:
+            raise ValueError("this model has no tokenizer: pass token-id lists instead of text")
+        enc = tok(list(prompts), add_special_tokens=False, return_offsets_mapping=True)
+        offsets = [list(map(tuple, o)) for o in enc["offset_mapping"]]
+        rows = [list(ids) for ids in enc["input_ids"]]
+        use_bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
+        if use_bos:
+            bos = _bos_id(model)
+            if bos is None:
+                raise ValueError("prepend_bos=True but the tokenizer has no BOS token")
+            rows = [[bos] + r for r in rows]
+            bos_added = True
+    else:
+        for p in prompts:
+            if isinstance(p, Tensor):
+                p = p.tolist()
+            if not all(isinstance(t, int) for t in p):
+                raise ValueError("prompts must be all strings or all lists of token ids")
+            rows.append(list(p))
+    if max_length is not None:
+        if offsets is not None and any(len(r) > max_length for r in rows):
+            raise ValueError("max_length would truncate text prompts; shorten them instead")
+        rows = [r[-max_length:] for r in rows]
+    empty = [i for i, r in enumerate(rows) if not r]
+    if empty:
+        raise ValueError(f"prompts {empty} have no tokens")
+    width = max(len(r) for r in rows)
+    pad = _pad_id(model)
+    tokens = torch.full((len(rows), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, r in enumerate(rows):
+        sl = slice(width - len(r), width) if padding_side == "left" else slice(0, len(r))
+        tokens[i, sl] = torch.tensor(r, dtype=torch.long)
+        mask[i, sl] = 1
+    if device is None:
+        device = model.cfg.device if getattr(model.cfg, "device", None) else "cpu"
+    texts = list(prompts) if is_text else None
+    return Batch(tokens, mask, padding_side, offsets, texts, bos_added).to(device)
+
+
+def as_batch(model: Any, prompts_or_batch: Any, padding_side: str = "left") -> Batch:
+    """Pass a Batch through; tokenize anything else with :func:`batch`."""
+    if isinstance(prompts_or_batch, Batch):
+        return prompts_or_batch
+    if isinstance(prompts_or_batch, Tensor):
+        t = prompts_or_batch if prompts_or_batch.ndim == 2 else prompts_or_batch[None]
+        return Batch(t, torch.ones_like(t), padding_side)
+    return batch(model, prompts_or_batch, padding_side=padding_side)
