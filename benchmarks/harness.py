@@ -1,0 +1,108 @@
+"""Timing and memory helpers shared by the suites.
+
+Ratios are measured side by side in one process: the cases run interleaved (A B A B ...)
+after a warm-up, and each ratio is the median of per-round ratios, with min and max. Peak
+memory is measured per case in a fresh subprocess (ru_maxrss), never in the process that ran
+other cases.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from typing import Any
+
+import torch
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformer_lens": version("transformer-lens"),
+        "python": platform.python_version(),
+    }
+
+
+def interleaved(
+    cases: dict[str, Callable[[], Any]], *, baseline: str, rounds: int = 10, warmup: int = 2
+) -> list[dict[str, Any]]:
+    """Time every case ``rounds`` times, interleaved, and report ratios to ``baseline``."""
+    for _ in range(warmup):
+        for fn in cases.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(rounds):
+        for name, fn in cases.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    base = times[baseline]
+    rows = []
+    for name, ts in times.items():
+        ratios = [t / b for t, b in zip(ts, base)]
+        rows.append(
+            {
+                "case": name,
+                "ratio_median": statistics.median(ratios),
+                "ratio_min": min(ratios),
+                "ratio_max": max(ratios),
+                "seconds_median": statistics.median(ts),
+                "baseline_seconds_median": statistics.median(base),
+            }
+        )
+    return rows
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux ru_maxrss is in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def peak_memory_in_subprocess(module: str, case: str, *args: str, timeout: float = 600) -> dict:
+    """Run ``python -m MODULE --memory-case CASE ARGS`` in a fresh process; it must print one
+    JSON line with its measurements (see :func:`report_memory_case`)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="1048576")
+    cmd = [sys.executable, "-m", module, "--memory-case", case, *args]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    if out.returncode != 0:
+        raise RuntimeError(f"memory case {case} failed:\n{out.stderr[-2000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def report_memory_case(setup: Callable[[], Any], work: Callable[[Any], Any]) -> None:
+    """Inside the subprocess: build the inputs, note the RSS, run the work, print the peaks."""
+    state = setup()
+    before = peak_rss_mb()
+    work(state)
+    after = peak_rss_mb()
+    print(
+        json.dumps({"rss_before_mb": before, "peak_rss_mb": after, "extra_peak_mb": after - before})
+    )
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    def fmt(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)

@@ -1,0 +1,99 @@
+"""Hook overhead: a plain forward vs the same forward inside ``lens.apply`` with a no-op
+intervention on every layer's resid_post and mlp.hook_post. Target <= 1.02x.
+
+    python -m benchmarks.hook_overhead [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import torch
+
+import lens
+from benchmarks.harness import interleaved, machine_info, markdown_table
+
+SHAPES = {
+    "stories260k-sized": dict(
+        n_layers=5,
+        d_model=64,
+        d_head=8,
+        n_heads=8,
+        n_key_value_heads=4,
+        d_mlp=172,
+        d_vocab=512,
+        n_ctx=512,
+    ),
+    "smollm2-135m-shaped": dict(
+        n_layers=30,
+        d_model=576,
+        d_head=64,
+        n_heads=9,
+        n_key_value_heads=3,
+        d_mlp=1536,
+        d_vocab=49152,
+        n_ctx=2048,
+    ),
+}
+
+
+class NoOp:
+    """Returns nothing from every hook: the activation passes through unchanged."""
+
+    def __init__(self, sites: tuple[str, ...]) -> None:
+        self.sites = sites
+
+    def hooks(self, model: Any) -> list:
+        def noop(act: torch.Tensor, hook: Any) -> None:
+            return None
+
+        return [
+            (f"blocks.{layer}.{site}", noop)
+            for layer in range(model.cfg.n_layers)
+            for site in self.sites
+        ]
+
+
+def measure(shape: str, dims: dict[str, int], rounds: int) -> list[dict[str, Any]]:
+    model = lens.load_model(lens.tiny_config("llama", **dims))
+    tokens = torch.randint(0, dims["d_vocab"], (8, 64), generator=torch.Generator().manual_seed(0))
+    noop = NoOp(("hook_resid_post", "mlp.hook_post"))
+
+    @torch.no_grad()
+    def plain() -> None:
+        model(tokens)
+
+    @torch.no_grad()
+    def hooked() -> None:
+        with lens.apply(model, noop):
+            model(tokens)
+
+    cases = {"plain forward": plain, "lens.apply no-op x2/layer": hooked}
+    rows = interleaved(cases, baseline="plain forward", rounds=rounds)
+    return [{"suite": "hook_overhead", "model": shape, "target": "<= 1.02x", **r} for r in rows]
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Rows for both model shapes (only the small one when quick), batch 8 x 64."""
+    shapes = ["stories260k-sized"] if quick else list(SHAPES)
+    return [row for s in shapes for row in measure(s, SHAPES[s], 5 if quick else 15)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    rows = run(args.quick)
+    print(machine_info())
+    print(
+        markdown_table(
+            rows,
+            ["model", "case", "ratio_median", "ratio_min", "ratio_max", "seconds_median", "target"],
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
