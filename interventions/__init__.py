@@ -12,12 +12,24 @@ from interventions.base import (
     position_mask,
     register,
 )
+from interventions.directions import ActivationAddition, DirectionAblation, project_out
+from interventions.neurons import NeuronDeactivation
+from interventions.orthogonalize import Orthogonalization, orthogonalize
+from interventions.shortcuts import Faithfulness, LinearShortcut
 
 __all__ = [
+    "ActivationAddition",
+    "DirectionAblation",
+    "Faithfulness",
     "ForwardContext",
     "Intervention",
+    "LinearShortcut",
+    "NeuronDeactivation",
+    "Orthogonalization",
     "forward_context",
     "from_dict",
+    "orthogonalize",
     "position_mask",
+    "project_out",
     "register",
 ]

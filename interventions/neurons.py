@@ -1,0 +1,163 @@
+"""NeuronDeactivation: set chosen MLP neurons to zero, a constant, or per-neuron values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from interventions._common import (
+    as_layer,
+    as_vector,
+    at_positions,
+    finite_float,
+    tensor_from_json,
+    tensor_to_json,
+)
+from interventions.base import (
+    HookPair,
+    Positions,
+    check_layers,
+    positions_from_json,
+    positions_to_json,
+    register,
+    validate_positions,
+)
+
+NEURON_SITES = ("mlp.hook_post", "mlp.hook_pre")
+
+
+def _as_neurons(neurons: Any) -> dict[int, list[int]]:
+    """{layer: [indices]} or [(layer, index)] -> sorted {layer: [indices]}, validated."""
+    if isinstance(neurons, Mapping):
+        items = [(as_layer(k, "neuron layer"), v) for k, v in neurons.items()]
+        out: dict[int, list[int]] = {}
+        for layer, idx in items:
+            if isinstance(idx, Tensor):
+                idx = idx.tolist()
+            if isinstance(idx, int):
+                idx = [idx]
+            out[layer] = [as_layer(i, f"neuron index at layer {layer}") for i in idx]
+    elif isinstance(neurons, (str, bytes)) or not isinstance(neurons, Sequence | Tensor):
+        raise TypeError("neurons must be {layer: [indices]} or [(layer, index), ...]")
+    else:
+        out = {}
+        for pair in neurons.tolist() if isinstance(neurons, Tensor) else neurons:
+            if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                raise TypeError(f"neurons list items must be (layer, index) pairs, got {pair!r}")
+            layer = as_layer(pair[0], "neuron layer")
+            out.setdefault(layer, []).append(as_layer(pair[1], f"neuron index at layer {layer}"))
+    if not out or not any(out.values()):
+        raise ValueError("neurons is empty: nothing would be deactivated")
+    for layer, idx in out.items():
+        if not idx:
+            raise ValueError(f"neurons[{layer}] is empty")
+        if len(set(idx)) != len(idx):
+            raise ValueError(f"neurons[{layer}] has duplicate indices: {idx}")
+    return dict(sorted(out.items()))
+
+
+@register
+@dataclass(eq=False)
+class NeuronDeactivation:
+    """Overwrite chosen MLP neurons' activations (``[batch, pos, d_mlp]``) at chosen positions.
+
+    Args:
+        neurons: ``{layer: [indices]}`` or ``[(layer, index), ...]``.
+        value: ``"zero"``, one float for every neuron, or ``{layer: tensor}`` holding one value
+            per listed neuron of that layer (e.g. their means), in the order given.
+        positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
+        site: ``"mlp.hook_post"`` (default, the activation that multiplies the output weights)
+            or ``"mlp.hook_pre"`` (for gated MLPs, the gate pre-activation).
+
+    Example:
+        >>> import lens, torch
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> with lens.apply(model, NeuronDeactivation({1: [5, 17]})):
+        ...     logits = model(torch.tensor([[1, 2, 3]]))
+    """
+
+    neurons: dict[int, list[int]] | Sequence[tuple[int, int]]
+    value: str | float | dict[int, Tensor] = "zero"
+    positions: Positions = "all"
+    site: str = "mlp.hook_post"
+
+    def __post_init__(self) -> None:
+        self.neurons = _as_neurons(self.neurons)
+        if isinstance(self.value, str):
+            if self.value != "zero":
+                raise ValueError(
+                    f"value must be 'zero', a float or {{layer: tensor}}, got {self.value!r}"
+                )
+        elif isinstance(self.value, Mapping):
+            values = {as_layer(k, "value layer"): v for k, v in self.value.items()}
+            if set(values) != set(self.neurons):
+                raise ValueError(
+                    f"value has layers {sorted(values)}, neurons have layers {sorted(self.neurons)}"
+                )
+            self.value = {
+                layer: as_vector(values[layer], f"value[{layer}]", len(idx))
+                for layer, idx in self.neurons.items()
+            }
+        else:
+            self.value = finite_float(self.value, "value")
+        self.positions = validate_positions(self.positions)
+        if self.site not in NEURON_SITES:
+            raise ValueError(f"site must be one of {list(NEURON_SITES)}, got {self.site!r}")
+
+    def hooks(self, model: Any) -> list[HookPair]:
+        check_layers(list(self.neurons), model, "NeuronDeactivation")
+        width = int(model.cfg.d_mlp)
+        for layer, idx in self.neurons.items():
+            bad = [i for i in idx if i >= width]
+            if bad:
+                raise ValueError(
+                    f"NeuronDeactivation: neurons {bad} at layer {layer} out of range; "
+                    f"this model has neurons 0..{width - 1}"
+                )
+        return [(f"blocks.{layer}.{self.site}", self._hook(layer, model)) for layer in self.neurons]
+
+    def _hook(self, layer: int, model: Any) -> Any:
+        index = torch.tensor(self.neurons[layer], dtype=torch.long)
+        value = self.value
+
+        def edit(act: Tensor) -> Tensor:
+            if isinstance(value, str):  # "zero"
+                new: Any = 0.0
+            elif isinstance(value, dict):
+                new = value[layer].to(act.device, act.dtype)
+            else:
+                new = value
+            out = act.clone()
+            out[..., index.to(act.device)] = new
+            return out
+
+        return at_positions(self.positions, model, edit)
+
+    def to_dict(self) -> dict[str, Any]:
+        if isinstance(self.value, dict):
+            value: Any = {"per_neuron": {str(k): tensor_to_json(v) for k, v in self.value.items()}}
+        else:
+            value = self.value
+        return {
+            "type": type(self).__name__,
+            "neurons": {str(k): list(v) for k, v in self.neurons.items()},
+            "value": value,
+            "positions": positions_to_json(self.positions),
+            "site": self.site,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> NeuronDeactivation:
+        value = spec["value"]
+        if isinstance(value, dict):
+            value = {int(k): tensor_from_json(v) for k, v in value["per_neuron"].items()}
+        return cls(
+            {int(k): v for k, v in spec["neurons"].items()},
+            value=value,
+            positions=positions_from_json(spec["positions"]),
+            site=spec["site"],
+        )

@@ -1,0 +1,153 @@
+"""Bad input for every constructor and at install: a clear error and no hook left behind."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import lens
+from interventions import (
+    ActivationAddition,
+    DirectionAblation,
+    LinearShortcut,
+    NeuronDeactivation,
+    from_dict,
+    orthogonalize,
+)
+
+V = torch.ones(64)
+
+CONSTRUCTOR_ERRORS = [
+    (lambda: NeuronDeactivation({}), "empty"),
+    (lambda: NeuronDeactivation([]), "empty"),
+    (lambda: NeuronDeactivation({1: []}), "empty"),
+    (lambda: NeuronDeactivation({-1: [0]}), ">= 0"),
+    (lambda: NeuronDeactivation({1: [-3]}), ">= 0"),
+    (lambda: NeuronDeactivation({1: [2, 2]}), "duplicate"),
+    (lambda: NeuronDeactivation([(1, 2, 3)]), "pairs"),
+    (lambda: NeuronDeactivation("abc"), "neurons must be"),
+    (lambda: NeuronDeactivation({1: [0]}, value="mean"), "value must be"),
+    (lambda: NeuronDeactivation({1: [0]}, value=math.nan), "finite"),
+    (lambda: NeuronDeactivation({1: [0, 1]}, value={1: torch.zeros(3)}), "length 3"),
+    (lambda: NeuronDeactivation({1: [0]}, value={2: torch.zeros(1)}), "layers"),
+    (lambda: NeuronDeactivation({1: [0]}, value={1: torch.tensor([math.nan])}), "NaN"),
+    (lambda: NeuronDeactivation({1: [0]}, positions="first"), "positions"),
+    (lambda: NeuronDeactivation({1: [0]}, positions=[]), "empty"),
+    (lambda: NeuronDeactivation({1: [0]}, site="hook_resid_pre"), "site"),
+    (lambda: DirectionAblation(torch.zeros(64)), "zero norm"),
+    (lambda: DirectionAblation(torch.full((64,), math.nan)), "NaN"),
+    (lambda: DirectionAblation(torch.ones(2, 64)), "1-D"),
+    (lambda: DirectionAblation(torch.ones(0)), "empty"),
+    (lambda: DirectionAblation({}), "empty"),
+    (lambda: DirectionAblation({0: V, 1: torch.ones(32)}), "differ"),
+    (lambda: DirectionAblation({0: V}, layers=[1]), "no direction"),
+    (lambda: DirectionAblation(V, layers=[]), "empty"),
+    (lambda: DirectionAblation(V, layers=[1, 1]), "duplicates"),
+    (lambda: DirectionAblation(V, layers="some"), "layers"),
+    (lambda: DirectionAblation(V, sites=()), "empty"),
+    (lambda: DirectionAblation(V, sites=("hook_resid_mid",)), "sites must be"),
+    (lambda: DirectionAblation(V, positions="middle"), "positions"),
+    (lambda: DirectionAblation("north"), "tensor"),
+    (lambda: ActivationAddition(torch.ones(3, 3), 0), "1-D"),
+    (lambda: ActivationAddition(torch.tensor([1.0, math.inf]), 0), "NaN or inf"),
+    (lambda: ActivationAddition(V, -1), ">= 0"),
+    (lambda: ActivationAddition(V, 1.5), "integer"),
+    (lambda: ActivationAddition(V, 0, coeff=math.nan), "finite"),
+    (lambda: ActivationAddition(V, 0, coeff="big"), "number"),
+    (lambda: ActivationAddition(V, 0, site="mlp.hook_post"), "site"),
+    (lambda: LinearShortcut(torch.eye(64), torch.zeros(64), 2, 1), "dst_layer"),
+    (lambda: LinearShortcut(torch.ones(64, 32), torch.zeros(64), 0, 1), "square"),
+    (lambda: LinearShortcut(torch.eye(64), torch.zeros(32), 0, 1), "bias"),
+    (lambda: LinearShortcut(torch.eye(64) * math.nan, torch.zeros(64), 0, 1), "NaN"),
+    (lambda: LinearShortcut(torch.eye(64), torch.zeros(64), 0, 1, beta=math.inf), "finite"),
+    (lambda: from_dict({"type": "Nope"}), "unknown intervention"),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_model():
+    """One model for the many constructor cases (constructors never touch a model)."""
+    return lens.load_model(lens.tiny_config("gpt2"))
+
+
+@pytest.mark.parametrize("make,match", CONSTRUCTOR_ERRORS)
+def test_constructor_errors(shared_model, make, match):
+    before = lens.count_hooks(shared_model)
+    with pytest.raises((ValueError, TypeError), match=match):
+        make()
+    assert lens.count_hooks(shared_model) == before
+
+
+INSTALL_ERRORS = [
+    (lambda: NeuronDeactivation({3: [0]}), "layers 0..2"),
+    (lambda: NeuronDeactivation({1: [5, 128]}), "neurons 0..127"),
+    (lambda: DirectionAblation(torch.ones(32)), "d_model=64"),
+    (lambda: DirectionAblation(V, layers=[0, 7]), "layers 0..2"),
+    (lambda: DirectionAblation({5: V}), "layers 0..2"),
+    (lambda: ActivationAddition(V, 3), "layers 0..2"),
+    (lambda: ActivationAddition(torch.ones(65), 0), "d_model=64"),
+    (lambda: LinearShortcut(torch.eye(64), torch.zeros(64), 1, 4), "layers 0..2"),
+    (lambda: LinearShortcut(torch.eye(32), torch.zeros(32), 0, 1), "d_model=64"),
+]
+
+
+@pytest.mark.parametrize("make,match", INSTALL_ERRORS)
+def test_install_errors_leave_no_hook(native_model, make, match):
+    model = native_model
+    before = lens.count_hooks(model)
+    good = DirectionAblation(V)  # valid, listed first: must not stay installed either
+    with pytest.raises(ValueError, match=match):
+        lens.apply(model, good, make())
+    assert lens.count_hooks(model) == before
+    tokens = torch.tensor([[1, 2, 3]])
+    clean = model(tokens)
+    with lens.apply(model, good):  # the model still works and is clean afterwards
+        model(tokens)
+    assert torch.equal(model(tokens), clean)
+
+
+@pytest.mark.parametrize(
+    "direction,match",
+    [(torch.zeros(64), "zero norm"), (torch.ones(63), "d_model=64"), (V * math.nan, "NaN")],
+)
+def test_orthogonalize_bad_direction_changes_nothing(native_model, direction, match):
+    before = {n: p.detach().clone() for n, p in native_model.named_parameters()}
+    with pytest.raises(ValueError, match=match):
+        orthogonalize(native_model, direction)
+    after = dict(native_model.named_parameters())
+    assert all(torch.equal(before[n], after[n]) for n in before)
+
+
+FIT_ERRORS = [
+    (dict(src_layer=0, method="svd"), "method"),
+    (dict(src_layer=0, positions="first"), "positions"),
+    (dict(src_layer=2, dst_layer=1), "dst_layer"),
+    (dict(src_layer=0, dst_layer=3), "layers 0..2"),
+    (dict(src_layer=-1), ">= 0"),
+    (dict(src_layer=0, method="lstsq", ridge=-1.0), "ridge"),
+]
+
+
+@pytest.mark.parametrize("kwargs,match", FIT_ERRORS)
+def test_fit_errors(native_model, kwargs, match):
+    before = lens.count_hooks(native_model)
+    with pytest.raises(ValueError, match=match):
+        LinearShortcut.fit(native_model, [[1, 2, 3]], progress=False, **kwargs)
+    assert lens.count_hooks(native_model) == before
+
+
+def test_fit_empty_prompts(native_model):
+    with pytest.raises(ValueError, match="no prompts"):
+        LinearShortcut.fit(native_model, [], 0, progress=False)
+
+
+def test_fit_failure_inside_forward_leaves_no_hook(native_model):
+    model = native_model
+    before = lens.count_hooks(model)
+    with pytest.raises(IndexError):  # token id beyond the vocabulary
+        LinearShortcut.fit(model, [[1, 2, 10_000]], 0, method="jacobian", progress=False)
+    with pytest.raises(IndexError):
+        LinearShortcut.fit(model, [[1, 2, 10_000]], 0, method="lstsq", progress=False)
+    assert lens.count_hooks(model) == before
