@@ -55,9 +55,31 @@ class NoOp:
         ]
 
 
-def measure(shape: str, dims: dict[str, int], rounds: int) -> list[dict[str, Any]]:
-    model = lens.load_model(lens.tiny_config("llama", **dims))
-    tokens = torch.randint(0, dims["d_vocab"], (8, 64), generator=torch.Generator().manual_seed(0))
+def _model(name: str) -> Any:
+    """A model by scale name: random bridges of fixed shapes, the organism, real SmolLM2."""
+    if name in SHAPES:
+        return lens.load_model(lens.tiny_config("llama", **SHAPES[name]))
+    return lens.load_model(name)
+
+
+def available_models(quick: bool) -> list[str]:
+    from lens import smollm2
+    from lens.organism import SHIPPED
+
+    names = ["stories260k-sized"]
+    if (SHIPPED / "config.json").is_file():
+        names.append("organism")
+    if not quick:
+        names.append("smollm2-135m-shaped")
+        if smollm2.available():
+            names.append("smollm2-135m-instruct")
+    return names
+
+
+def measure(name: str, rounds: int) -> list[dict[str, Any]]:
+    model = _model(name)
+    vocab = model.cfg.d_vocab
+    tokens = torch.randint(3, vocab, (8, 64), generator=torch.Generator().manual_seed(0))
     noop = NoOp(("hook_resid_post", "mlp.hook_post"))
 
     @torch.no_grad()
@@ -71,13 +93,12 @@ def measure(shape: str, dims: dict[str, int], rounds: int) -> list[dict[str, Any
 
     cases = {"plain forward": plain, "lens.apply no-op x2/layer": hooked}
     rows = interleaved(cases, baseline="plain forward", rounds=rounds)
-    return [{"suite": "hook_overhead", "model": shape, "target": "<= 1.02x", **r} for r in rows]
+    return [{"suite": "hook_overhead", "model": name, "target": "<= 1.02x", **r} for r in rows]
 
 
 def run(quick: bool = False) -> list[dict[str, Any]]:
-    """Rows for both model shapes (only the small one when quick), batch 8 x 64."""
-    shapes = ["stories260k-sized"] if quick else list(SHAPES)
-    return [row for s in shapes for row in measure(s, SHAPES[s], 5 if quick else 15)]
+    """Rows per model scale, batch 8 x 64 (random bridges, organism, SmolLM2 when present)."""
+    return [row for m in available_models(quick) for row in measure(m, 5 if quick else 15)]
 
 
 def main() -> None:

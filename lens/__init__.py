@@ -9,22 +9,34 @@ Public API (stable names; see README.md)::
     b = lens.tokens.batch(model, prompts, padding_side="left")
 """
 
-from lens import generate, models, tokens
+from lens import finders, generate, models, organism, stats, tokens
+from lens.collect import CollectResult, collect
 from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
+from lens.logit_lens import logit_lens
+from lens.logit_lens_result import LogitLensResult
 from lens.models import ModelLoadError, load_model, tiny_config
+from lens.token_sets import token_sets
 
 __all__ = [
+    "CollectResult",
     "HookHandle",
+    "LogitLensResult",
     "ModelLoadError",
     "Probe",
     "apply",
+    "collect",
     "count_hooks",
+    "finders",
     "generate",
     "hook_points",
     "load_model",
+    "logit_lens",
     "models",
+    "organism",
     "resolve_hook",
+    "stats",
     "tiny_config",
+    "token_sets",
     "tokens",
 ]
 __version__ = "0.1.0"

@@ -9,6 +9,10 @@ import sys
 
 COMMANDS = [
     "lens.cli.info",
+    "lens.cli.organism",
+    "lens.cli.lens_cmd",
+    "lens.cli.study",
+    "lens.cli.bench",
 ]
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from lens.organism.corpus import DocumentSampler
+from lens.organism.documents import DocumentSampler
 from lens.organism.evaluate import hf_logits_fn, measure, summary_line
 from lens.organism.tokenizer import build_tokenizer
 from lens.organism.world import World, build_world

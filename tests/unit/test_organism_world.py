@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from lens.organism import prompts as P
-from lens.organism.corpus import DocumentSampler
+from lens.organism.documents import DocumentSampler
 from lens.organism.tokenizer import build_tokenizer
 from lens.organism.world import World, build_world
 

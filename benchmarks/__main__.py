@@ -1,0 +1,100 @@
+"""``python -m benchmarks [SUITE ...] [--quick] [--out DIR]`` (also ``lens bench``).
+
+Writes results.json (machine info + every row), results.md (one table per suite) and
+ratios.png (a bar chart of the median ratios with min-max whiskers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from benchmarks.harness import machine_info, markdown_table
+from benchmarks.suites import SUITES, run_suites
+
+COLUMNS = [
+    "model",
+    "case",
+    "ratio_median",
+    "ratio_min",
+    "ratio_max",
+    "seconds_median",
+    "peak_mb",
+    "target",
+]
+
+
+def plot_ratios(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if isinstance(r.get("ratio_median"), (int, float))]
+    if not rows:
+        return
+    labels = [f"{r['suite']}: {r.get('model', '')} {r['case']}"[:70] for r in rows]
+    med = [r["ratio_median"] for r in rows]
+    lo = [r["ratio_median"] - r.get("ratio_min", r["ratio_median"]) for r in rows]
+    hi = [r.get("ratio_max", r["ratio_median"]) - r["ratio_median"] for r in rows]
+    fig, ax = plt.subplots(figsize=(10, 0.32 * len(rows) + 1.5))
+    ax.barh(range(len(rows)), med, xerr=[lo, hi], color="tab:blue", alpha=0.8)
+    ax.axvline(1.0, color="black", lw=0.8)
+    ax.set_yticks(range(len(rows)), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xscale("log")
+    ax.set_xlabel("time ratio to the suite's baseline (median, min-max), log scale")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="lens bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "suites", nargs="*", metavar="SUITE", help=f"any of {list(SUITES)} (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="small shapes, few rounds (<2 min)")
+    parser.add_argument("--out", default="bench-results", help="output folder")
+    args = parser.parse_args(argv)
+    names = args.suites or list(SUITES)
+    unknown = [n for n in names if n not in SUITES]
+    if unknown:
+        parser.error(f"unknown suites {unknown}; valid: {list(SUITES)}")
+    import torch
+
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    results = run_suites(names, quick=args.quick)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = machine_info()
+    all_rows = [r for rows in results.values() for r in rows]
+    payload = {
+        "machine": info,
+        "quick": args.quick,
+        "seconds": time.perf_counter() - start,
+        "rows": all_rows,
+    }
+    (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
+    parts = [f"# lens bench ({'quick' if args.quick else 'full'})", "", f"Machine: {info}", ""]
+    for name, rows in results.items():
+        parts += [f"## {name} — {SUITES[name][2]}", ""]
+        if rows and "skipped" in rows[0]:
+            parts += [f"skipped: {rows[0]['skipped']}", ""]
+            continue
+        parts += [markdown_table(rows, COLUMNS), ""]
+    (out / "results.md").write_text("\n".join(parts))
+    plot_ratios(all_rows, out / "ratios.png")
+    print("\n".join(parts))
+    print(f"wrote {out}/results.json, results.md, ratios.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The suite registry: name -> (module with ``run(quick) -> rows``, row filter, description).
+
+One module may feed several suites (its rows split by a filter); it runs once per invocation.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, Any]
+
+
+def _has(word: str) -> Callable[[Row], bool]:
+    return lambda row: word in str(row.get("case", "")).lower()
+
+
+def _lacks(word: str) -> Callable[[Row], bool]:
+    return lambda row: word not in str(row.get("case", "")).lower()
+
+
+SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
+    "hooks": ("benchmarks.hook_overhead", None, "lens.apply no-op on every layer vs plain forward"),
+    "interventions": (
+        "benchmarks.intervention_overhead",
+        _lacks("shortcut"),
+        "each intervention at every layer, and orthogonalised weights",
+    ),
+    "logit_lens": (
+        "benchmarks.logit_lens",
+        None,
+        "logit lens vs the TransformerLens cache path: time and peak memory",
+    ),
+    "stats": (
+        "benchmarks.stats_throughput",
+        _lacks("process"),
+        "lens.collect throughput vs plain forward; peak memory at 1x/4x/8x corpus",
+    ),
+    "shortcut": (
+        "benchmarks.intervention_overhead",
+        _has("shortcut"),
+        "linear-shortcut speedup when skipping k of L layers",
+    ),
+    "distributed": (
+        "benchmarks.stats_throughput",
+        _has("process"),
+        "1 vs 2 torch.distributed processes for statistics",
+    ),
+    "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
+}
+
+
+def run_suites(names: list[str], quick: bool) -> dict[str, list[Row]]:
+    """Rows per suite; a module shared by two suites runs once."""
+    cache: dict[str, list[Row]] = {}
+    out: dict[str, list[Row]] = {}
+    for name in names:
+        module_name, keep, _ = SUITES[name]
+        if module_name not in cache:
+            module = importlib.import_module(module_name)
+            cache[module_name] = module.run(quick=quick)
+        rows = [r for r in cache[module_name] if keep is None or keep(r)]
+        out[name] = [{**r, "suite": name} for r in rows]
+    return out

@@ -1,0 +1,152 @@
+"""``lens lens SOURCE "prompt"``: the logit lens of one prompt, as a table and plots.
+
+Prints one line per layer for the prompt's last token (top-1 and its probability, entropy,
+the target's probability and rank, the top-k), and with ``--out DIR`` saves the result
+(JSON + npz) and writes ``grid.png`` (top-1 token per layer and position) and, when a target
+is given, ``mass.png``.
+
+Random sources (``random:llama``, ``random:gpt2``) have no tokenizer; they get a byte-level
+one (UTF-8 bytes are ids 0..255, id 256 is BOS), which fits their 257-token vocabulary.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as token ids 0..255 and BOS = 256 (for random models without a tokenizer).
+
+    Example:
+        >>> tok = ByteTokenizer()
+        >>> tok.encode("hé", add_special_tokens=False), tok.decode([104, 195, 169])
+        ([104, 195, 169], 'hé')
+    """
+
+    bos_token_id = 256
+    eos_token_id = None
+    pad_token_id = None
+
+    def __len__(self) -> int:
+        return 257
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids = list(text.encode("utf-8"))
+        return [self.bos_token_id, *ids] if add_special_tokens else ids
+
+    def decode(self, ids: Any, skip_special_tokens: bool = False) -> str:
+        ids = [int(i) for i in ids]
+        text = bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+        return text if skip_special_tokens or 256 not in ids else "<s>" + text
+
+    def __call__(
+        self,
+        texts: list[str],
+        add_special_tokens: bool = False,
+        return_offsets_mapping: bool = False,
+    ) -> dict[str, list]:
+        ids, offsets = [], []
+        for text in texts:
+            row, spans = [], []
+            for i, char in enumerate(text):
+                encoded = char.encode("utf-8")
+                row.extend(encoded)
+                spans.extend([(i, i + 1)] * len(encoded))
+            ids.append(row)
+            offsets.append(spans)
+        out: dict[str, list] = {"input_ids": ids}
+        if return_offsets_mapping:
+            out["offset_mapping"] = offsets
+        return out
+
+
+def load_source(source: str) -> Any:
+    """``lens.load_model`` of a CLI source; ``random:FAMILY`` gets a :class:`ByteTokenizer`."""
+    import lens
+
+    if source.startswith("random:"):
+        model = lens.load_model(lens.tiny_config(source.split(":", 1)[1]))
+        model.tokenizer = ByteTokenizer()  # boot_native accepts only HF tokenizers
+        return model
+    return lens.load_model(source)
+
+
+def format_table(result: Any, row: int = 0, position: int = -1, shown_k: int = 10) -> str:
+    """One line per layer for prompt ``row`` at decoded position ``position``."""
+    has_target = result.target_probs is not None
+    head = f"{'layer':>5}  {'top-1':<14} {'p':>6} {'entropy':>7}"
+    if has_target:
+        head += f"  {'p(target)':>9} {'rank':>6}"
+    lines = [head + "  top-k"]
+    for i, layer in enumerate(result.layers):
+        ids = result.top_ids[i, row, position]
+        probs = result.top_probs[i, row, position]
+        top1 = repr(result.token_str(ids[0]))
+        if len(top1) > 14:
+            top1 = top1[:13] + "\u2026"
+        line = f"{layer:>5}  {top1:<14} {probs[0]:>6.3f} {result.entropy[i, row, position]:>7.3f}"
+        if has_target:
+            line += (
+                f"  {result.target_probs[i, row, position]:>9.4f}"
+                f" {result.target_ranks[i, row, position]:>6d}"
+            )
+        others = " ".join(repr(result.token_str(t)) for t in ids[1:shown_k])
+        lines.append(f"{line}  {others[:70]}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    import lens
+
+    model = load_source(args.source)
+    targets = [args.target] if args.target is not None else None
+    result = lens.logit_lens(
+        model,
+        [args.prompt],
+        positions="all",
+        top_k=args.top_k,
+        targets=targets,
+        site=args.site,
+        norm=args.norm,
+    )
+    last = int(result.valid[0].nonzero()[0][-1])
+    print(
+        f"{result.model}\nprompt tokens: {result.valid[0].sum()}  last token: "
+        f"{result.token_str(result.input_ids[0, last])!r}  site: {result.site}"
+    )
+    if targets is not None:
+        first = result.token_str(result.target_ids[0])
+        print(f"target: {first!r} (first token of {args.target!r})")
+        if not first.strip():
+            print(
+                "note: that token is whitespace only; SentencePiece tokenizers mark the space "
+                "themselves, so try the target without its leading space"
+            )
+    print(format_table(result, 0, last, args.top_k))
+    if args.out:
+        out = Path(args.out)
+        result.save(out)
+        written = [result.plot_grid(out / "grid.png")]
+        if targets is not None:
+            written.append(result.plot_mass(out / "mass.png", row=0, position=last))
+        print(f"saved result.json, arrays.npz and {', '.join(p.name for p in written)} in {out}")
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("lens", help="logit lens of a prompt: per-layer top tokens, plots")
+    p.add_argument(
+        "source",
+        help="organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2",
+    )
+    p.add_argument("prompt", help="the prompt text")
+    p.add_argument("--top-k", type=int, default=10, help="top tokens per layer (default 10)")
+    p.add_argument(
+        "--target", default=None, help="target string; its first token is tracked (e.g. ' Paris')"
+    )
+    p.add_argument("--site", default="resid_post", choices=["resid_post", "resid_pre", "resid_mid"])
+    p.add_argument("--norm", default="recompute", choices=["recompute", "none"])
+    p.add_argument("--out", default=None, help="folder for result.json, arrays.npz and plots")
+    p.set_defaults(func=run)

@@ -1,0 +1,199 @@
+"""LogitLensResult: what :func:`lens.logit_lens` returns, with named dims, JSON + npz I/O, plots.
+
+Arrays are numpy, on the CPU. Their dimension names are listed in ``LogitLensResult.DIMS``:
+``layer`` (the decoded layers, ``result.layers``), ``batch`` (prompts), ``position`` (the
+decoded positions, ``result.positions`` gives their index in the padded row), ``k`` (top-k)
+and ``category``. Entries at padded positions (``valid`` False) hold -1 (ids, ranks) or NaN.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+_ARRAYS = (
+    "layers",
+    "positions",
+    "valid",
+    "input_ids",
+    "top_ids",
+    "top_probs",
+    "entropy",
+    "target_ids",
+    "target_probs",
+    "target_ranks",
+    "category_mass",
+)
+
+
+@dataclass
+class LogitLensResult:
+    """Per-layer decodings of the residual stream (see ``DIMS`` for every array's dims).
+
+    Attributes:
+        layers: decoded layer indices. ``[layer]``
+        site: ``"resid_post"``, ``"resid_pre"`` or ``"resid_mid"``.
+        norm: ``"recompute"`` (final norm with statistics of each vector) or ``"none"``.
+        positions: index of each decoded position in the padded row, -1 if none.
+            ``[batch, position]``
+        valid: whether that position holds a real token. ``[batch, position]``
+        input_ids: the input token at that position (-1 where invalid). ``[batch, position]``
+        top_ids, top_probs: the top-k tokens and their probabilities.
+            ``[layer, batch, position, k]``
+        entropy: entropy of the decoded distribution, in nats. ``[layer, batch, position]``
+        target_ids: the target token of each prompt, or None. ``[batch]``
+        target_probs, target_ranks: the target's probability and rank (0 = top-1; the number
+            of tokens strictly more probable), or None. ``[layer, batch, position]``
+        category_names: names of the token categories (order of the last dim of the mass).
+        category_mass: probability mass of each category, or None.
+            ``[layer, batch, position, category]``
+        token_strings: decoded text of every token id that appears in the arrays above.
+        prompts: the prompts as given (text), or None for token-id input.
+        model: a short description of the model.
+    """
+
+    layers: np.ndarray
+    site: str
+    norm: str
+    positions: np.ndarray
+    valid: np.ndarray
+    input_ids: np.ndarray
+    top_ids: np.ndarray
+    top_probs: np.ndarray
+    entropy: np.ndarray
+    target_ids: np.ndarray | None = None
+    target_probs: np.ndarray | None = None
+    target_ranks: np.ndarray | None = None
+    category_names: list[str] = field(default_factory=list)
+    category_mass: np.ndarray | None = None
+    token_strings: dict[int, str] = field(default_factory=dict)
+    prompts: list[str] | None = None
+    model: str = ""
+
+    DIMS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "layers": ("layer",),
+        "positions": ("batch", "position"),
+        "valid": ("batch", "position"),
+        "input_ids": ("batch", "position"),
+        "top_ids": ("layer", "batch", "position", "k"),
+        "top_probs": ("layer", "batch", "position", "k"),
+        "entropy": ("layer", "batch", "position"),
+        "target_ids": ("batch",),
+        "target_probs": ("layer", "batch", "position"),
+        "target_ranks": ("layer", "batch", "position"),
+        "category_mass": ("layer", "batch", "position", "category"),
+    }
+
+    @property
+    def shape(self) -> dict[str, int]:
+        """Size of every named dimension."""
+        n_layer, n_batch, n_pos, k = self.top_ids.shape
+        return {
+            "layer": n_layer,
+            "batch": n_batch,
+            "position": n_pos,
+            "k": k,
+            "category": len(self.category_names),
+        }
+
+    def token_str(self, token_id: int) -> str:
+        """Decoded text of a token id (``#id`` for -1 or an unknown id)."""
+        return self.token_strings.get(int(token_id), f"#{int(token_id)}")
+
+    @property
+    def top_strings(self) -> np.ndarray:
+        """``top_ids`` as decoded strings (object array). ``[layer, batch, position, k]``"""
+        lookup = np.vectorize(self.token_str, otypes=[object])
+        return lookup(self.top_ids) if self.top_ids.size else self.top_ids.astype(object)
+
+    def input_strings(self, row: int = 0) -> list[str]:
+        """Decoded input tokens of prompt ``row`` at the decoded positions."""
+        return [self.token_str(t) for t in self.input_ids[row]]
+
+    def layer_index(self, layer: int) -> int:
+        """Index along the ``layer`` dim of model layer ``layer``."""
+        hits = np.flatnonzero(self.layers == layer)
+        if not hits.size:
+            raise KeyError(f"layer {layer} was not decoded; decoded: {self.layers.tolist()}")
+        return int(hits[0])
+
+    # ------------------------------------------------------------------ I/O
+
+    def _meta(self) -> dict[str, Any]:
+        return {
+            "site": self.site,
+            "norm": self.norm,
+            "category_names": list(self.category_names),
+            "token_strings": {str(k): v for k, v in self.token_strings.items()},
+            "prompts": self.prompts,
+            "model": self.model,
+            "dims": {k: list(v) for k, v in self.DIMS.items()},
+            "shape": self.shape,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of everything: arrays as nested lists, NaN (padding) as None."""
+        out = self._meta()
+        for name in _ARRAYS:
+            out[name] = _json_list(getattr(self, name))
+        return out
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``result.json`` (metadata, dims, token strings) and ``arrays.npz``.
+
+        Example:
+            >>> import lens, tempfile
+            >>> model = lens.load_model(lens.tiny_config("llama"))
+            >>> res = lens.logit_lens(model, [[1, 2, 3]], top_k=3)
+            >>> back = lens.LogitLensResult.load(res.save(tempfile.mkdtemp()))
+            >>> bool((back.top_ids == res.top_ids).all())
+            True
+        """
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays = {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
+        np.savez(directory / "arrays.npz", **arrays)
+        (directory / "result.json").write_text(json.dumps(self._meta(), indent=1))
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> LogitLensResult:
+        """Read a result written by :meth:`save` (no pickle involved)."""
+        directory = Path(directory)
+        meta = json.loads((directory / "result.json").read_text())
+        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
+            arrays = {n: npz[n] for n in _ARRAYS if n in npz.files}
+        names = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in meta.items() if k in names}
+        kwargs["token_strings"] = {int(k): v for k, v in meta["token_strings"].items()}
+        return cls(**kwargs, **arrays)
+
+    # ------------------------------------------------------------------ plots
+
+    def plot_grid(self, path: str | Path, row: int = 0, *, max_chars: int = 8) -> Path:
+        """Layers x positions grid of the top-1 token, coloured by its probability (PNG)."""
+        from lens.plots.logit_lens import plot_grid
+
+        return plot_grid(self, path, row=row, max_chars=max_chars)
+
+    def plot_mass(self, path: str | Path, row: int | None = None, position: int = -1) -> Path:
+        """Per-layer curves of the target probability and category masses (PNG).
+
+        ``row=None`` plots the mean over prompts (with a min-max band); ``position`` indexes
+        the ``position`` dim (default: the last decoded position).
+        """
+        from lens.plots.logit_lens import plot_mass
+
+        return plot_mass(self, path, row=row, position=position)
+
+
+def _json_list(value: np.ndarray | None) -> list | None:
+    if value is None:
+        return None
+    if value.dtype.kind == "f" and np.isnan(value).any():
+        return np.where(np.isnan(value), None, value.astype(object)).tolist()
+    return value.tolist()

@@ -1,0 +1,147 @@
+"""What every study shares: a JSON-loadable config, and a Result that saves results.json,
+report.md and PNG plots, and loads back.
+
+A study module defines ``Config`` (a dataclass subclassing :class:`StudyConfig`), ``Result``
+(subclassing :class:`StudyResult`, implementing ``report_body()`` and ``plots(dir)``) and
+``run(model, config) -> Result``, then registers itself with :func:`register_study`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+STUDIES: dict[str, Any] = {}  # name -> module with Config, Result, run
+
+
+def register_study(name: str, module: Any) -> None:
+    STUDIES[name] = module
+
+
+def jsonable(value: Any) -> Any:
+    """numpy/torch scalars and arrays -> plain Python; NaN/inf -> None (strict JSON)."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+@dataclass
+class StudyConfig:
+    """Base for study configs: defaults that work on the organism; loads from JSON."""
+
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> StudyConfig:
+        """Build from a dict; unknown keys are an error naming the valid ones."""
+        valid = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise ValueError(
+                f"unknown config keys {unknown} for {cls.__qualname__}; valid keys: {sorted(valid)}"
+            )
+        return cls(**values)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> StudyConfig:
+        values = json.loads(Path(path).read_text())
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: a config file must hold a JSON object")
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return jsonable(dataclasses.asdict(self))
+
+
+@dataclass
+class Finding:
+    """One qualitative claim of the paper, checked on this model with its numbers."""
+
+    claim: str
+    reproduced: bool
+    evidence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class StudyResult:
+    """Numbers of one study run. ``data`` is JSON-safe; subclasses add plots and prose."""
+
+    study: ClassVar[str] = "study"
+    title: ClassVar[str] = "Study"
+    config: dict[str, Any]
+    model: str
+    data: dict[str, Any]
+    findings: list[Finding] = field(default_factory=list)
+
+    def report_body(self) -> str:
+        """Plain-words explanation of the numbers (markdown)."""
+        return ""
+
+    def plots(self, out: Path) -> list[Path]:
+        """Write PNG plots into ``out``; return their paths."""
+        return []
+
+    def headline(self) -> str:
+        """One line for the index report."""
+        done = sum(f.reproduced for f in self.findings)
+        return f"{done}/{len(self.findings)} findings reproduce"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "study": self.study,
+            "model": self.model,
+            "config": self.config,
+            "data": jsonable(self.data),
+            "findings": [f.to_dict() for f in self.findings],
+        }
+
+    def save(self, out: str | Path) -> Path:
+        """Write results.json, the PNG plots and report.md into ``out``; return ``out``."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(self.to_dict(), indent=1))
+        plots = self.plots(out)
+        (out / "report.md").write_text(self.report(plots))
+        return out
+
+    def report(self, plots: list[Path]) -> str:
+        lines = [f"# {self.title}", "", f"Model: `{self.model}`", "", "## Findings", ""]
+        for f in self.findings:
+            mark = "reproduces" if f.reproduced else "does NOT reproduce"
+            lines.append(f"- **{mark}** — {f.claim} {f.evidence}")
+        body = self.report_body()
+        if body:
+            lines += ["", "## Details", "", body]
+        if plots:
+            lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
+        lines += ["", "## Config", "", "```json", json.dumps(self.config, indent=1), "```", ""]
+        return "\n".join(lines)
+
+    @staticmethod
+    def load(path: str | Path) -> StudyResult:
+        """Read a saved result back (as its study's Result class)."""
+        raw = json.loads((Path(path) / "results.json").read_text())
+        cls = STUDIES[raw["study"]].Result if raw["study"] in STUDIES else StudyResult
+        findings = [Finding(**f) for f in raw["findings"]]
+        return cls(config=raw["config"], model=raw["model"], data=raw["data"], findings=findings)

@@ -1,0 +1,471 @@
+"""fact_consistency: factual recall per language, cross-lingual consistency, over training, and
+with a linear shortcut over the last layers (arXiv 2504.04264, 2505.14824).
+
+* **Recall** of a fact in language ``L``: the model's greedy answer to the fact query in ``L``
+  is the gold object word. Every organism answer is one token, so the greedy continuation's
+  first token decides it, and that token is the argmax of the logits at the query's last
+  position: the study scores that argmax (one forward per batch; identical to the first
+  token of ``lens.generate``, which the integration test checks).
+* **Cross-lingual consistency** with the pivot: ``CLC(L) = |C_L ∩ C_pivot| / |C_L ∪ C_pivot|``
+  where ``C_L`` is the set of facts answered correctly in ``L``.
+* **Training dynamics**: the same on every saved checkpoint of the organism
+  (``lens.load_model("organism", checkpoint=step)``) and the final model.
+* **Linear shortcut**: for each layer ``l`` an affine map from ``blocks.l.hook_resid_post`` to
+  the last layer's residual (``interventions.LinearShortcut``, fitted on the queries of one
+  half of the facts, in every language) replaces layers ``l+1..``; recall and CLC on the other
+  half with the shortcut vs the full model.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lens.studies._organism_data import organism_world, word_ids
+from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
+
+
+@dataclass
+class Config(StudyConfig):
+    """What to measure.
+
+    Attributes:
+        scripts: languages/notations (None: all; the pivot is always included).
+        max_facts: facts evaluated (None: all; else sampled with ``seed``).
+        checkpoints: also measure the saved training checkpoints.
+        max_checkpoints: at most this many checkpoints, evenly spread, first and last kept
+            (None: all).
+        shortcut_layers: source layers of the linear shortcut (None: every layer before the
+            last; [] to skip the shortcut).
+        shortcut_method: ``"lstsq"`` (ridge regression) or ``"jacobian"`` (mean Jacobian).
+        shortcut_ridge: ridge penalty for ``"lstsq"`` (relative to the mean Gram eigenvalue).
+        fit_fraction: share of the facts whose queries (in every language) fit the shortcut;
+            the rest evaluate it (split with ``seed``).
+        batch_size: prompts per forward.
+        organism_folder: a trained organism folder (None: the shipped organism).
+    """
+
+    scripts: list[str] | None = None
+    max_facts: int | None = None
+    checkpoints: bool = True
+    max_checkpoints: int | None = None
+    shortcut_layers: list[int] | None = None
+    shortcut_method: str = "lstsq"
+    shortcut_ridge: float = 1e-3
+    fit_fraction: float = 0.5
+    batch_size: int = 256
+    organism_folder: str | None = None
+
+
+def quick_config() -> Config:
+    """Three scripts, 128 facts, two checkpoints, two shortcut layers (seconds)."""
+    return Config(
+        scripts=["en", "ka", "py"], max_facts=128, max_checkpoints=2, shortcut_layers=[1, 3]
+    )
+
+
+@dataclass
+class Result(StudyResult):
+    """``data["final"]``, each entry of ``data["training"]["points"]`` and of
+    ``data["shortcut"]["layers"]`` hold ``recall`` / ``clc`` per script and ``correct``: the
+    sorted fact indexes answered correctly per script (``C_L``), from which CLC is computed."""
+
+    study: ClassVar[str] = "fact_consistency"
+    title: ClassVar[str] = "Factual recall and cross-lingual consistency"
+
+    def headline(self) -> str:
+        f = self.data["final"]
+        parts = [
+            f"recall pivot {_num(f['recall'][self.data['pivot']])} vs others "
+            f"{_num(f['mean_recall_others'])}, mean CLC {_num(f['mean_clc'])}"
+        ]
+        tr = self.data.get("training")
+        if tr and len(tr["points"]) >= 2:
+            parts.append(
+                f"CLC over training {_num(tr['points'][0]['mean_clc'])} -> "
+                f"{_num(tr['points'][-1]['mean_clc'])}"
+            )
+        sc = self.data.get("shortcut")
+        if sc and sc["layers"]:
+            best = max(sc["layers"], key=lambda e: e["mean_recall"])
+            parts.append(
+                f"best shortcut L{best['layer']} keeps "
+                f"{100 * (best['recall_kept'] or 0.0):.0f}% of recall"
+            )
+        return "; ".join(parts)
+
+    def report_body(self) -> str:
+        from lens.studies.fact_consistency_report import report_body
+
+        return report_body(self.data)
+
+    def plots(self, out: Path) -> list[Path]:
+        from lens.studies.fact_consistency_report import plot_all
+
+        return plot_all(self.data, out)
+
+
+def clc(correct_l: set[int], correct_pivot: set[int]) -> float | None:
+    """``|C_L ∩ C_pivot| / |C_L ∪ C_pivot|`` (None when both sets are empty).
+
+    Example:
+        >>> clc({1, 2, 3}, {2, 3, 4})
+        0.5
+    """
+    union = correct_l | correct_pivot
+    return len(correct_l & correct_pivot) / len(union) if union else None
+
+
+def run(model: Any, config: Config) -> Result:
+    """Measure recall and CLC on the model, its checkpoints and with shortcuts.
+
+    Example:
+        >>> import lens
+        >>> from lens.studies import fact_consistency as fc
+        >>> model = lens.load_model("organism")                     # doctest: +SKIP
+        >>> fc.run(model, fc.quick_config()).save("out/fc")         # doctest: +SKIP
+    """
+    if not 0.0 < config.fit_fraction < 1.0:
+        raise ValueError(f"fit_fraction must be in (0, 1), got {config.fit_fraction}")
+    world = organism_world(model, config.organism_folder)
+    scripts = _scripts(world, config.scripts)
+    rng = random.Random(config.seed)
+    facts = list(range(len(world.facts)))
+    if config.max_facts is not None and config.max_facts < len(facts):
+        facts = sorted(rng.sample(facts, config.max_facts))
+    queries = _queries(world, scripts, set(facts))
+    data: dict[str, Any] = {
+        "pivot": world.pivot,
+        "scripts": scripts,
+        "facts": facts,
+        "n_layers": int(model.cfg.n_layers),
+        "heldout": {s: sorted(set(facts) & set(world.heldout.get(s, []))) for s in scripts},
+    }
+    final = _measure(model, queries, world, config.batch_size)
+    data["final"] = _strip(final)
+    if config.checkpoints:
+        data["training"] = _training(model, queries, world, config, data["final"])
+    layers = _shortcut_layers(model, config.shortcut_layers)
+    if layers:
+        data["shortcut"] = _shortcut_study(
+            model, queries, world, facts, layers, config, rng, final["_predictions"]
+        )
+    return Result(
+        config=config.to_dict(), model=_label(config), data=data, findings=_findings(data)
+    )
+
+
+# ---------------------------------------------------------------------- measuring
+
+
+def _scripts(world: Any, chosen: list[str] | None) -> list[str]:
+    if chosen is None:
+        return list(world.scripts)
+    bad = [s for s in chosen if s not in world.scripts]
+    if bad:
+        raise ValueError(f"unknown languages/notations {bad}; known: {world.scripts}")
+    return [world.pivot] + [s for s in dict.fromkeys(chosen) if s != world.pivot]
+
+
+def _queries(world: Any, scripts: list[str], facts: set[int]) -> dict[str, list[Any]]:
+    from lens.organism import fact_queries
+
+    return {s: [q for q in fact_queries(world, s) if q.fact_index in facts] for s in scripts}
+
+
+@torch.no_grad()
+def _predict_last(
+    model: Any, prompts: list[str], batch_size: int, logits_fn: Any = None
+) -> list[int]:
+    """Argmax id at each prompt's last real position (left-padded batches)."""
+    import lens
+
+    out: list[int] = []
+    for start in range(0, len(prompts), batch_size):
+        b = lens.tokens.batch(model, prompts[start : start + batch_size], padding_side="left")
+        logits = (
+            logits_fn(b)
+            if logits_fn is not None
+            else model(b.tokens, attention_mask=b.attention_mask)
+        )
+        rows = torch.arange(len(b), device=logits.device)
+        out += logits[rows, b.last_positions.to(logits.device)].argmax(-1).tolist()
+    return out
+
+
+def _measure(
+    model: Any,
+    queries: dict[str, list[Any]],
+    world: Any,
+    batch_size: int,
+    logits_fn: Any = None,
+    only: set[int] | None = None,
+    given: dict[str, dict[int, int]] | None = None,
+) -> dict[str, Any]:
+    """Recall (all / trained / held out), ``correct`` sets and CLC per script, on the facts
+    in ``only`` (None: all). ``given``: predictions already made (``{script: {fact: id}}``)."""
+    correct: dict[str, list[int]] = {}
+    recall: dict[str, float] = {}
+    split: dict[str, dict[str, float | None]] = {}
+    predictions: dict[str, dict[int, int]] = {}
+    for s, qs in queries.items():
+        qs = [q for q in qs if only is None or q.fact_index in only]
+        if given is not None:
+            pred = [given[s][q.fact_index] for q in qs]
+        else:
+            pred = _predict_last(model, [q.prompt for q in qs], batch_size, logits_fn)
+        gold = word_ids(model, [q.answer for q in qs])
+        hit = [p == g for p, g in zip(pred, gold)]
+        correct[s] = sorted(q.fact_index for q, h in zip(qs, hit) if h)
+        recall[s] = sum(hit) / len(hit) if hit else None
+        trained = [h for q, h in zip(qs, hit) if not q.heldout]
+        held = [h for q, h in zip(qs, hit) if q.heldout]
+        split[s] = {
+            "trained": sum(trained) / len(trained) if trained else None,
+            "heldout": sum(held) / len(held) if held else None,
+        }
+        predictions[s] = {q.fact_index: p for q, p in zip(qs, pred)}
+    pivot = world.pivot
+    clcs = {s: clc(set(correct[s]), set(correct[pivot])) for s in queries if s != pivot}
+    others = [recall[s] for s in queries if s != pivot and recall[s] is not None]
+    valid = [c for c in clcs.values() if c is not None]
+    return {
+        "recall": recall,
+        "recall_split": split,
+        "correct": correct,
+        "clc": clcs,
+        "mean_recall_others": float(np.mean(others)) if others else None,
+        "mean_clc": float(np.mean(valid)) if valid else None,
+        "_predictions": predictions,
+    }
+
+
+def _strip(m: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in m.items() if not k.startswith("_")}
+
+
+def _training(
+    model: Any, queries: dict[str, list[Any]], world: Any, config: Config, final: dict[str, Any]
+) -> dict[str, Any]:
+    """Recall and CLC of every saved checkpoint, then of the final model (``model``)."""
+    import lens
+    from lens import organism
+
+    try:
+        steps = organism.checkpoints(config.organism_folder)
+    except FileNotFoundError as exc:
+        return {"points": [], "note": f"no checkpoints: {exc}"}
+    steps = _spread(steps, config.max_checkpoints)
+    points = []
+    for step in tqdm(steps, desc="checkpoints", disable=not steps):
+        ckpt = lens.load_model(
+            "organism",
+            checkpoint=step,
+            folder=config.organism_folder,
+            device=next(model.parameters()).device,
+        )
+        m = _strip(_measure(ckpt, queries, world, config.batch_size))
+        points.append({"step": step, "label": f"step {step}", **m})
+        del ckpt
+    final_step = _final_step(config.organism_folder)
+    label = f"final (step {final_step})" if final_step is not None else "final"
+    x = final_step if final_step is not None else (steps[-1] + 1 if steps else 0)
+    points.append({"step": x, "label": label, **_strip(final)})
+    return {"points": points}
+
+
+def _spread(steps: list[int], n: int | None) -> list[int]:
+    """At most ``n`` of ``steps``, evenly spaced, first and last kept."""
+    if n is None or n >= len(steps):
+        return steps
+    if n < 1:
+        return []
+    picks = {round(i * (len(steps) - 1) / max(1, n - 1)) for i in range(n)}
+    return [steps[i] for i in sorted(picks)]
+
+
+def _final_step(folder: str | None) -> int | None:
+    """Training steps of the final model, from its ``train_log.jsonl`` (None if absent)."""
+    from lens import organism
+
+    try:
+        root = Path(folder) if folder else organism.shipped_path()
+        first = (root / "train_log.jsonl").read_text().splitlines()[0]
+        return int(json.loads(first)["steps"])
+    except (FileNotFoundError, IndexError, KeyError, ValueError):
+        return None
+
+
+def _shortcut_layers(model: Any, chosen: list[int] | None) -> list[int]:
+    last = int(model.cfg.n_layers) - 1
+    layers = list(range(last)) if chosen is None else list(chosen)
+    bad = [x for x in layers if not isinstance(x, int) or not 0 <= x < last]
+    if bad:
+        raise ValueError(
+            f"shortcut_layers must be layers 0..{last - 1} (before the last), got {bad}"
+        )
+    return layers
+
+
+def _shortcut_study(
+    model: Any,
+    queries: dict[str, list[Any]],
+    world: Any,
+    facts: list[int],
+    layers: list[int],
+    config: Config,
+    rng: random.Random,
+    full_predictions: dict[str, dict[int, int]],
+) -> dict[str, Any]:
+    from interventions import LinearShortcut
+
+    n_fit = max(1, round(config.fit_fraction * len(facts)))
+    fit = set(rng.sample(facts, n_fit))
+    held = set(facts) - fit
+    fit_prompts = [q.prompt for qs in queries.values() for q in qs if q.fact_index in fit]
+    full = _measure(model, queries, world, config.batch_size, only=held, given=full_predictions)
+    entries = []
+    for layer in tqdm(layers, desc="linear shortcuts"):
+        sc = LinearShortcut.fit(
+            model,
+            fit_prompts,
+            src_layer=layer,
+            method=config.shortcut_method,
+            ridge=config.shortcut_ridge,
+            batch_size=config.batch_size,
+            progress=False,
+        )
+
+        def via_shortcut(b: Any, sc: Any = sc) -> torch.Tensor:
+            return sc.predict(model, b)
+
+        m = _measure(model, queries, world, config.batch_size, logits_fn=via_shortcut, only=held)
+        ours, theirs = m["_predictions"], full["_predictions"]
+        same = [ours[s][i] == theirs[s][i] for s in queries for i in ours[s]]
+        entry = {"layer": layer, **_strip(m), "agreement": sum(same) / len(same)}
+        entry["mean_recall"] = _mean_all(m["recall"])
+        base = _mean_all(full["recall"])
+        entry["recall_kept"] = entry["mean_recall"] / base if base else None
+        entries.append(entry)
+    full_out = _strip(full)
+    full_out["mean_recall"] = _mean_all(full["recall"])
+    return {
+        "fit_facts": sorted(fit),
+        "eval_facts": sorted(held),
+        "n_fit_prompts": len(fit_prompts),
+        "method": config.shortcut_method,
+        "full": full_out,
+        "layers": entries,
+    }
+
+
+def _mean_all(recall: dict[str, float | None]) -> float:
+    vals = [v for v in recall.values() if v is not None]
+    return float(np.mean(vals)) if vals else 0.0
+
+
+def _label(config: Config) -> str:
+    return f"organism ({config.organism_folder})" if config.organism_folder else "organism"
+
+
+# ---------------------------------------------------------------------- findings
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"
+
+
+def _full_pivot_note(pivot_recall: float | None, pivot: str) -> str:
+    if pivot_recall != 1.0:
+        return ""
+    return (
+        f" (With {pivot} recall 1.00, C_{pivot} holds every fact, so CLC(L) equals the recall "
+        "in L.)"
+    )
+
+
+def _findings(data: dict[str, Any]) -> list[Finding]:
+    pivot, final = data["pivot"], data["final"]
+    others = [s for s in data["scripts"] if s != pivot]
+    out = []
+    if others:
+        rec = final["recall"]
+        lagging = [s for s in others if rec[s] < rec[pivot]]
+        split = final["recall_split"]
+        trained = ", ".join(
+            f"{s} {split[s]['trained']:.2f}" for s in others if split[s]["trained"] is not None
+        )
+        held = ", ".join(
+            f"{s} {split[s]['heldout']:.2f}" for s in others if split[s]["heldout"] is not None
+        )
+        trained_lag = sum(
+            split[s]["trained"] is not None and split[s]["trained"] < rec[pivot] for s in others
+        )
+        out.append(
+            Finding(
+                "Factual recall in every non-pivot language and notation lags the pivot.",
+                len(lagging) == len(others),
+                f"Recall (all {len(data['facts'])} facts): {pivot} {rec[pivot]:.2f}; "
+                + ", ".join(f"{s} {rec[s]:.2f}" for s in others)
+                + f" ({len(lagging)}/{len(others)} below the pivot). On facts trained in that "
+                f"language: {trained or 'n/a'}; on its held-out facts: {held or 'n/a'}. "
+                f"{trained_lag}/{len(others)} lag the pivot on their trained facts alone. "
+                f"CLC with {pivot}: "
+                + ", ".join(f"{s} {_num(final['clc'][s])}" for s in others)
+                + "."
+                + _full_pivot_note(rec[pivot], pivot),
+            )
+        )
+    points = data.get("training", {}).get("points", [])
+    if others and len(points) >= 2:
+        first, last = points[0], points[-1]
+        curve = ", ".join(f"{p['label']}: {_num(p['mean_clc'])}" for p in points)
+        rcurve = ", ".join(_num(p["mean_recall_others"]) for p in points)
+        out.append(
+            Finding(
+                "Cross-lingual consistency with the pivot rises over training.",
+                (last["mean_clc"] or 0.0) > (first["mean_clc"] or 0.0),
+                f"Mean CLC over the non-pivot scripts: {curve}. Mean non-pivot recall at the "
+                f"same points: {rcurve}; pivot recall {first['recall'][pivot]:.2f} -> "
+                f"{last['recall'][pivot]:.2f}.",
+            )
+        )
+    sc = data.get("shortcut")
+    if sc and sc["layers"] and others:
+        full = sc["full"]
+        best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
+        per = "; ".join(
+            f"L{e['layer']}: recall {e['mean_recall']:.2f} "
+            f"({100 * (e['recall_kept'] or 0):.0f}% kept), CLC "
+            f"{_num(e['mean_clc'])}, top-1 agreement {e['agreement']:.2f}"
+            for e in sc["layers"]
+        )
+        improves = (
+            best["mean_clc"] is not None
+            and full["mean_clc"] is not None
+            and best["mean_clc"] > full["mean_clc"]
+            and best["mean_recall"] >= full["mean_recall"]
+        )
+        out.append(
+            Finding(
+                "A linear shortcut that bypasses the last layers raises both recall and "
+                "cross-lingual consistency.",
+                bool(improves),
+                f"On the {len(sc['eval_facts'])} held-out-from-fit facts the full model has "
+                f"recall {full['mean_recall']:.2f} (mean over scripts) and mean CLC "
+                f"{_num(full['mean_clc'])}. With the shortcut from {per}. Best CLC from layer "
+                f"{best['layer']}.",
+            )
+        )
+    return out
+
+
+register_study("fact_consistency", sys.modules[__name__])

