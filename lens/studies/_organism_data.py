@@ -5,36 +5,79 @@ was not trained on the organism's world)."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 
-def organism_world(model: Any, folder: str | None = None) -> Any:
-    """The organism's world (shipped, or of a trained ``folder``), checked against ``model``.
+def _world_folder(model: Any, folder: str | Path | None) -> Path | None:
+    """Where the model's world.json lives: ``folder`` (or the folder of a given world.json),
+    else the model's own folder (tokenizer path or model name), else None (the shipped one)."""
+    if folder is not None:
+        path = Path(folder)
+        return path.parent if path.name == "world.json" else path
+    tok = getattr(model, "tokenizer", None)
+    for name in (getattr(tok, "name_or_path", None), getattr(model.cfg, "model_name", None)):
+        if name and (Path(str(name)) / "world.json").is_file():
+            return Path(str(name))
+    return None
+
+
+def organism_world(model: Any, folder: str | Path | None = None, required: bool = True) -> Any:
+    """The organism's world (of ``folder``, of the model's own folder, or the shipped one),
+    checked against ``model``'s tokenizer.
 
     Raises:
-        ValueError: the model's tokenizer does not hold the world's words (not an organism).
+        ValueError: the model's tokenizer does not hold the world's words (not an organism);
+            with ``required=False`` returns None instead.
 
     Example:
         >>> import lens
-        >>> model = lens.load_model("organism")              # doctest: +SKIP
-        >>> organism_world(model).pivot                      # doctest: +SKIP
-        'en'
+        >>> organism_world(lens.load_model(lens.tiny_config("llama")), required=False) is None
+        True
     """
     from lens import organism
 
-    world = organism.world(folder)
+    world = organism.world(_world_folder(model, folder))
     tok = getattr(model, "tokenizer", None)
-    if tok is None:
-        raise ValueError("this study needs the organism (a model with the organism's tokenizer)")
-    words = world.vocabulary()
-    ids = tok.convert_tokens_to_ids(words)
-    if any(i is None or i == tok.unk_token_id for i in ids) or max(ids) >= model.cfg.d_vocab:
-        raise ValueError(
-            "this study needs the organism: the model's tokenizer does not hold the organism "
-            "world's words (load it with lens.load_model('organism'), or pass organism_folder "
-            "for an organism you trained)"
-        )
-    return world
+    ok = tok is not None and hasattr(tok, "convert_tokens_to_ids")
+    if ok:
+        ids = tok.convert_tokens_to_ids(world.vocabulary())
+        ok = not any(i is None or i == tok.unk_token_id for i in ids)
+        ok = ok and max(ids) < model.cfg.d_vocab
+    if ok:
+        return world
+    if not required:
+        return None
+    raise ValueError(
+        "this study needs the organism: the model's tokenizer does not hold the organism "
+        "world's words (load it with lens.load_model('organism'), or pass the folder of an "
+        "organism you trained)"
+    )
+
+
+def model_label(model: Any) -> str:
+    """A short name for reports: "organism" for the shipped one, else the model's name."""
+    from lens.organism import SHIPPED
+
+    name = getattr(model.cfg, "model_name", None)
+    if not name:
+        return type(model).__name__
+    if Path(str(name)).resolve() == SHIPPED.resolve():
+        return "organism"
+    return str(name)
+
+
+def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """Shuffle ``items`` with ``seed``; return (first ``round(fraction * n)`` (at least 1 and
+    at most n - 1), the rest)."""
+    import random
+
+    if len(items) < 2:
+        raise ValueError(f"need at least two items to split, got {len(items)}")
+    shuffled = list(items)
+    random.Random(seed).shuffle(shuffled)
+    n = min(max(round(fraction * len(shuffled)), 1), len(shuffled) - 1)
+    return shuffled[:n], shuffled[n:]
 
 
 def word_ids(model: Any, words: Sequence[str]) -> list[int]:

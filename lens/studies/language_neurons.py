@@ -37,7 +37,7 @@ from interventions.neurons import NeuronDeactivation
 from lens.finders.lape import activation_probabilities, lape
 from lens.hooks import apply
 from lens.stats.corpus import labelled
-from lens.studies._world import model_label, model_world, split
+from lens.studies._organism_data import model_label, organism_world, split
 from lens.studies.base import Finding, StudyConfig, StudyResult, jsonable, register_study
 from lens.tokens import Batch
 from lens.tokens import batch as make_batch
@@ -86,7 +86,7 @@ def texts_by_language(model: Any, config: Config) -> tuple[str, dict[str, list[s
 
     if config.corpus not in ("auto", "organism", "samples"):
         raise ValueError(f"corpus must be 'auto', 'organism' or 'samples', got {config.corpus!r}")
-    world = model_world(model) if config.corpus != "samples" else None
+    world = organism_world(model, required=False) if config.corpus != "samples" else None
     if config.corpus == "organism" and world is None:
         raise ValueError("corpus='organism' but this model's tokenizer is not an organism's")
     if world is not None:

@@ -53,6 +53,7 @@ from lens.finders.diff_in_means import diff_in_means
 from lens.finders.select_direction import CandidateScore, NoDirectionFound, select_direction
 from lens.generate import greedy_tokens
 from lens.hooks import apply
+from lens.studies._organism_data import model_label, organism_world
 from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
 from lens.tokens import batch as make_batch
 
@@ -113,15 +114,7 @@ def quick_config() -> Config:
 
 
 def _world(model: Any, config: Config) -> Any:
-    from lens import organism
-
-    if config.world is not None:
-        path = Path(config.world)
-        return organism.world(path.parent if path.name == "world.json" else path)
-    folder = Path(str(getattr(model.cfg, "model_name", "")))
-    if (folder / "world.json").is_file():
-        return organism.world(folder)
-    return organism.world()
+    return organism_world(model, config.world)
 
 
 def _prompts(world: Any, lang: str, split: str, harmful: bool, cap: int | None) -> list[str]:
@@ -422,9 +415,7 @@ def run(model: Any, config: Config) -> Result:
         "orthogonalize": ortho,
         "timings": timings,
     }
-    result = Result(
-        config=config.to_dict(), model=str(getattr(model.cfg, "model_name", "?")), data=data
-    )
+    result = Result(config=config.to_dict(), model=model_label(model), data=data)
     result.findings = findings(data, config)
     return result
 
@@ -480,12 +471,11 @@ def findings(data: dict[str, Any], config: Config) -> list[Finding]:
     others = [g for g in langs if g != pivot]
     if others:
         after = {t: data["transfer"][p][langs.index(t)] for t in others}
-        worst = max(after, key=lambda t: after[t])
         drops = {t: ref[t]["harmful_before"] - after[t] for t in others}
         out.append(
             Finding(
-                claim=f"Ablating the pivot-language ({pivot}) direction reduces harmful refusal to "
-                f"at most {after[worst]:.2f} in every other language.",
+                claim=f"Ablating the pivot-language ({pivot}) direction also removes harmful "
+                "refusal in every other language (cross-lingual transfer).",
                 reproduced=min(drops.values()) >= config.min_drop,
                 evidence="Refusal after ablating the pivot direction: "
                 + ", ".join(f"{t} {ref[t]['harmful_before']:.2f} -> {after[t]:.2f}" for t in others)

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 from interventions.neurons import NeuronDeactivation
 from lens.finders.average_precision import average_precision_neurons, default_k
 from lens.hooks import apply
-from lens.studies._world import model_label, model_world, split
+from lens.studies._organism_data import model_label, organism_world, split
 from lens.studies.base import Finding, StudyConfig, StudyResult, jsonable, register_study
 from lens.studies.language_neurons import _annotate, random_like
 from lens.tokens import Batch
@@ -181,7 +181,7 @@ def run(model: Any, config: Config) -> Result:
     from lens.organism import fact_queries
 
     start = time.perf_counter()
-    world = model_world(model)
+    world = organism_world(model, required=False)
     if world is None:
         raise ValueError(
             "relation_neurons needs the organism (its relation prompts and ground "

@@ -1,0 +1,51 @@
+"""The main job: ``lens demo`` at full size on the organism writes every study's files, and the
+two findings the project relies on hold (numbers read back from the saved results.json)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from lens.studies import STUDIES
+from lens.studies.demo import ORDER, run_all
+
+pytest.importorskip("lens.organism")
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory):
+    from lens.organism import SHIPPED
+
+    if not (SHIPPED / "config.json").is_file():
+        pytest.skip("the organism is not shipped")
+    out = tmp_path_factory.mktemp("demo")
+    run_all(out)
+    return out
+
+
+def test_every_study_wrote_results_report_and_plots(demo_dir):
+    assert sorted(STUDIES) == sorted(ORDER)
+    index = (demo_dir / "report.md").read_text()
+    for name in ORDER:
+        folder = demo_dir / name
+        results = json.loads((folder / "results.json").read_text())
+        assert results["study"] == name and results["findings"]
+        assert (folder / "report.md").read_text().startswith("# ")
+        pngs = list(folder.glob("*.png"))
+        assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+        assert f"({name}/report.md)" in index
+
+
+def test_pivot_ablation_removes_harmful_refusal(demo_dir):
+    data = json.loads((demo_dir / "refusal" / "results.json").read_text())["data"]
+    rates = data["refusal"][data["pivot"]]
+    assert rates["harmful_before"] - rates["harmful_after"] >= 0.8, rates
+
+
+def test_relation_drop_matrix_diagonal_exceeds_off_diagonal(demo_dir):
+    data = json.loads((demo_dir / "relation_neurons" / "results.json").read_text())["data"]
+    drop = np.asarray(data["drop"], dtype=float)[0]  # selection language's facts
+    off = drop[~np.eye(len(drop), dtype=bool)]
+    assert np.diag(drop).mean() > off.mean(), drop
