@@ -21,6 +21,28 @@ from typing import Any
 
 import torch
 
+# Model shapes the suites share (random llama-family bridges via lens.tiny_config).
+SMOLLM2_SHAPE = dict(
+    n_layers=30,
+    d_model=576,
+    d_head=64,
+    n_heads=9,
+    n_key_value_heads=3,
+    d_mlp=1536,
+    d_vocab=49152,
+    n_ctx=2048,
+)
+STORIES_SHAPE = dict(
+    n_layers=5,
+    d_model=64,
+    d_head=8,
+    n_heads=8,
+    n_key_value_heads=4,
+    d_mlp=172,
+    d_vocab=512,
+    n_ctx=512,
+)
+
 
 def machine_info() -> dict[str, Any]:
     cpu = platform.processor() or platform.machine()

@@ -12,30 +12,15 @@ from typing import Any
 import torch
 
 import lens
-from benchmarks.harness import interleaved, machine_info, markdown_table
+from benchmarks.harness import (
+    SMOLLM2_SHAPE,
+    STORIES_SHAPE,
+    interleaved,
+    machine_info,
+    markdown_table,
+)
 
-SHAPES = {
-    "stories260k-sized": dict(
-        n_layers=5,
-        d_model=64,
-        d_head=8,
-        n_heads=8,
-        n_key_value_heads=4,
-        d_mlp=172,
-        d_vocab=512,
-        n_ctx=512,
-    ),
-    "smollm2-135m-shaped": dict(
-        n_layers=30,
-        d_model=576,
-        d_head=64,
-        n_heads=9,
-        n_key_value_heads=3,
-        d_mlp=1536,
-        d_vocab=49152,
-        n_ctx=2048,
-    ),
-}
+SHAPES = {"stories260k-sized": STORIES_SHAPE, "smollm2-135m-shaped": SMOLLM2_SHAPE}
 
 
 class NoOp:

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 import lens
-from benchmarks.harness import interleaved, machine_info, markdown_table
+from benchmarks.harness import SMOLLM2_SHAPE, interleaved, machine_info, markdown_table
 from interventions import (
     ActivationAddition,
     DirectionAblation,
@@ -30,9 +30,6 @@ from interventions import (
     orthogonalize,
 )
 
-SMOLLM2_SHAPE = dict(
-    n_layers=30, d_model=576, d_head=64, n_heads=9, n_key_value_heads=3, d_mlp=1536, d_vocab=49152
-)
 SMALL_SHAPE = dict(
     n_layers=12, d_model=256, d_head=64, n_heads=4, n_key_value_heads=2, d_mlp=768, d_vocab=8192
 )

@@ -33,6 +33,7 @@ import torch
 
 import lens
 from benchmarks.harness import (
+    SMOLLM2_SHAPE,
     interleaved,
     machine_info,
     markdown_table,
@@ -40,16 +41,6 @@ from benchmarks.harness import (
     report_memory_case,
 )
 
-SMOLLM2_SHAPE = dict(
-    n_layers=30,
-    d_model=576,
-    d_head=64,
-    n_heads=9,
-    n_key_value_heads=3,
-    d_mlp=1536,
-    d_vocab=49152,
-    n_ctx=2048,
-)
 QUICK_SHAPE = dict(
     n_layers=8,
     d_model=192,

@@ -24,6 +24,7 @@ import torch
 
 import lens
 from benchmarks.harness import (
+    SMOLLM2_SHAPE,
     interleaved,
     machine_info,
     markdown_table,
@@ -43,16 +44,7 @@ SHAPES = {
         d_vocab=2048,
         n_ctx=256,
     ),
-    "smollm2-135m-shaped": dict(
-        n_layers=30,
-        d_model=576,
-        d_head=64,
-        n_heads=9,
-        n_key_value_heads=3,
-        d_mlp=1536,
-        d_vocab=49152,
-        n_ctx=2048,
-    ),
+    "smollm2-135m-shaped": SMOLLM2_SHAPE,
 }
 BATCH, SEQ, GROUPS = 16, 64, ("en", "fr", "de", "zh")
 

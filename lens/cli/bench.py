@@ -1,22 +1,17 @@
-"""``lens bench [SUITE ...] [--quick] [--out DIR]``: the benchmark suites (see benchmarks/)."""
+"""``lens bench [SUITE ...] [--quick] [--out DIR]``: the benchmark suites (see benchmarks/).
+
+``lens.cli.main`` hands everything after ``bench`` to ``benchmarks.__main__.main``; this module
+only lists the command in ``lens --help``.
+"""
 
 from __future__ import annotations
 
-import argparse
 from typing import Any
 
 
-def run(args: argparse.Namespace) -> int:
-    from benchmarks.__main__ import main
-
-    return main(args.rest)
-
-
 def register(sub: Any) -> None:
-    p = sub.add_parser(
+    sub.add_parser(
         "bench",
         help="benchmark suites: overhead ratios and peak memory (lens bench --help for options)",
         add_help=False,
     )
-    p.add_argument("rest", nargs=argparse.REMAINDER)
-    p.set_defaults(func=run)

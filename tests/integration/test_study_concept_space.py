@@ -8,7 +8,6 @@ final RMSNorm -> lm_head), not through lens.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -19,15 +18,9 @@ import lens
 from lens import organism
 from lens.studies import StudyResult, concept_space
 from lens.studies.base import jsonable
+from tests.integration.conftest import FOLDER, require_organism
 
-FOLDER = os.environ.get("LENS_TEST_ORGANISM")
-if FOLDER is None and not (organism.SHIPPED / "config.json").is_file():
-    pytest.skip("the organism is not shipped", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return lens.load_model("organism", folder=FOLDER)
+require_organism()
 
 
 @pytest.fixture(scope="module")

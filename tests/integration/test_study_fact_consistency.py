@@ -9,7 +9,6 @@ of the shortcut (hooks) instead of ``predict``.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import torch
@@ -19,15 +18,9 @@ from interventions import LinearShortcut
 from lens import organism
 from lens.studies import StudyResult, fact_consistency
 from lens.studies.base import jsonable
+from tests.integration.conftest import FOLDER, require_organism
 
-FOLDER = os.environ.get("LENS_TEST_ORGANISM")
-if FOLDER is None and not (organism.SHIPPED / "config.json").is_file():
-    pytest.skip("the organism is not shipped", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return lens.load_model("organism", folder=FOLDER)
+require_organism()
 
 
 @pytest.fixture(scope="module")

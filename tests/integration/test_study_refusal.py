@@ -12,7 +12,6 @@ checked against independent computations:
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -25,16 +24,9 @@ from lens import organism
 from lens.organism.prompts import requests
 from lens.studies import StudyResult, refusal
 from lens.studies.base import jsonable
+from tests.integration.conftest import FOLDER, require_organism
 
-# Development override: a trained organism folder instead of the shipped one.
-FOLDER = os.environ.get("LENS_TEST_ORGANISM")
-if FOLDER is None and not (organism.SHIPPED / "config.json").is_file():
-    pytest.skip("the organism is not shipped", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return organism.load_organism(folder=FOLDER) if FOLDER else lens.load_model("organism")
+require_organism()
 
 
 @pytest.fixture(scope="module")

