@@ -89,12 +89,15 @@ def main(argv: list[str] | None = None) -> int:
         if rows and "skipped" in rows[0]:
             parts += [f"skipped: {rows[0]['skipped']}", ""]
             continue
+        if rows and "error" in rows[0]:
+            parts += [f"FAILED: {rows[0]['error']}", ""]
+            continue
         parts += [markdown_table(rows, COLUMNS), ""]
     (out / "results.md").write_text("\n".join(parts))
     plot_ratios(all_rows, out / "ratios.png")
     print("\n".join(parts))
     print(f"wrote {out}/results.json, results.md, ratios.png")
-    return 0
+    return 1 if any("error" in r for r in all_rows) else 0
 
 
 if __name__ == "__main__":

@@ -90,7 +90,7 @@ def _cases(model: Any, twin: Any, tokens: torch.Tensor) -> tuple[dict[str, Any],
 
 
 def _bench_shape(name: str, shape: dict[str, int], batch: int, seq: int, rounds: int) -> list[dict]:
-    config = lens.tiny_config("llama", n_ctx=max(128, seq), **shape)
+    config = lens.tiny_config("llama", **dict(shape, n_ctx=max(128, seq, shape.get("n_ctx", 0))))
     model, twin = lens.load_model(config), lens.load_model(config)  # same seed: same weights
     tokens = torch.randint(0, shape["d_vocab"], (batch, seq), generator=torch.Generator())
     with torch.no_grad():

@@ -58,8 +58,12 @@ def run_suites(names: list[str], quick: bool) -> dict[str, list[Row]]:
     for name in names:
         module_name, keep, _ = SUITES[name]
         if module_name not in cache:
-            module = importlib.import_module(module_name)
-            cache[module_name] = module.run(quick=quick)
-        rows = [r for r in cache[module_name] if keep is None or keep(r)]
+            try:
+                cache[module_name] = importlib.import_module(module_name).run(quick=quick)
+            except Exception as exc:  # noqa: BLE001 - one broken suite must not hide the rest
+                cache[module_name] = [
+                    {"case": module_name, "error": f"{type(exc).__name__}: {exc}"}
+                ]
+        rows = [r for r in cache[module_name] if "error" in r or keep is None or keep(r)]
         out[name] = [{**r, "suite": name} for r in rows]
     return out

@@ -199,7 +199,8 @@ class LinearShortcut:
 
         Args:
             model: a TransformerBridge (hooks already installed on it stay active).
-            prompts: strings, token-id lists, a ``[batch, pos]`` tensor or a ``Batch``.
+            prompts: token-id lists, a ``[batch, pos]`` tensor or a ``Batch`` (tokenize text
+                with ``lens.tokens.batch``).
             src_layer: source layer.
             dst_layer: target layer (default: the last layer).
             method: ``"jacobian"`` (mean Jacobian, LRE) or ``"lstsq"`` (ridge regression).
@@ -351,7 +352,7 @@ def _store(box: dict[str, Tensor], key: str) -> Any:
 
 
 def _as_rows(model: Any, prompts: Any) -> list[list[int]]:
-    """Prompts -> unpadded token-id lists (strings via lens.tokens when lens is installed)."""
+    """A Batch (tokens + attention_mask), a tensor or token-id lists -> unpadded id lists."""
     if hasattr(prompts, "tokens") and hasattr(prompts, "attention_mask"):
         tokens, mask = prompts.tokens, prompts.attention_mask
     elif isinstance(prompts, Tensor):
@@ -361,15 +362,15 @@ def _as_rows(model: Any, prompts: Any) -> list[list[int]]:
         items = [prompts] if isinstance(prompts, str) else list(prompts)
         if not items:
             raise ValueError("no prompts given")
-        if all(isinstance(p, str) for p in items):
-            from lens.tokens import batch  # noqa: PLC0415  (tokenizer plumbing lives in lens)
-
-            b = batch(model, items)
-            tokens, mask = b.tokens, b.attention_mask
+        if any(isinstance(p, str) for p in items):
+            raise TypeError(
+                "text prompts must be tokenized first (interventions never tokenizes): pass "
+                "lens.tokens.batch(model, prompts) or lists of token ids"
+            )
         else:
             rows = [p.tolist() if isinstance(p, Tensor) else list(p) for p in items]
             if any(not r or not all(isinstance(t, int) for t in r) for r in rows):
-                raise ValueError("prompts must be strings or non-empty lists of token ids")
+                raise ValueError("prompts must be non-empty lists of token ids (or a Batch)")
             return rows
     if tokens.shape[0] == 0:
         raise ValueError("no prompts given")

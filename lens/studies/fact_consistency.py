@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from lens.studies._organism_data import organism_world, word_ids
 from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
+from lens.tokens import batch as make_batch
 
 
 @dataclass
@@ -336,7 +337,7 @@ def _shortcut_study(
     for layer in tqdm(layers, desc="linear shortcuts"):
         sc = LinearShortcut.fit(
             model,
-            fit_prompts,
+            make_batch(model, fit_prompts),
             src_layer=layer,
             method=config.shortcut_method,
             ridge=config.shortcut_ridge,

@@ -109,7 +109,7 @@ def test_one_shortcut_layer_through_hooks(result, model):
     fit_prompts = [q.prompt for s in queries for q in queries[s] if q.fact_index in fit]
     sc = LinearShortcut.fit(
         model,
-        fit_prompts,
+        lens.tokens.batch(model, fit_prompts),
         src_layer=entry["layer"],
         method=config["shortcut_method"],
         ridge=config["shortcut_ridge"],

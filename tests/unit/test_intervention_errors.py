@@ -151,3 +151,10 @@ def test_fit_failure_inside_forward_leaves_no_hook(native_model):
     with pytest.raises(IndexError):
         LinearShortcut.fit(model, [[1, 2, 10_000]], 0, method="lstsq", progress=False)
     assert lens.count_hooks(model) == before
+
+
+def test_shortcut_fit_refuses_untokenized_text(native_model):
+    before = lens.count_hooks(native_model)
+    with pytest.raises(TypeError, match="lens.tokens.batch"):
+        LinearShortcut.fit(native_model, ["some text"], 0, progress=False)
+    assert lens.count_hooks(native_model) == before

@@ -150,7 +150,8 @@ def test_stories_layer2_to_last(stories_model, capsys):
         "Sara wanted to play with her friend. She went to the",
         "There was a small tree in the garden. Every day, the",
     ]
-    train, held = texts[:6] * 2, texts[6:] + texts[:2]
+    train = lens.tokens.batch(model, texts[:6] * 2)
+    held = lens.tokens.batch(model, texts[6:] + texts[:2])
     last = model.cfg.n_layers - 1
     scores, fits = {}, {}
     for method in ("jacobian", "lstsq"):
