@@ -69,7 +69,40 @@ def save_random_hf(family: str, folder: Path, seed: int = 0) -> Path:
         from transformers import AutoTokenizer
 
         AutoTokenizer.from_pretrained(STORIES).save_pretrained(folder)
+    else:
+        byte_bpe_tokenizer().save_pretrained(folder)
     return folder
+
+
+STORY_TEXT = [
+    "Once upon a time, there was a little girl named Lily.",
+    "She loved to play outside in the garden with her dog.",
+    "One day, the sun was shining and the birds were happy.",
+    "Tom had a big red ball. He liked to throw it to his friend.",
+    "There was a small tree in the park. Every day, the children played there.",
+    "Mom said it was time for bed, so the boy went to sleep.",
+    "The cat sat on the mat and looked at the bird in the sky.",
+]
+
+
+def byte_bpe_tokenizer():
+    """A byte-level BPE tokenizer (512 ids: <unk> 0, <s> 1, </s> 2), trained here on a few
+    sentences, for random HF folders when stories260k's tokenizer is absent."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(STORY_TEXT * 20, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>"
+    )
 
 
 @pytest.fixture(scope="session")
