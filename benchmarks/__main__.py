@@ -23,6 +23,7 @@ COLUMNS = [
     "ratio_max",
     "seconds_median",
     "peak_mb",
+    "extra_peak_mb",
     "top1_agreement_with_lens",
     "target",
 ]

@@ -67,8 +67,9 @@ def _workloads(name: str, folder: Path, rounds: int) -> list[dict[str, Any]]:
 
     model = lens.load_model(folder)
     peer = StandardizedTransformer(str(folder), device_map="cpu")
-    b = lens.tokens.batch(model, PROMPTS, padding_side="left", prepend_bos=False)
-    texts = PROMPTS
+    # Both sides get the same left-padded token ids and mask (BOS by lens's per-model default).
+    b = lens.tokens.batch(model, PROMPTS, padding_side="left")
+    texts = {"input_ids": b.tokens, "attention_mask": b.attention_mask}
     n = model.cfg.n_layers
     idx = torch.randperm(model.cfg.d_mlp, generator=torch.Generator().manual_seed(0))[:16]
     ablation = NeuronDeactivation({layer: idx.tolist() for layer in range(n)})
