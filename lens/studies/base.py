@@ -43,6 +43,17 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def fmt_number(x: Any, digits: int = 2) -> str:
+    """A number for a report: fixed digits, "n/a" for None or NaN."""
+    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
+
+
+def off_diagonal(matrix: Any) -> np.ndarray:
+    """The off-diagonal entries of a square matrix (nested lists or array), flattened."""
+    m = np.asarray(matrix, dtype=float)
+    return m[~np.eye(m.shape[0], dtype=bool)]
+
+
 @dataclass
 class StudyConfig:
     """Base for study configs: defaults that work on the organism; loads from JSON."""

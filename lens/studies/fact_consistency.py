@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from lens.studies._organism_data import organism_world, word_ids
 from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
+from lens.studies.base import fmt_number as _num
 from lens.tokens import batch as make_batch
 
 
@@ -378,10 +379,6 @@ def _label(config: Config) -> str:
 
 
 # ---------------------------------------------------------------------- findings
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.2f}"
 
 
 def _full_pivot_note(pivot_recall: float | None, pivot: str) -> str:

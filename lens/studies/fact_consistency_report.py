@@ -8,10 +8,7 @@ from typing import Any
 import numpy as np
 
 from lens.plots import new_figure, save_figure
-
-
-def _num(x: float | None, digits: int = 2) -> str:
-    return "n/a" if x is None else f"{x:.{digits}f}"
+from lens.studies.base import fmt_number as _num
 
 
 def report_body(data: dict[str, Any]) -> str:

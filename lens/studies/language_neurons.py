@@ -38,7 +38,14 @@ from lens.finders.lape import activation_probabilities, lape
 from lens.hooks import apply
 from lens.stats.corpus import labelled
 from lens.studies._organism_data import model_label, organism_world, split
-from lens.studies.base import Finding, StudyConfig, StudyResult, jsonable, register_study
+from lens.studies.base import (
+    Finding,
+    StudyConfig,
+    StudyResult,
+    fmt_number,
+    jsonable,
+    register_study,
+)
 from lens.tokens import Batch
 from lens.tokens import batch as make_batch
 
@@ -304,7 +311,7 @@ def run(model: Any, config: Config) -> Result:
 
 
 def _fmt(x: float | None) -> str:
-    return "n/a" if x is None else f"{x:.4f}"
+    return fmt_number(x, 4)
 
 
 def findings(data: dict[str, Any]) -> list[Finding]:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -54,7 +55,16 @@ from lens.finders.select_direction import CandidateScore, NoDirectionFound, sele
 from lens.generate import greedy_tokens
 from lens.hooks import apply
 from lens.studies._organism_data import model_label, organism_world
-from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
+from lens.studies.base import (
+    Finding,
+    StudyConfig,
+    StudyResult,
+    off_diagonal,
+    register_study,
+)
+from lens.studies.base import (
+    fmt_number as _f,
+)
 from lens.tokens import batch as make_batch
 
 
@@ -483,14 +493,14 @@ def findings(data: dict[str, Any], config: Config) -> list[Finding]:
                 f"smallest drop {min(drops.values()):.2f} in {min(drops, key=drops.get)}).",
             )
         )
-        cos = torch.tensor(data["cosine"])
-        off = cos[~torch.eye(len(langs), dtype=torch.bool)]
+        off = off_diagonal(data["cosine"])
         out.append(
             Finding(
-                claim=f"The languages' refusal directions are highly similar (mean off-diagonal "
-                f"cosine {float(off.mean()):.2f}).",
+                claim="The languages' refusal directions are highly similar (high cosine "
+                "similarity between languages).",
                 reproduced=float(off.mean()) >= config.min_cosine,
                 evidence="Cosine similarity of the selected directions: "
+                f"mean off-diagonal {float(off.mean()):.2f}, "
                 f"min {float(off.min()):.2f}, max {float(off.max()):.2f} "
                 f"(criterion: mean >= {config.min_cosine:g}); "
                 f"selected (layer, position): "
@@ -557,9 +567,8 @@ class Result(StudyResult):
         r = d["refusal"][p]
         i = d["languages"].index(p)
         others = [x for j, x in enumerate(d["transfer"][i]) if j != i]
-        cos = torch.tensor(d["cosine"])
         n = len(d["languages"])
-        off = cos[~torch.eye(n, dtype=torch.bool)] if n > 1 else torch.tensor([float("nan")])
+        off = off_diagonal(d["cosine"]) if n > 1 else np.array([np.nan])
         induced = sum(d["refusal"][g]["harmless_with_addition"] for g in d["languages"]) / n
         tr = f"{max(others):.2f}" if others else "n/a"
         return (
@@ -706,11 +715,6 @@ def _fallback_text(data: dict[str, Any], config: Config) -> str:
     )
 
 
-def _off_diagonal_mean(matrix: list[list[float]]) -> float:
-    m = torch.tensor(matrix, dtype=torch.float64)
-    return float(m[~torch.eye(len(m), dtype=torch.bool)].mean())
-
-
 def _site_cosine_text(data: dict[str, Any]) -> str:
     site = data["cosine_at_pivot_site"]
     if site["matrix"] is None:
@@ -718,12 +722,8 @@ def _site_cosine_text(data: dict[str, Any]) -> str:
     return (
         f"The candidates at the pivot's site (layer {site['layer']}, position "
         f"{site['position']}) have mean off-diagonal cosine "
-        f"{_off_diagonal_mean(site['matrix']):.2f}."
+        f"{off_diagonal(site['matrix']).mean():.2f}."
     )
-
-
-def _f(x: Any, digits: int = 2) -> str:
-    return "n/a" if x is None or x != x else f"{x:.{digits}f}"
 
 
 register_study("refusal", sys.modules[__name__])

@@ -39,7 +39,14 @@ from interventions.neurons import NeuronDeactivation
 from lens.finders.average_precision import average_precision_neurons, default_k
 from lens.hooks import apply
 from lens.studies._organism_data import model_label, organism_world, split
-from lens.studies.base import Finding, StudyConfig, StudyResult, jsonable, register_study
+from lens.studies.base import (
+    Finding,
+    StudyConfig,
+    StudyResult,
+    jsonable,
+    off_diagonal,
+    register_study,
+)
 from lens.studies.language_neurons import _annotate, random_like
 from lens.tokens import Batch
 from lens.tokens import batch as make_batch
@@ -170,10 +177,6 @@ def drops(
         ok = correct(model, queries, [NeuronDeactivation(neurons)], batch_size)
         out[:, i, :] = base - accuracy_table(ok, queries, n_lang, n_rel)
     return out
-
-
-def off_diagonal(m: np.ndarray) -> np.ndarray:
-    return m[~np.eye(m.shape[0], dtype=bool)]
 
 
 def run(model: Any, config: Config) -> Result:
