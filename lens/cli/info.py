@@ -32,12 +32,9 @@ def describe(model: Any) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import lens
+    from lens.cli.lens_cmd import load_source
 
-    source: Any = args.source
-    if source.startswith("random:"):
-        source = lens.tiny_config(source.split(":", 1)[1])
-    info = describe(lens.load_model(source))
+    info = describe(load_source(args.source))
     if args.json:
         print(json.dumps(info, indent=2))
     else:

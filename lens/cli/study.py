@@ -9,11 +9,9 @@ from typing import Any
 
 def _load(source: str) -> Any:
     import lens
+    from lens.cli.lens_cmd import load_source
 
-    if source.startswith("random:"):
-        model = lens.load_model(lens.tiny_config(source.split(":", 1)[1]))
-    else:
-        model = lens.load_model(source)
+    model = load_source(source)
     lens.models.small_model_threads(model)
     return model
 
