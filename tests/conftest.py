@@ -115,3 +115,19 @@ def hf_folders(tmp_path_factory) -> dict[str, Path]:
 def hf_model(family, hf_folders):
     """A random HF model of the family loaded through boot_transformers."""
     return lens.load_model(hf_folders[family])
+
+
+@torch.no_grad()
+def manual_loss(model, texts, interventions=(), add_special_tokens=True) -> float:
+    """Token-weighted mean next-token cross-entropy, one unpadded text at a time (an
+    independent reference for the studies' batched losses)."""
+    total, count = 0.0, 0
+    with lens.apply(model, *interventions):
+        for text in texts:
+            ids = model.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
+            tokens = torch.tensor([ids])
+            logp = torch.log_softmax(model(tokens)[0].double(), dim=-1)
+            targets = tokens[0, 1:]
+            total += -float(logp[torch.arange(len(targets)), targets].sum())
+            count += len(targets)
+    return total / count

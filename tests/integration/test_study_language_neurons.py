@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import torch
 
-import lens
 from interventions import NeuronDeactivation
 from lens import organism
 from lens.studies import StudyResult, language_neurons
 from lens.studies.base import jsonable
+from tests.conftest import manual_loss
 from tests.integration.conftest import FOLDER, require_organism
 
 require_organism()
@@ -33,21 +33,6 @@ def as_layers(pairs):
     for layer, j in pairs:
         out.setdefault(layer, []).append(j)
     return out
-
-
-@torch.no_grad()
-def manual_loss(model, texts, interventions=()):
-    """Token-weighted mean next-token cross-entropy, one unpadded text at a time."""
-    total, count = 0.0, 0
-    with lens.apply(model, *interventions):
-        for text in texts:
-            ids = model.tokenizer(text, add_special_tokens=True)["input_ids"]  # BOS first
-            tokens = torch.tensor([ids])
-            logp = torch.log_softmax(model(tokens)[0].double(), dim=-1)
-            targets = tokens[0, 1:]
-            total += -float(logp[torch.arange(len(targets)), targets].sum())
-            count += len(targets)
-    return total / count
 
 
 def test_round_trip_and_files(result, tmp_path):

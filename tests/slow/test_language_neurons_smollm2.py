@@ -12,12 +12,11 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
-import lens
 from interventions import NeuronDeactivation
 from lens.studies import StudyResult, language_neurons
 from lens.studies.samples import SAMPLES
+from tests.conftest import manual_loss
 
 pytestmark = pytest.mark.slow
 
@@ -51,20 +50,6 @@ def result(smol):
     return res
 
 
-@torch.no_grad()
-def manual_loss(model, texts, interventions=()):
-    total, count = 0.0, 0
-    with lens.apply(model, *interventions):
-        for text in texts:
-            ids = model.tokenizer(text, add_special_tokens=False)["input_ids"]  # no BOS
-            tokens = torch.tensor([ids])
-            logp = torch.log_softmax(model(tokens)[0].double(), dim=-1)
-            targets = tokens[0, 1:]
-            total += -float(logp[torch.arange(len(targets)), targets].sum())
-            count += len(targets)
-    return total / count
-
-
 def test_runs_and_round_trips(result, tmp_path):
     d = result.data
     assert d["corpus"] == "samples" and d["languages"] == list(SAMPLES)
@@ -85,8 +70,8 @@ def test_one_entry_recomputed(smol, result):
     for layer, j in d["neurons"]["fr"]:
         neurons.setdefault(layer, []).append(j)
     texts = d["eval_texts"]["fr"]
-    base = manual_loss(smol, texts)
-    after = manual_loss(smol, texts, [NeuronDeactivation(neurons)])
+    base = manual_loss(smol, texts, add_special_tokens=False)
+    after = manual_loss(smol, texts, [NeuronDeactivation(neurons)], add_special_tokens=False)
     assert base == pytest.approx(d["base_loss"][i], abs=1e-3)
     assert after - base == pytest.approx(d["increase"][i][i], abs=1e-3)
     inc = np.array(d["increase"], dtype=float)
