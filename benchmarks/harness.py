@@ -93,16 +93,26 @@ def interleaved(
     return rows
 
 
+def proc_status_mb(*keys: str) -> dict[str, float]:
+    """Fields of /proc/self/status in MB (e.g. VmHWM, the peak resident memory, and VmRSS)."""
+    out = {}
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            key, _, value = line.partition(":")
+            if key in keys:
+                out[key] = int(value.split()[0]) / 1024
+    missing = set(keys) - set(out)
+    if missing:
+        raise RuntimeError(f"no {sorted(missing)} in /proc/self/status")
+    return out
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far, in MB: VmHWM from /proc/self/status.
 
     Not ru_maxrss: Linux carries that over from the parent through fork + exec, so a child of a
     big process would report the parent's peak."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    return proc_status_mb("VmHWM")["VmHWM"]
 
 
 def peak_memory_in_subprocess(module: str, case: str, *args: str, timeout: float = 600) -> dict:
@@ -117,9 +127,15 @@ def peak_memory_in_subprocess(module: str, case: str, *args: str, timeout: float
 
 
 def report_memory_case(setup: Callable[[], Any], work: Callable[[Any], Any]) -> None:
-    """Inside the subprocess: build the inputs, note the RSS, run the work, print the peaks."""
+    """Inside the subprocess: build the inputs, reset the peak mark (Linux clear_refs, so the
+    setup's own transient peak cannot mask the work's), run the work, print the peaks."""
     state = setup()
-    before = peak_rss_mb()
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        before = proc_status_mb("VmRSS")["VmRSS"]
+    except OSError:  # not allowed here: peaks then include the setup
+        before = peak_rss_mb()
     work(state)
     after = peak_rss_mb()
     print(

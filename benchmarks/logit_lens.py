@@ -141,43 +141,14 @@ def run(quick: bool = False, memory: bool | None = None) -> list[dict[str, Any]]
     return rows
 
 
-def _proc_status_mb() -> dict[str, float]:
-    out = {}
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith(("VmHWM:", "VmRSS:")):
-                key, value = line.split(":")
-                out[key] = int(value.split()[0]) / 1024
-    return out
-
-
 def _memory_case(name: str, quick: bool) -> None:
-    """In the fresh subprocess: reset the peak-RSS mark after loading (Linux clear_refs),
-    so that model construction's own transient peak does not mask the case's peak."""
-    state = setup(quick)
+    """In the fresh subprocess: build the model, then measure one case's peak."""
 
     def work(state: tuple[Any, torch.Tensor]) -> None:
         with torch.no_grad():
             cases(*state)[name]()
 
-    try:
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-        before = _proc_status_mb()
-    except OSError:  # not Linux, or not allowed: the harness's ru_maxrss figures
-        report_memory_case(lambda: state, work)
-        return
-    work(state)
-    after = _proc_status_mb()
-    print(
-        json.dumps(
-            {
-                "rss_before_mb": before["VmRSS"],
-                "peak_rss_mb": after["VmHWM"],
-                "extra_peak_mb": after["VmHWM"] - before["VmRSS"],
-            }
-        )
-    )
+    report_memory_case(lambda: setup(quick), work)
 
 
 def main(argv: list[str] | None = None) -> int:
