@@ -1,35 +1,27 @@
 """Interventions as data: each compiles to ``(hook_name, fn)`` pairs that ``lens.apply`` installs.
 
 Several interventions that share a hook point run in the order they are given to
-``lens.apply`` (each sees the previous one's output).
+``lens.apply`` (each sees the previous one's output). Installer internals (the per-forward
+context, position masks, the type registry) stay importable from :mod:`interventions.base`.
 """
 
-from interventions.base import (
-    ForwardContext,
-    Intervention,
-    forward_context,
-    from_dict,
-    position_mask,
-    register,
-)
+from interventions.base import HookFn, Intervention, Positions, from_dict
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
-from interventions.neurons import NeuronDeactivation
+from interventions.neurons import NeuronDeactivation, neurons_by_layer
 from interventions.orthogonalize import Orthogonalization, orthogonalize
-from interventions.shortcuts import Faithfulness, LinearShortcut
+from interventions.shortcuts import LinearShortcut
 
 __all__ = [
     "ActivationAddition",
     "DirectionAblation",
-    "Faithfulness",
-    "ForwardContext",
+    "HookFn",
     "Intervention",
     "LinearShortcut",
     "NeuronDeactivation",
     "Orthogonalization",
-    "forward_context",
+    "Positions",
     "from_dict",
+    "neurons_by_layer",
     "orthogonalize",
-    "position_mask",
     "project_out",
-    "register",
 ]

@@ -12,16 +12,40 @@ functions read; interventions therefore never parse hook names or guess padding.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
+from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-HookFn = Callable[..., Tensor | None]
+
+class HookFn(Protocol):
+    """A TransformerLens forward hook: ``fn(activation, hook) -> activation | None``.
+
+    Returning a tensor replaces the activation; returning None leaves it unchanged.
+    """
+
+    def __call__(self, act: Tensor, hook: Any) -> Tensor | None: ...
+
+
 HookPair = tuple[str, HookFn]
-Positions = str | int | Sequence[int] | Tensor
+
+PositionName = Literal["all", "last"]
+Positions = PositionName | int | Sequence[int] | Tensor
+"""Which token positions an API reads or writes; one meaning everywhere it is accepted.
+
+* ``"all"``: every position (readers that pool statistics skip padding).
+* ``"last"``: the last real token of each row, from the forward's attention mask.
+* integers: columns of the padded ``[batch, pos]`` tensor, the same for every row; negative
+  values count from the padded end (``-1`` is the last column, which is the last real token
+  only under left padding).
+* a 1-D integer tensor of length batch: one column per row; a 2-D bool tensor: a mask.
+
+Offsets counted from each prompt's own last real token are a different thing and have their
+own name, ``from_end`` (``lens.collect``, ``lens.finders.diff_in_means``).
+"""
 
 _REGISTRY: dict[str, type] = {}
 
@@ -65,16 +89,39 @@ def from_dict(spec: dict[str, Any]) -> Any:
 class ForwardContext:
     """What hooks may know about the forward in flight: its attention mask and input shape."""
 
-    attention_mask: Tensor | None = None
+    attention_mask: Int[Tensor, "batch pos"] | None = None
 
-    def last_positions(self, batch: int, seq: int, device: torch.device) -> Tensor:
-        """Index of the last real token per row, from the mask (right or left padding)."""
+    def last_positions(self, batch: int, seq: int, device: torch.device) -> Int[Tensor, " batch"]:
+        """Index of the last real token per row, from the mask (right or left padding).
+
+        A forward without an attention mask has no padding: the last column. A mask whose
+        shape differs from the activation's ``(batch, seq)`` raises instead of guessing.
+        """
         mask = self.attention_mask
-        if mask is None or mask.shape != (batch, seq):
+        if mask is None:
             return torch.full((batch,), seq - 1, dtype=torch.long, device=device)
-        mask = mask.to(device)
-        idx = torch.arange(seq, device=device).expand(batch, seq)
-        return torch.where(mask.bool(), idx, torch.full_like(idx, -1)).max(dim=1).values
+        if tuple(mask.shape) != (batch, seq):
+            raise ValueError(
+                f"the forward's attention mask has shape {tuple(mask.shape)} but the activation "
+                f"is [batch={batch}, pos={seq}]: positions='last' cannot be located; pass the "
+                "mask that belongs to the tokens (model(tokens, attention_mask=mask))"
+            )
+        return last_real_positions(mask.to(device))
+
+
+def last_real_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
+    """Column of the last real token of each row, for any padding side.
+
+    Example:
+        >>> import torch
+        >>> last_real_positions(torch.tensor([[0, 1, 1], [1, 1, 0]])).tolist()
+        [2, 1]
+    """
+    mask = attention_mask.bool()
+    if not bool(mask.any(dim=1).all()):
+        raise ValueError("a row of the batch has no real tokens (its attention mask is all 0)")
+    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
+    return torch.where(mask, idx, torch.full_like(idx, -1)).max(dim=1).values
 
 
 _CONTEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -109,12 +156,12 @@ def validate_positions(positions: Positions) -> Positions:
     return positions
 
 
-def position_mask(positions: Positions, act: Tensor, model: Any) -> Tensor | None:
+def position_mask(
+    positions: Positions, act: Float[Tensor, "batch pos ..."], model: Any
+) -> Bool[Tensor, "batch pos"] | None:
     """Boolean [batch, pos] mask of the positions to touch, or None for all positions.
 
-    ``"last"`` is the last real token of each row (from the forward's attention mask);
-    integers index every row alike (negative counts from the end of the padded row);
-    a 1-D tensor of length batch gives one index per row; a 2-D bool tensor is used as is.
+    See :data:`Positions` for the meaning of each form.
     """
     if isinstance(positions, str) and positions == "all":
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,19 @@ from interventions.base import (
 NEURON_SITES = ("mlp.hook_post", "mlp.hook_pre")
 
 
+def neurons_by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
+    """``[(layer, neuron), ...]`` -> ``{layer: [neurons]}`` (order of first appearance kept).
+
+    Example:
+        >>> neurons_by_layer([(2, 7), (0, 1), (2, 3)])
+        {2: [7, 3], 0: [1]}
+    """
+    out: dict[int, list[int]] = {}
+    for layer, neuron in pairs:
+        out.setdefault(int(layer), []).append(int(neuron))
+    return out
+
+
 def _as_neurons(neurons: Any) -> dict[int, list[int]]:
     """{layer: [indices]} or [(layer, index)] -> sorted {layer: [indices]}, validated."""
     if isinstance(neurons, Mapping):
@@ -44,12 +57,13 @@ def _as_neurons(neurons: Any) -> dict[int, list[int]]:
     elif isinstance(neurons, (str, bytes)) or not isinstance(neurons, Sequence | Tensor):
         raise TypeError("neurons must be {layer: [indices]} or [(layer, index), ...]")
     else:
-        out = {}
+        checked = []
         for pair in neurons.tolist() if isinstance(neurons, Tensor) else neurons:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"neurons list items must be (layer, index) pairs, got {pair!r}")
             layer = as_layer(pair[0], "neuron layer")
-            out.setdefault(layer, []).append(as_layer(pair[1], f"neuron index at layer {layer}"))
+            checked.append((layer, as_layer(pair[1], f"neuron index at layer {layer}")))
+        out = neurons_by_layer(checked)
     if not out or not any(out.values()):
         raise ValueError("neurons is empty: nothing would be deactivated")
     for layer, idx in out.items():

@@ -9,31 +9,39 @@ Public API (stable names; see README.md)::
     b = lens.tokens.batch(model, prompts, padding_side="left")
 """
 
-from lens import finders, generate, models, organism, stats, tokens
+from interventions.base import Positions
+from lens import finders, generate, models, organism, readout, shortcuts, stats, tokens
 from lens.collect import CollectResult, collect
 from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
 from lens.logit_lens import logit_lens
 from lens.logit_lens_result import LogitLensResult
 from lens.models import ModelLoadError, load_model, tiny_config
+from lens.shortcuts import Faithfulness
+from lens.shortcuts import fit as fit_shortcut
 from lens.token_sets import token_sets
 
 __all__ = [
     "CollectResult",
+    "Faithfulness",
     "HookHandle",
     "LogitLensResult",
     "ModelLoadError",
+    "Positions",
     "Probe",
     "apply",
     "collect",
     "count_hooks",
     "finders",
+    "fit_shortcut",
     "generate",
     "hook_points",
     "load_model",
     "logit_lens",
     "models",
     "organism",
+    "readout",
     "resolve_hook",
+    "shortcuts",
     "stats",
     "tiny_config",
     "token_sets",

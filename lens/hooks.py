@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from jaxtyping import Float
 from torch import Tensor
-from transformer_lens.model_bridge.bridge_core import build_alias_to_canonical_map
 
+from interventions import _bridge
 from interventions.base import (
     HookFn,
     Intervention,
@@ -36,7 +37,7 @@ def hook_points(model: Any) -> dict[str, Any]:
     cached = _ALIAS_CACHE.get(model)
     if cached is None:
         hook_dict = model.hook_dict
-        aliases = build_alias_to_canonical_map(hook_dict)
+        aliases = _bridge.alias_map(model)
         cached = {name: hook_dict[aliases.get(name, name)] for name in hook_dict}
         cached.update({a: hook_dict[c] for a, c in aliases.items() if c in hook_dict})
         _ALIAS_CACHE[model] = cached
@@ -81,7 +82,7 @@ class Probe:
             raise RuntimeError(f"probe {self.name!r} captured nothing: was the model run?")
         return self.values[-1]
 
-    def _select(self, act: Tensor, model: Any) -> Tensor:
+    def _select(self, act: Float[Tensor, "batch pos ..."], model: Any) -> Tensor:
         pos = self.positions
         if isinstance(pos, str) and pos == "all":
             return act
@@ -92,7 +93,8 @@ class Probe:
         if isinstance(pos, Tensor) and pos.ndim == 1 and pos.shape[0] == act.shape[0]:
             return act[rows, pos.to(act.device).long()]
         mask = position_mask(pos, act, model)
-        assert mask is not None
+        if mask is None:  # unreachable: "all" returned above
+            return act
         index = mask[0].nonzero().flatten()
         return act[:, index]
 
@@ -107,12 +109,10 @@ class Probe:
 class HookHandle:
     """The hooks one ``apply`` call installed. ``.remove()`` or use as a context manager."""
 
-    def __init__(self, model: Any, probes: Sequence[Probe]) -> None:
+    def __init__(self, model: Any) -> None:
         self.model = model
-        self.probes = {p.name: p for p in probes}
         self._installed: list[tuple[Any, Any]] = []  # (hook_point, LensHandle)
         self._mask_handle: Any = None
-        self.removed = False
 
     def _add(self, hook_point: Any, fn: HookFn) -> None:
         handle = hook_point.add_hook(fn, dir="fwd")
@@ -127,7 +127,6 @@ class HookHandle:
         if self._mask_handle is not None:
             self._mask_handle.remove()
             self._mask_handle = None
-        self.removed = True
 
     @property
     def n_hooks(self) -> int:
@@ -180,7 +179,7 @@ def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()
     pairs = _compile(model, interventions)
     resolved = [(resolve_hook(model, name), fn) for name, fn in pairs]
     probe_points = [(resolve_hook(model, p.name), p) for p in probes]
-    handle = HookHandle(model, probes)
+    handle = HookHandle(model)
     try:
         handle._mask_handle = _record_mask(model)
         for hook_point, fn in resolved:
@@ -197,6 +196,5 @@ def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()
 def count_hooks(model: Any) -> int:
     """Total forward and backward hooks on the model's hook points (for leak checks)."""
     unique = {id(hp): hp for hp in model.hook_dict.values()}.values()
-    return sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in unique) + len(
-        model._forward_pre_hooks
-    )
+    hooks = sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in unique)
+    return hooks + _bridge.forward_pre_hook_count(model)

@@ -19,11 +19,12 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from interventions import _bridge
 from interventions.base import check_layers, validate_positions
-from interventions.readout import final_norm
 from lens.hooks import Probe, apply
 from lens.logit_lens_result import LogitLensResult
-from lens.tokens import Batch, as_batch
+from lens.readout import final_norm
+from lens.tokens import Batch, as_batch, first_token_id
 
 SITES = ("resid_post", "resid_pre", "resid_mid")
 NORMS = ("recompute", "none")
@@ -401,13 +402,7 @@ def _target_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
 
 def _first_token(model: Any, target: Any) -> int:
     if isinstance(target, str):
-        tok = getattr(model, "tokenizer", None)
-        if tok is None:
-            raise ValueError("string targets need a tokenizer: pass token ids instead")
-        ids = tok.encode(target, add_special_tokens=False)
-        if not ids:
-            raise ValueError(f"target {target!r} has no tokens")
-        return int(ids[0])
+        return first_token_id(model, target)
     if isinstance(target, (list, tuple)):
         if not target:
             raise ValueError("an empty target")
@@ -436,7 +431,7 @@ def _category_matrix(
 
 def _unembed_parts(model: Any) -> tuple[Tensor, Tensor | None]:
     """W_U as [vocab, d_model] and b_U, in float32 (converted once when the model is not)."""
-    head = model.unembed.original_component
+    head = _bridge.unembed_module(model)
     weight = head.weight.detach()
     bias = getattr(head, "bias", None)
     bias = None if bias is None else bias.detach().float()

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
+
+from interventions.base import last_real_positions
+
+PaddingSide = Literal["left", "right"]
+last_positions = last_real_positions  # the one home is interventions.base (lens re-exports)
 
 
 @dataclass
@@ -32,17 +37,13 @@ class Batch:
 
     tokens: Int[Tensor, "batch pos"]
     attention_mask: Int[Tensor, "batch pos"]
-    padding_side: str
+    padding_side: PaddingSide
     offsets: list[list[tuple[int, int]]] | None = None  # per row, per real token: char span
     texts: list[str] | None = None
     bos_added: bool = False
 
     def __len__(self) -> int:
         return self.tokens.shape[0]
-
-    @property
-    def lengths(self) -> Int[Tensor, " batch"]:
-        return self.attention_mask.sum(dim=1)
 
     @property
     def last_positions(self) -> Int[Tensor, " batch"]:
@@ -91,13 +92,23 @@ class Batch:
         return self
 
 
-def last_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
-    """Last real token per row for any padding side (rows without tokens raise)."""
-    mask = attention_mask.bool()
-    if not bool(mask.any(dim=1).all()):
-        raise ValueError("a row of the batch has no real tokens")
-    idx = torch.arange(mask.shape[1], device=mask.device).expand_as(mask)
-    return torch.where(mask, idx, torch.full_like(idx, -1)).max(dim=1).values
+def first_token_id(model: Any, text: str) -> int:
+    """Id of the first token of ``text`` as the model's tokenizer splits it (no BOS added).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model("organism")
+        >>> first_token_id(model, " Paris") == model.tokenizer(" Paris",
+        ...     add_special_tokens=False)["input_ids"][0]
+        True
+    """
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        raise ValueError("this model has no tokenizer: give token ids instead of text")
+    ids = tok(text, add_special_tokens=False)["input_ids"]
+    if not ids:
+        raise ValueError(f"{text!r} tokenizes to nothing")
+    return int(ids[0])
 
 
 def _bos_id(model: Any) -> int | None:
@@ -122,7 +133,7 @@ def batch(
     model: Any,
     prompts: Sequence[str] | Sequence[Sequence[int]] | str,
     *,
-    padding_side: str = "left",
+    padding_side: PaddingSide = "left",
     prepend_bos: bool | None = None,
     max_length: int | None = None,
     device: torch.device | str | None = None,
@@ -197,7 +208,7 @@ def batch(
     return Batch(tokens, mask, padding_side, offsets, texts, bos_added).to(device)
 
 
-def as_batch(model: Any, prompts_or_batch: Any, padding_side: str = "left") -> Batch:
+def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "left") -> Batch:
     """Pass a Batch through; tokenize anything else with :func:`batch`."""
     if isinstance(prompts_or_batch, Batch):
         return prompts_or_batch

@@ -30,6 +30,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
+from interventions.neurons import neurons_by_layer
 from lens.collect import collect
 from lens.stats.accumulators import ExampleMeans, Label
 from lens.stats.corpus import labelled
@@ -101,10 +102,7 @@ class APResult:
 
     def by_layer(self, group: Label) -> dict[int, list[int]]:
         """``{layer: [neurons]}`` of one relation (the form NeuronDeactivation takes)."""
-        out: dict[int, list[int]] = {}
-        for layer, j in self.top[group]:
-            out.setdefault(layer, []).append(j)
-        return out
+        return neurons_by_layer(self.top[group])
 
 
 def rank_neurons(stats: ExampleMeans, *, k: int, neg_ratio: float = 4.0, seed: int = 0) -> APResult:

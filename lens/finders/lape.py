@@ -29,6 +29,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from interventions.neurons import neurons_by_layer
 from lens.collect import collect
 from lens.stats.accumulators import ActivationProbability, Label
 
@@ -62,11 +63,7 @@ class LapeResult:
 
     def by_layer(self, group: Label, exclusive: bool = False) -> dict[int, list[int]]:
         """``{layer: [neurons]}`` of one language (the form NeuronDeactivation takes)."""
-        pairs = (self.exclusive if exclusive else self.neurons)[group]
-        out: dict[int, list[int]] = {}
-        for layer, j in pairs:
-            out.setdefault(layer, []).append(j)
-        return out
+        return neurons_by_layer((self.exclusive if exclusive else self.neurons)[group])
 
 
 def quantile_value(values: Tensor, q: float) -> float:

@@ -32,8 +32,8 @@ from tqdm.auto import tqdm
 
 from interventions.directions import ActivationAddition, DirectionAblation
 from lens.finders.diff_in_means import DiffInMeans
-from lens.hooks import apply
-from lens.tokens import batch as make_batch
+from lens.readout import last_token_logits
+from lens.tokens import first_token_id
 
 
 @dataclass
@@ -79,13 +79,7 @@ def _token_ids(model: Any, refusal_tokens: Sequence[int | str]) -> Tensor:
     ids: list[int] = []
     for t in refusal_tokens:
         if isinstance(t, str):
-            tok = getattr(model, "tokenizer", None)
-            if tok is None:
-                raise ValueError("text refusal tokens need a model with a tokenizer")
-            enc = tok(t, add_special_tokens=False)["input_ids"]
-            if not enc:
-                raise ValueError(f"refusal token {t!r} encodes to nothing")
-            ids.append(int(enc[0]))
+            ids.append(first_token_id(model, t))
         else:
             ids.append(int(t))
     if not ids:
@@ -101,14 +95,8 @@ def last_logprobs(
     model: Any, prompts: Sequence[Any], interventions: Sequence[Any] = (), batch_size: int = 16
 ) -> Float[Tensor, "batch vocab"]:
     """float64 next-token log-probabilities at each prompt's last real token."""
-    out = []
-    with apply(model, *interventions):
-        for start in range(0, len(prompts), batch_size):
-            b = make_batch(model, list(prompts[start : start + batch_size]), padding_side="left")
-            logits = model(b.tokens, attention_mask=b.attention_mask)
-            last = logits[torch.arange(len(b)), b.last_positions]
-            out.append(torch.log_softmax(last.double(), dim=-1).cpu())
-    return torch.cat(out)
+    logits = last_token_logits(model, list(prompts), *interventions, batch_size=batch_size)
+    return torch.log_softmax(logits.double(), dim=-1).cpu()
 
 
 def refusal_scores(
@@ -199,8 +187,12 @@ def select_direction(
         cands.items(), desc="select_direction", disable=not progress
     ):
         vec = vec.detach().double().cpu()
+        nan = float("nan")
+        if layer >= max_layer_frac * n_layers:  # the cap comes first: no forwards spent on it
+            reason = f"layer >= {max_layer_frac} * n_layers"
+            scores.append(CandidateScore(layer, position, nan, nan, nan, reason))
+            continue
         if not bool(torch.isfinite(vec).all()) or float(vec.norm()) == 0.0:
-            nan = float("nan")
             scores.append(CandidateScore(layer, position, nan, nan, nan, "zero or non-finite"))
             continue
         ablate = DirectionAblation(vec)
@@ -214,8 +206,6 @@ def select_direction(
         )
         if any(v != v for v in (s.bypass, s.induce, s.kl)):
             s.reason = "nan score"
-        elif layer >= max_layer_frac * n_layers:
-            s.reason = f"layer >= {max_layer_frac} * n_layers"
         elif s.kl > kl_threshold:
             s.reason = f"kl > {kl_threshold}"
         elif induce_filter and s.induce < 0:

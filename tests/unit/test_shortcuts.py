@@ -9,7 +9,7 @@ import torch
 
 import lens
 from interventions import LinearShortcut
-from interventions.readout import decode
+from lens.readout import decode
 
 
 @pytest.fixture(params=["native", "hf"])
@@ -27,7 +27,7 @@ def _prompts(n: int, seed: int = 0, lo: int = 4, hi: int = 10) -> list[list[int]
 
 @pytest.mark.parametrize("method", ["jacobian", "lstsq"])
 def test_src_equals_dst_is_identity(model, method):
-    sc = LinearShortcut.fit(model, _prompts(3), 1, 1, method=method, progress=False)
+    sc = lens.shortcuts.fit(model, _prompts(3), 1, 1, method=method, progress=False)
     d = model.cfg.d_model
     assert torch.equal(sc.weight, torch.eye(d))
     assert torch.equal(sc.bias, torch.zeros(d))
@@ -61,7 +61,7 @@ def test_recovers_exactly_linear_map(model, method):
     prompts = _prompts(4 if method == "jacobian" else 40, seed=1)
     positions = "last" if method == "jacobian" else "all"
     with lens.apply(model, _Linearise(a, c, 0, 2)):
-        sc = LinearShortcut.fit(
+        sc = lens.shortcuts.fit(
             model, prompts, 0, 2, method=method, positions=positions, progress=False
         )
     assert sc.meta["n_samples"] >= (4 if method == "jacobian" else d + 1)
@@ -70,7 +70,7 @@ def test_recovers_exactly_linear_map(model, method):
 
 
 def test_predict_matches_hook_form_and_stops_early(model):
-    sc = LinearShortcut.fit(model, _prompts(3), 0, method="jacobian", beta=1.5, progress=False)
+    sc = lens.shortcuts.fit(model, _prompts(3), 0, method="jacobian", beta=1.5, progress=False)
     tokens = torch.tensor(_prompts(2, seed=2, lo=6, hi=7))
     mask = torch.ones_like(tokens)
     mask[0, :2] = 0
@@ -79,7 +79,7 @@ def test_predict_matches_hook_form_and_stops_early(model):
     calls = []
     spy = _Spy(calls)
     with lens.apply(model, spy):
-        fast = sc.predict(model, tokens, mask)
+        fast = lens.shortcuts.predict(sc, model, tokens, mask)
     assert calls == [0], "blocks after src ran during predict"
     assert (fast - hooked)[mask.bool()].abs().max() <= 1e-4
     # independent: decode(beta W h + b) from a probe of h
@@ -105,9 +105,9 @@ class _Spy:
 
 def test_faithfulness_matches_manual(native_model):
     model = native_model
-    sc = LinearShortcut.fit(model, _prompts(20), 1, method="lstsq", positions="all", progress=False)
+    sc = lens.shortcuts.fit(model, _prompts(20), 1, method="lstsq", positions="all", progress=False)
     held_out = _prompts(6, seed=5)
-    res = sc.faithfulness(model, held_out, batch_size=4)
+    res = lens.shortcuts.faithfulness(sc, model, held_out, batch_size=4)
     agree = []
     for row in held_out:
         t = torch.tensor([row])
@@ -122,18 +122,20 @@ def test_faithfulness_matches_manual(native_model):
 def test_identity_at_last_layer_is_fully_faithful(native_model):
     d, last = native_model.cfg.d_model, native_model.cfg.n_layers - 1
     sc = LinearShortcut(torch.eye(d), torch.zeros(d), last, last)
-    assert sc.faithfulness(native_model, _prompts(5)).agreement == 1.0
+    assert lens.shortcuts.faithfulness(sc, native_model, _prompts(5)).agreement == 1.0
 
 
 def test_save_load_roundtrip(tmp_path, native_model):
-    sc = LinearShortcut.fit(native_model, _prompts(3), 0, 2, beta=0.5, progress=False)
+    sc = lens.shortcuts.fit(native_model, _prompts(3), 0, 2, beta=0.5, progress=False)
     sc.save(tmp_path / "sc")
     assert json.loads((tmp_path / "sc" / "shortcut.json").read_text())["src_layer"] == 0
     back = LinearShortcut.load(tmp_path / "sc")
     assert torch.equal(back.weight, sc.weight) and torch.equal(back.bias, sc.bias)
     assert (back.src_layer, back.dst_layer, back.beta, back.meta) == (0, 2, 0.5, sc.meta)
     t = torch.tensor(_prompts(1, seed=9))
-    assert torch.equal(back.predict(native_model, t), sc.predict(native_model, t))
+    assert torch.equal(
+        lens.shortcuts.predict(back, native_model, t), lens.shortcuts.predict(sc, native_model, t)
+    )
     with pytest.raises(FileNotFoundError):
         LinearShortcut.load(tmp_path / "missing")
 
@@ -156,12 +158,14 @@ def test_stories_layer2_to_last(stories_model, capsys):
     scores, fits = {}, {}
     for method in ("jacobian", "lstsq"):
         positions = "last" if method == "jacobian" else "all"
-        sc = LinearShortcut.fit(model, train, 2, method=method, positions=positions, progress=False)
+        sc = lens.shortcuts.fit(model, train, 2, method=method, positions=positions, progress=False)
         assert sc.dst_layer == last
-        scores[method] = sc.faithfulness(model, held).agreement
+        scores[method] = lens.shortcuts.faithfulness(sc, model, held).agreement
         fits[method] = sc
     fits["identity"] = LinearShortcut(torch.eye(64), torch.zeros(64), 2, last)
-    scores["identity (logit lens)"] = fits["identity"].faithfulness(model, held).agreement
+    scores["identity (logit lens)"] = lens.shortcuts.faithfulness(
+        fits["identity"], model, held
+    ).agreement
     with capsys.disabled():
         print(f"\nstories260k shortcut 2->last faithfulness (top-1 agreement): {scores}")
     # least squares minimises the training error: no other affine map may beat it there
@@ -173,3 +177,31 @@ def test_stories_layer2_to_last(stories_model, capsys):
     h, z = probes[0].value[real].double(), probes[1].value[real].double()
     err = {k: float((v.transform(h.float()).double() - z).pow(2).mean()) for k, v in fits.items()}
     assert err["lstsq"] <= min(err["jacobian"], err["identity"]) * (1 + 1e-4)
+
+
+def test_predict_decodes_only_the_positions_asked_for(native_model):
+    """positions='last' / integer columns == the same rows of the all-positions decode."""
+    sc = LinearShortcut(torch.eye(64) * 0.9, torch.full((64,), 0.1), 0, 2)
+    b = lens.tokens.batch(native_model, _prompts(3, seed=4), padding_side="right")
+    full = lens.shortcuts.predict(sc, native_model, b)
+    rows = torch.arange(3)
+    last = lens.shortcuts.predict(sc, native_model, b, positions="last")
+    cols = lens.shortcuts.predict(sc, native_model, b, positions=[0, -1])
+    assert last.shape == (3, full.shape[-1]) and cols.shape == (3, 2, full.shape[-1])
+    assert torch.allclose(last, full[rows, b.last_positions], atol=1e-5)
+    assert torch.allclose(cols, full[:, [0, -1]], atol=1e-5)
+    assert not torch.allclose(last, full[:, -1], atol=1e-3)  # right padding: not the last column
+
+
+def test_deprecated_methods_delegate_to_lens_shortcuts(native_model):
+    prompts = _prompts(20)  # ~130 (h, z) pairs for d_model 64: a well-posed fit
+    kw = dict(method="lstsq", positions="all", progress=False)
+    with pytest.warns(DeprecationWarning, match="lens.shortcuts.fit"):
+        old = LinearShortcut.fit(native_model, prompts, 0, **kw)
+    new = lens.shortcuts.fit(native_model, prompts, 0, **kw)
+    assert torch.allclose(old.weight, new.weight, atol=1e-5)
+    assert torch.allclose(old.bias, new.bias, atol=1e-5)
+    t = torch.tensor(prompts[:1])
+    with pytest.warns(DeprecationWarning):
+        via_method = old.predict(native_model, t)
+    assert torch.equal(via_method, lens.shortcuts.predict(old, native_model, t))

@@ -1,0 +1,113 @@
+"""Every TransformerLens 4.x internal that lens and interventions reach, in one module.
+
+``TransformerBridge`` wraps each Hugging Face module in a bridge component whose
+``original_component`` is the real ``nn.Module``; its classic hook names
+(``blocks.0.hook_resid_post``) are aliases resolved by ``bridge_core``. Code elsewhere asks
+this module for "the unembedding" or "block 3's attention output projection" and never
+spells those attributes itself, so a TransformerLens upgrade touches this file only.
+
+It sits at the bottom of the import graph (``interventions`` and ``lens`` both import it; it
+imports neither). Add new accessors here, one small function each.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from torch import nn
+
+BlockNorm = Literal["ln1", "ln2"]
+
+
+def alias_map(model: Any) -> dict[str, str]:
+    """Classic hook name -> canonical hook name (e.g. ``blocks.0.hook_resid_post`` ->
+    ``blocks.0.hook_out``), as TransformerLens 4.x builds it from ``model.hook_dict``."""
+    from transformer_lens.model_bridge.bridge_core import (  # noqa: PLC0415  (slow import)
+        build_alias_to_canonical_map,
+    )
+
+    return build_alias_to_canonical_map(model.hook_dict)
+
+
+def original(component: Any, what: str = "component") -> nn.Module:
+    """The wrapped ``nn.Module`` of a bridge component (a plain module is returned as is)."""
+    module = getattr(component, "original_component", component)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{what} has no underlying torch module; this model is not supported")
+    return module
+
+
+def has_original(component: Any) -> bool:
+    """Whether ``component`` is a bridge component with a wrapped module."""
+    return getattr(component, "original_component", None) is not None
+
+
+def blocks(model: Any) -> list[Any]:
+    """The transformer blocks (bridge components), in order."""
+    return list(model.blocks)
+
+
+def _block(model: Any, layer: int) -> Any:
+    n = len(model.blocks)
+    if not 0 <= layer < n:
+        raise ValueError(f"layer {layer} out of range; this model has layers 0..{n - 1}")
+    return model.blocks[layer]
+
+
+def _sub(component: Any, path: str, where: str) -> nn.Module:
+    owner = component
+    for part in path.split("."):
+        owner = getattr(owner, part, None)
+        if owner is None:
+            raise ValueError(f"{where} has no {path}; this architecture is not supported")
+    return original(owner, f"{where}.{path}")
+
+
+def embed_module(model: Any) -> nn.Module:
+    """The token embedding (``weight`` is ``[d_vocab, d_model]``)."""
+    return original(model.embed, "embed")
+
+
+def pos_embed_module(model: Any) -> nn.Module | None:
+    """The learned positional embedding, or None (rotary models have none)."""
+    pos = getattr(model, "pos_embed", None)
+    return original(pos, "pos_embed") if pos is not None and has_original(pos) else None
+
+
+def attn_output_projection(model: Any, layer: int) -> nn.Module:
+    """Block ``layer``'s attention output projection (``W_O``; Linear or HF Conv1D)."""
+    return _sub(_block(model, layer), "attn.o", f"blocks.{layer}")
+
+
+def mlp_output_projection(model: Any, layer: int) -> nn.Module:
+    """Block ``layer``'s MLP output projection (``W_out``; Linear or HF Conv1D)."""
+    return _sub(_block(model, layer), "mlp.out", f"blocks.{layer}")
+
+
+def mlp_input_projections(model: Any, layer: int) -> list[nn.Module]:
+    """Block ``layer``'s MLP input projections: ``[W_in]``, or ``[W_in, W_gate]`` when gated."""
+    mlp = _block(model, layer).mlp
+    out = [_sub(mlp, "in", f"blocks.{layer}.mlp")]
+    if hasattr(mlp, "gate"):
+        out.append(_sub(mlp, "gate", f"blocks.{layer}.mlp"))
+    return out
+
+
+def block_norm(model: Any, layer: int, which: BlockNorm) -> nn.Module:
+    """Block ``layer``'s pre-attention (``"ln1"``) or pre-MLP (``"ln2"``) norm."""
+    return _sub(_block(model, layer), which, f"blocks.{layer}")
+
+
+def final_norm_module(model: Any) -> nn.Module:
+    """The final LayerNorm/RMSNorm before the unembedding."""
+    return original(model.ln_final, "ln_final")
+
+
+def unembed_module(model: Any) -> nn.Module:
+    """The unembedding (``weight`` is ``[d_vocab, d_model]``, optional ``bias``)."""
+    return original(model.unembed, "unembed")
+
+
+def forward_pre_hook_count(model: Any) -> int:
+    """Number of forward pre-hooks on the model itself (where ``lens.apply`` records masks)."""
+    return len(model._forward_pre_hooks)
