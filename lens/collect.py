@@ -29,13 +29,15 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from interventions.base import Positions
 from lens.hooks import apply, resolve_hook
 from lens.stats.accumulators import Accumulator, PositionMeans
 from lens.stats.checkpoint import digest, load_states, model_fingerprint, read_meta
 from lens.stats.checkpoint import save_checkpoint as _write
 from lens.stats.corpus import check_item, new_hash, update_hash
 from lens.stats.distributed import all_reduce_sum, broadcast_json, rank, world_size
-from lens.stats.select import CollectPositions, Selection, normalize_positions, plan
+from lens.stats.select import Selection, SlotSpec, normalize_positions, plan
+from lens.tokens import PaddingSide
 from lens.tokens import batch as make_batch
 
 
@@ -66,7 +68,8 @@ class _Taps:
     def _tap(self, users: list[tuple[Accumulator, int]]) -> Any:
         def tap(act: torch.Tensor, hook: Any) -> None:
             sel = self.selection
-            assert sel is not None, "collect taps fired outside a collect batch"
+            if sel is None:
+                raise RuntimeError("collect taps fired outside a collect batch")
             values = sel.take(act.detach())
             for acc, i in users:
                 acc.update(i, values, sel.valid, sel.pooled)
@@ -83,7 +86,7 @@ def _intervention_id(item: Any) -> Any:
 def _validate(
     model: Any,
     accumulators: Sequence[Accumulator],
-    positions: str | tuple[int, ...],
+    positions: SlotSpec,
     batch_size: int,
     checkpoint_every: int,
 ) -> list[Accumulator]:
@@ -96,11 +99,11 @@ def _validate(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"checkpoint_every must be a positive int, got {checkpoint_every!r}")
-    n_slots = 1 if positions == "all" else len(positions)
+    n_slots = positions.n_slots
     for acc in accs:
         if isinstance(acc, PositionMeans) and acc.n_positions != n_slots:
             raise ValueError(
-                f"positions={positions!r} selects {n_slots} slot(s) but a PositionMeans was built "
+                f"{positions} selects {n_slots} slot(s) but a PositionMeans was built "
                 f"with n_positions={acc.n_positions}"
             )
         for site in acc.sites:
@@ -129,12 +132,13 @@ def collect(
     accumulators: Sequence[Accumulator],
     *,
     batch_size: int = 8,
-    positions: CollectPositions = "all",
+    positions: Positions = "all",
+    from_end: Sequence[int] | None = None,
     interventions: Sequence[Any] = (),
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
     progress: bool = True,
-    padding_side: str = "left",
+    padding_side: PaddingSide = "left",
     prepend_bos: bool | None = None,
     process_group: Any = None,
 ) -> CollectResult:
@@ -146,8 +150,12 @@ def collect(
             :func:`lens.stats.labelled` pairs texts with labels).
         accumulators: ``lens.stats`` accumulators; their sites are hooked, nothing else.
         batch_size: examples per forward (per process).
-        positions: ``"all"`` real tokens, ``"last"``, or negative offsets from each prompt's
-            end such as ``[-2, -1]`` (mask-aware; see :mod:`lens.stats.select`).
+        positions: ``"all"`` real tokens (pooled), ``"last"`` real token, or integer columns
+            of the padded batch (see ``interventions.base.Positions``; columns on padding are
+            skipped).
+        from_end: instead of ``positions``, offsets from each prompt's last real token, e.g.
+            ``[-2, -1]`` for the last two real tokens under any padding (mask-aware; see
+            :mod:`lens.stats.select`).
         interventions: installed for the whole run (statistics see their effect: the taps run
             after them on a shared hook point).
         checkpoint: path of a checkpoint file to write and resume from.
@@ -169,7 +177,7 @@ def collect(
         >>> res.n_tokens, acc.count[:, 0].tolist()
         (5, [3, 2])
     """
-    pos = normalize_positions(positions)
+    pos = normalize_positions(positions, from_end)
     accs = _validate(model, accumulators, pos, batch_size, checkpoint_every)
     interventions = list(interventions)
     if isinstance(corpus, Sequence):
@@ -183,7 +191,7 @@ def collect(
         "model": model_fingerprint(model) if checkpoint is not None else "",
         "accumulators": digest([a.config() for a in accs]),
         "batch_size": digest(batch_size),
-        "positions": digest(pos),
+        "positions": digest(pos.key()),
         "tokenization": digest([padding_side, prepend_bos]),
         "interventions": digest([_intervention_id(i) for i in interventions]),
     }
@@ -299,8 +307,8 @@ def _forward(
     taps: _Taps,
     rows: list[tuple[Any, Any]],
     first_id: int,
-    positions: str | tuple[int, ...],
-    padding_side: str,
+    positions: SlotSpec,
+    padding_side: PaddingSide,
     prepend_bos: bool | None,
 ) -> int:
     """Forward one batch with the taps armed for it (labels are checked first); returns

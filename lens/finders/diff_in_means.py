@@ -3,9 +3,9 @@ is mediated by a single direction").
 
 For every layer l and chosen position i: r[l, i] = mean over positive prompts of the residual
 stream at (l, i) minus the same mean over negative prompts. The site is ``hook_resid_pre``
-(the residual stream entering block l), as in the paper; positions are offsets from the end of
-each prompt (mask-aware), default the last token. The paper uses the post-instruction tokens of
-the chat template, e.g. ``positions=range(-5, 0)`` for a 5-token template suffix.
+(the residual stream entering block l), as in the paper; by default the last real token of each prompt.
+The paper uses the post-instruction tokens of the chat template: ``from_end=range(-5, 0)`` for
+a 5-token template suffix (offsets from each prompt's last real token, mask-aware).
 
 Means are float64 running sums over the corpus (``PositionMeans``), so memory is constant in
 the number of prompts, and the computation resumes and shards like any ``lens.collect``.
@@ -15,11 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from jaxtyping import Float
 from torch import Tensor
 
+from interventions.base import Positions
 from lens.collect import collect
 from lens.stats.accumulators import PositionMeans
 from lens.stats.select import normalize_positions
@@ -33,7 +34,9 @@ class DiffInMeans:
         directions: ``[layer, position, d_model]`` mean(positive) - mean(negative), float64.
         positive_mean, negative_mean: the two means, same shape.
         layers: layer of each row.
-        positions: offset of each position column (e.g. ``(-1,)``).
+        positions: what each position column is: offsets from each prompt's last real token
+            (with ``from_end`` or ``"last"``, e.g. ``(-1,)``) or padded-batch columns (with
+            integer ``positions``); ``position_kind`` says which.
         site: the hook read at every layer.
     """
 
@@ -43,6 +46,7 @@ class DiffInMeans:
     layers: list[int]
     positions: tuple[int, ...]
     site: str
+    position_kind: Literal["from_end", "columns"] = "from_end"
 
     def direction(self, layer: int, position: int = -1) -> Float[Tensor, " d_model"]:
         """The candidate at ``layer`` and position offset ``position``."""
@@ -67,7 +71,8 @@ def diff_in_means(
     negative: Sequence[Any],
     *,
     layers: str | int | Sequence[int] = "all",
-    positions: str | Sequence[int] = (-1,),
+    positions: Positions | None = None,
+    from_end: Sequence[int] | None = None,
     site: str = "hook_resid_pre",
     **collect_kwargs: Any,
 ) -> DiffInMeans:
@@ -77,7 +82,10 @@ def diff_in_means(
         model: a TransformerBridge.
         positive, negative: prompts (texts or token-id lists), e.g. harmful / harmless.
         layers: ``"all"`` or a list of layers.
-        positions: ``"last"`` or negative offsets from each prompt's end, e.g. ``[-2, -1]``.
+        positions: ``"last"`` (default) or integer columns of the padded batch (see
+            ``interventions.base.Positions``).
+        from_end: instead of ``positions``, offsets from each prompt's last real token, e.g.
+            ``[-2, -1]``.
         site: per-layer hook (default ``hook_resid_pre``).
         **collect_kwargs: for :func:`lens.collect` (batch_size, checkpoint, progress, ...).
 
@@ -88,25 +96,31 @@ def diff_in_means(
         >>> tuple(d.directions.shape)
         (3, 1, 64)
     """
-    pos = normalize_positions(positions)
-    if pos == "all":
-        raise ValueError("diff_in_means needs fixed positions: 'last' or negative offsets")
+    if positions is None and from_end is None:
+        positions = "last"
+    pos = normalize_positions(positions, from_end)
+    if pos.kind == "all":
+        raise ValueError("diff_in_means needs fixed positions: 'last', columns or from_end")
     positive, negative = list(positive), list(negative)
     if not positive or not negative:
         raise ValueError("diff_in_means needs at least one positive and one negative prompt")
     acc = PositionMeans.for_model(
-        model, ["positive", "negative"], site=site, layers=layers, n_positions=len(pos)
+        model, ["positive", "negative"], site=site, layers=layers, n_positions=pos.n_slots
     )
     corpus = [(p, "positive") for p in positive] + [(n, "negative") for n in negative]
-    collect(model, corpus, [acc], positions=list(pos), **collect_kwargs)
+    if pos.kind == "from_end":
+        collect(model, corpus, [acc], from_end=list(pos.indices), **collect_kwargs)
+    else:
+        collect(model, corpus, [acc], positions=list(pos.indices), **collect_kwargs)
     mean = acc.mean().cpu()  # [group, layer, position, d_model]
     return DiffInMeans(
         directions=mean[0] - mean[1],
         positive_mean=mean[0],
         negative_mean=mean[1],
         layers=list(acc.layers),
-        positions=tuple(pos),
+        positions=pos.indices,
         site=site,
+        position_kind="from_end" if pos.kind == "from_end" else "columns",
     )
 
 

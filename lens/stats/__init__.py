@@ -16,7 +16,7 @@ from lens.stats.accumulators import (
 from lens.stats.checkpoint import load_states, model_fingerprint, read_meta, save_checkpoint
 from lens.stats.corpus import labelled
 from lens.stats.distributed import all_gather_rows, all_reduce_sum, rank, world_size
-from lens.stats.select import normalize_positions, plan
+from lens.stats.select import SlotSpec, normalize_positions, plan
 from lens.stats.sites import layer_sites
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "layer_sites",
     "load_states",
     "model_fingerprint",
+    "SlotSpec",
     "normalize_positions",
     "plan",
     "rank",

@@ -1,45 +1,99 @@
 """Which token positions of each prompt the statistics see (mask-aware).
 
-``positions`` is ``"all"`` (every real token, pooled), ``"last"`` (the last real token) or a
-list of negative offsets from the end of each prompt, e.g. ``[-3, -2, -1]`` for the last three
-real tokens (slot i = offset i). Offsets reaching before a prompt's first token are marked
-invalid for that prompt, never read from padding.
+Two ways to choose, never both:
+
+* ``positions`` (one meaning across lens, see ``interventions.base.Positions``): ``"all"``
+  (every real token, pooled into one slot), ``"last"`` (the last real token) or integer
+  columns of the padded batch (negative counts from the padded end; slot i = column i).
+  A column that falls on padding, or outside a shorter batch, is invalid for that row.
+* ``from_end``: offsets counted from each prompt's own last real token, e.g. ``[-3, -2, -1]``
+  for the last three real tokens (slot i = offset i) under any padding. Offsets reaching
+  before a prompt's first token are marked invalid for that prompt, never read from padding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-CollectPositions = str | Sequence[int]
+from interventions.base import Positions, last_real_positions
+
+SlotKind = Literal["all", "from_end", "columns"]
 
 
-def normalize_positions(positions: CollectPositions) -> str | tuple[int, ...]:
-    """Validate a positions spec: ``"all"`` or a tuple of negative offsets."""
-    if isinstance(positions, str):
-        if positions == "all":
+@dataclass(frozen=True)
+class SlotSpec:
+    """A validated choice of positions: ``kind`` and its integers (offsets or columns)."""
+
+    kind: SlotKind
+    indices: tuple[int, ...] = ()
+
+    @property
+    def n_slots(self) -> int:
+        return 1 if self.kind == "all" else len(self.indices)
+
+    def key(self) -> Any:
+        """JSON form for checkpoint fingerprints (from_end keeps its historical form)."""
+        if self.kind == "all":
             return "all"
-        if positions == "last":
-            return (-1,)
-        raise ValueError(f"positions must be 'all', 'last' or negative offsets, got {positions!r}")
-    if isinstance(positions, int):
-        positions = [positions]
-    offsets = tuple(positions)
-    if not offsets:
-        raise ValueError("positions is empty")
-    bad = [p for p in offsets if not isinstance(p, int) or isinstance(p, bool) or p >= 0]
+        if self.kind == "from_end":
+            return list(self.indices)
+        return {"columns": list(self.indices)}
+
+
+def _ints(values: Any, what: str) -> tuple[int, ...]:
+    if isinstance(values, int) and not isinstance(values, bool):
+        values = [values]
+    if isinstance(values, (str, bytes, Tensor)):
+        raise ValueError(f"{what} must be a list of ints, got {values!r}")
+    items = tuple(values)
+    if not items:
+        raise ValueError(f"{what} is empty")
+    bad = [p for p in items if not isinstance(p, int) or isinstance(p, bool)]
     if bad:
+        raise ValueError(f"{what} must be ints, got {bad!r}")
+    if len(set(items)) != len(items):
+        raise ValueError(f"{what} has duplicates: {list(items)}")
+    return items
+
+
+def normalize_positions(
+    positions: Positions | None = "all", from_end: Sequence[int] | int | None = None
+) -> SlotSpec:
+    """Validate ``positions`` or ``from_end`` (exactly one of them) into a :class:`SlotSpec`.
+
+    Example:
+        >>> normalize_positions("last"), normalize_positions(None, from_end=[-2, -1])
+        (SlotSpec(kind='from_end', indices=(-1,)), SlotSpec(kind='from_end', indices=(-2, -1)))
+    """
+    if from_end is not None:
+        if positions not in (None, "all"):
+            raise ValueError("give positions or from_end, not both")
+        offsets = _ints(from_end, "from_end")
+        bad = [p for p in offsets if p >= 0]
+        if bad:
+            raise ValueError(
+                f"from_end offsets must be negative ints counting from each prompt's last real "
+                f"token (-1 = the last real token), got {bad!r}"
+            )
+        return SlotSpec("from_end", offsets)
+    if positions is None or (isinstance(positions, str) and positions == "all"):
+        return SlotSpec("all")
+    if isinstance(positions, str):
+        if positions == "last":
+            return SlotSpec("from_end", (-1,))
+        raise ValueError(f"positions must be 'all', 'last' or integer columns, got {positions!r}")
+    if isinstance(positions, Tensor):
         raise ValueError(
-            f"position offsets must be negative ints counting from the end of each prompt "
-            f"(-1 = last real token), got {bad!r}"
+            "positions tensors (one index per row) are not supported here: batches differ; "
+            "use 'last', integer columns, or from_end offsets"
         )
-    if len(set(offsets)) != len(offsets):
-        raise ValueError(f"positions has duplicates: {list(offsets)}")
-    return offsets
+    return SlotSpec("columns", _ints(positions, "positions"))
 
 
 @dataclass
@@ -53,10 +107,6 @@ class Selection:
     def pooled(self) -> bool:
         return self.index is None
 
-    @property
-    def n_slots(self) -> int:
-        return 1 if self.index is None else int(self.index.shape[1])
-
     def take(self, act: Float[Tensor, "batch pos width"]) -> Float[Tensor, "batch slot width"]:
         """The selected activations (a view for ``"all"``, a small gather otherwise)."""
         if self.index is None:
@@ -65,25 +115,28 @@ class Selection:
         return act.gather(1, idx)
 
 
-def plan(attention_mask: Int[Tensor, "batch pos"], positions: str | tuple[int, ...]) -> Selection:
+def plan(attention_mask: Int[Tensor, "batch pos"], spec: SlotSpec) -> Selection:
     """Build the :class:`Selection` of a padded batch (left or right padding).
 
     Example:
         >>> import torch
         >>> mask = torch.tensor([[0, 1, 1], [1, 1, 1]])
-        >>> s = plan(mask, (-3, -1))
+        >>> s = plan(mask, SlotSpec("from_end", (-3, -1)))
         >>> s.index.tolist(), s.valid.tolist()
         ([[0, 2], [0, 2]], [[False, True], [True, True]])
     """
     mask = attention_mask.bool()
-    if positions == "all":
+    if spec.kind == "all":
         return Selection(None, mask)
-    seq = mask.shape[1]
-    idx = torch.arange(seq, device=mask.device).expand_as(mask)
-    last = torch.where(mask, idx, torch.full_like(idx, -1)).max(dim=1).values
-    offsets = torch.tensor(positions, device=mask.device)
-    index = last[:, None] + 1 + offsets[None, :]
-    inside = index >= 0
-    index = index.clamp_min(0)
+    batch, seq = mask.shape
+    given = torch.tensor(spec.indices, device=mask.device)
+    if spec.kind == "from_end":
+        index = last_real_positions(mask)[:, None] + 1 + given[None, :]
+        inside = index >= 0
+    else:  # columns of the padded batch, negative from its end
+        cols = torch.where(given < 0, given + seq, given)
+        inside = ((cols >= 0) & (cols < seq))[None, :].expand(batch, -1)
+        index = cols[None, :].expand(batch, -1)
+    index = index.clamp(0, seq - 1)
     valid = inside & mask.gather(1, index)
     return Selection(index, valid)

@@ -214,7 +214,7 @@ def _select(model: Any, world: Any, lang: str, config: Config) -> dict[str, Any]
         harmful,
         harmless,
         layers=config.layers,
-        positions=list(config.positions),
+        from_end=list(config.positions),
         batch_size=config.batch_size,
         progress=False,
     )

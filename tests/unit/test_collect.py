@@ -35,7 +35,7 @@ def test_collect_equals_one_by_one_probes(native_model):
     moments, prob, examples = accs_for(model)
     means = PositionMeans.for_model(model, GROUPS, n_positions=2)
     lens.collect(model, data, [moments, prob, examples], batch_size=6, progress=False)
-    lens.collect(model, data, [means], batch_size=6, positions=[-2, -1], progress=False)
+    lens.collect(model, data, [means], batch_size=6, from_end=[-2, -1], progress=False)
     post = [f"blocks.{layer}.mlp.hook_post" for layer in range(3)]
     pre = [f"blocks.{layer}.mlp.hook_pre" for layer in range(3)]
     resid = [f"blocks.{layer}.hook_resid_pre" for layer in range(3)]
@@ -173,7 +173,7 @@ def test_bad_input_gives_clear_errors():
             model,
             corpus(4),
             [PositionMeans.for_model(model, GROUPS)],
-            positions=[-2, -1],
+            from_end=[-2, -1],
             progress=False,
         )
     assert untouched(accs) and lens.count_hooks(model) == 0

@@ -46,7 +46,7 @@ def run_all(model, data, checkpoint=None, crash_after=None) -> list:
     res = lens.collect(model, items, accs, **kw)
     accs[0].resumed = res.resumed_examples
     pm_ckpt = None if checkpoint is None else str(checkpoint) + ".pm"
-    lens.collect(model, data, [means], positions=[-2, -1], **{**kw, "checkpoint": pm_ckpt})
+    lens.collect(model, data, [means], from_end=[-2, -1], **{**kw, "checkpoint": pm_ckpt})
     return [*accs, means]
 
 

@@ -15,7 +15,7 @@ from lens.stats import (
     read_meta,
     save_checkpoint,
 )
-from lens.stats.select import normalize_positions, plan
+from lens.stats.select import SlotSpec, normalize_positions, plan
 
 SITES = ["s0", "s1"]
 GROUPS = ["a", "b", "c"]
@@ -153,7 +153,7 @@ def test_sizes_flat_in_number_of_batches():
             ExampleMeans.for_model(model, ["a", "b"], max_examples=40),
         ]
         lens.collect(model, corpus, accs[:2], batch_size=4, progress=False)
-        lens.collect(model, corpus, accs[2:3], batch_size=4, positions=[-2, -1], progress=False)
+        lens.collect(model, corpus, accs[2:3], batch_size=4, from_end=[-2, -1], progress=False)
         lens.collect(model, corpus, accs[3:], batch_size=4, progress=False)
         assert accs[0].count.sum() == 3 * 4 * len(corpus)  # every token counted, per site
         sizes.append([(a.n_elements, [t.shape for t in a.state_dict().values()]) for a in accs])
@@ -164,13 +164,27 @@ def test_positions_plan_is_mask_aware():
     left = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
     for mask in (left, right):
-        sel = plan(mask, (-3, -2, -1))
+        sel = plan(mask, normalize_positions(None, from_end=(-3, -2, -1)))
         assert sel.valid.tolist() == [[False, True, True], [True, True, True]]
         act = torch.arange(8.0).view(2, 4, 1)
         got = sel.take(act)[..., 0]
         real = [act[0, mask[0].bool(), 0].tolist(), act[1, :, 0].tolist()]
         assert got[0, 1:].tolist() == real[0][-2:] and got[1].tolist() == real[1][-3:]
-    assert normalize_positions("last") == (-1,)
-    for bad in ("first", [0], [1, -1], [], [-1, -1]):
+    assert normalize_positions("last") == SlotSpec("from_end", (-1,))
+    for bad in ([0], [1, -1], [], [-1, -1]):
+        with pytest.raises(ValueError):
+            normalize_positions(None, from_end=bad)
+    for bad in ("first", [], [1, 1], torch.tensor([0, 1])):
         with pytest.raises(ValueError):
             normalize_positions(bad)
+    with pytest.raises(ValueError, match="not both"):
+        normalize_positions([0], from_end=[-1])
+
+
+def test_positions_columns_plan_reads_padded_columns():
+    """Integer positions are padded-batch columns (negative from the padded end), the same
+    meaning as lens.apply / Probe; columns on padding or outside the batch are invalid."""
+    right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    sel = plan(right, normalize_positions([0, -1, 7]))
+    assert sel.index[:, :2].tolist() == [[0, 3], [0, 3]]
+    assert sel.valid.tolist() == [[True, False, False], [True, True, False]]
