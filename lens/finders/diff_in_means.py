@@ -3,9 +3,10 @@ is mediated by a single direction").
 
 For every layer l and chosen position i: r[l, i] = mean over positive prompts of the residual
 stream at (l, i) minus the same mean over negative prompts. The site is ``hook_resid_pre``
-(the residual stream entering block l), as in the paper; by default the last real token of each prompt.
-The paper uses the post-instruction tokens of the chat template: ``from_end=range(-5, 0)`` for
-a 5-token template suffix (offsets from each prompt's last real token, mask-aware).
+(the residual stream entering block l), as in the paper; by default at the last real token of
+each prompt. The paper uses the post-instruction tokens of the chat template:
+``from_end=range(-5, 0)`` for a 5-token template suffix (offsets from each prompt's last real
+token, mask-aware).
 
 Means are float64 running sums over the corpus (``PositionMeans``), so memory is constant in
 the number of prompts, and the computation resumes and shards like any ``lens.collect``.
