@@ -20,6 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from interventions import _bridge
 from interventions._common import as_vector, check_d_model, unit
 
 
@@ -54,21 +55,22 @@ class Orthogonalization:
 
 def _writers(model: Any) -> list[tuple[nn.Module, str]]:
     """(module, layout) for every weight that writes to the residual stream."""
-    out: list[tuple[nn.Module, str]] = [(model.embed.original_component, "rows")]
-    pos = getattr(model, "pos_embed", None)
-    if pos is not None and getattr(pos, "original_component", None) is not None:
-        out.append((pos.original_component, "rows"))
-    for layer, block in enumerate(model.blocks):
-        for path in ("attn.o", "mlp.out"):
-            owner: Any = block
-            for part in path.split("."):
-                owner = getattr(owner, part, None)
-            module = getattr(owner, "original_component", None)
-            if module is None:
+    out: list[tuple[nn.Module, str]] = [(_bridge.embed_module(model), "rows")]
+    pos = _bridge.pos_embed_module(model)
+    if pos is not None:
+        out.append((pos, "rows"))
+    for layer in range(len(_bridge.blocks(model))):
+        for path, get in (
+            ("attn.o", _bridge.attn_output_projection),
+            ("mlp.out", _bridge.mlp_output_projection),
+        ):
+            try:
+                module = get(model, layer)
+            except ValueError:
                 raise ValueError(
                     f"orthogonalize: block {layer} has no {path} projection; this architecture "
                     "is not supported"
-                )
+                ) from None
             out.append((module, _layout(module, f"blocks.{layer}.{path}")))
     return out
 
@@ -125,7 +127,7 @@ def orthogonalize(model: Any, direction: Float[Tensor, " d_model"]) -> Orthogona
                 f"orthogonalize: {type(module).__name__} writes {out_dim} features, not {d_model}"
             )
     record = Orthogonalization(model, r_hat)
-    unembed_w = getattr(getattr(model.unembed, "original_component", None), "weight", None)
+    unembed_w = getattr(_bridge.unembed_module(model), "weight", None)
     try:
         with torch.no_grad():
             for module, layout in writers:
