@@ -16,6 +16,8 @@ import json
 import os
 import socket
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -163,12 +165,19 @@ def load_hf_folder(folder: str | Path, device: str, dtype: torch.dtype, tokenize
             f"{folder}: architecture {arch!r} is not supported by TransformerLens "
             f"(e.g. {sorted(a for a in supported if a.endswith('ForCausalLM'))[:8]}...)"
         )
-    prev = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"  # a local folder never needs the network
-    try:
+    with _hub_offline():  # a local folder never needs the network
         return TransformerBridge.boot_transformers(
             str(folder), device=device, dtype=dtype, tokenizer=tokenizer
         )
+
+
+@contextmanager
+def _hub_offline() -> Iterator[None]:
+    """Set ``HF_HUB_OFFLINE=1`` for the block; restore the previous value (or absence) after."""
+    prev = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        yield
     finally:
         if prev is None:
             os.environ.pop("HF_HUB_OFFLINE", None)
@@ -216,8 +225,11 @@ def _from_hub(name: str, device: str, dtype: torch.dtype, tokenizer: Any) -> Any
             "and tokenizer files, or use 'organism' / 'smollm2-135m-instruct'. "
             f"Otherwise: {ACCEPTED}"
         )
-    if cached:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return TransformerBridge.boot_transformers(
-        name, device=device, dtype=dtype, tokenizer=tokenizer
-    )
+    if not cached:
+        return TransformerBridge.boot_transformers(
+            name, device=device, dtype=dtype, tokenizer=tokenizer
+        )
+    with _hub_offline():  # cached: never touch the network, and leave the setting as it was
+        return TransformerBridge.boot_transformers(
+            name, device=device, dtype=dtype, tokenizer=tokenizer
+        )

@@ -460,7 +460,8 @@ class ExampleMeans(Accumulator):
 
     def merge(self, other: Accumulator) -> ExampleMeans:
         self._check_compatible(other)
-        assert isinstance(other, ExampleMeans)
+        if not isinstance(other, ExampleMeans):
+            raise TypeError(f"cannot merge {type(other).__name__} into ExampleMeans")
         a, b = self.size, other.size
         dev = self.device
         self._set_rows(

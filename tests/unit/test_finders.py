@@ -210,6 +210,7 @@ def test_select_direction_picks_planted_layer_and_direction():
     assert sel.baseline_harmful > 0 > sel.baseline_harmless and sel.bypass < 0
     by_layer = {s.layer: s for s in sel.scores}
     assert by_layer[3].reason.startswith("layer")  # 3 >= 0.75 * 4
+    assert by_layer[3].bypass != by_layer[3].bypass  # NaN: capped before any scoring forward
     assert by_layer[0].bypass > 0 and by_layer[1].bypass > 0  # ablating the trigger mean fails
     # bypass alone still prefers the planted layer when the induce filter is off
     loose = select_direction(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
@@ -82,6 +83,29 @@ def test_unreachable_hub_fails_fast(monkeypatch, tmp_path):
     with pytest.raises(ModelLoadError, match="hub is unreachable"):
         lens.load_model("someone/some-model")
     assert time.perf_counter() - start < 5.0
+
+
+def test_cached_hub_id_runs_offline_and_restores_the_setting(monkeypatch):
+    """A cached hub id boots with HF_HUB_OFFLINE=1 and leaves the variable as it found it."""
+    from lens import models
+
+    seen = []
+
+    def fake_boot(name, **kwargs):
+        seen.append(os.environ.get("HF_HUB_OFFLINE"))
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(models, "_cached_on_disk", lambda name: True)
+    monkeypatch.setattr(models.TransformerBridge, "boot_transformers", fake_boot)
+    for before in (None, "0"):
+        if before is None:
+            monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        else:
+            monkeypatch.setenv("HF_HUB_OFFLINE", before)
+        with pytest.raises(RuntimeError, match="stop here"):
+            models._from_hub("someone/cached-model", "cpu", torch.float32, None)
+        assert os.environ.get("HF_HUB_OFFLINE") == before
+    assert seen == ["1", "1"]
 
 
 def test_smollm2_cache_dir_follows_env(monkeypatch, tmp_path):
