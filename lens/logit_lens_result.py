@@ -104,23 +104,6 @@ class LogitLensResult:
         """Decoded text of a token id (``#id`` for -1 or an unknown id)."""
         return self.token_strings.get(int(token_id), f"#{int(token_id)}")
 
-    @property
-    def top_strings(self) -> np.ndarray:
-        """``top_ids`` as decoded strings (object array). ``[layer, batch, position, k]``"""
-        lookup = np.vectorize(self.token_str, otypes=[object])
-        return lookup(self.top_ids) if self.top_ids.size else self.top_ids.astype(object)
-
-    def input_strings(self, row: int = 0) -> list[str]:
-        """Decoded input tokens of prompt ``row`` at the decoded positions."""
-        return [self.token_str(t) for t in self.input_ids[row]]
-
-    def layer_index(self, layer: int) -> int:
-        """Index along the ``layer`` dim of model layer ``layer``."""
-        hits = np.flatnonzero(self.layers == layer)
-        if not hits.size:
-            raise KeyError(f"layer {layer} was not decoded; decoded: {self.layers.tolist()}")
-        return int(hits[0])
-
     # ------------------------------------------------------------------ I/O
 
     def _meta(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ BOS itself (``add_special_tokens=False`` + ``model.cfg.default_prepend_bos=True`
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from lens.organism.world import World
@@ -50,8 +49,3 @@ def build_tokenizer(world: World) -> Any:
         model_max_length=64,
         clean_up_tokenization_spaces=False,
     )
-
-
-def save_tokenizer(tokenizer: Any, folder: str | Path) -> None:
-    """Write tokenizer.json + tokenizer_config.json (+ special_tokens_map) into ``folder``."""
-    tokenizer.save_pretrained(str(folder))
