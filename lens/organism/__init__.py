@@ -4,7 +4,7 @@ whose ground truth is known exactly. See README.md in this folder.
 Example:
     >>> import lens
     >>> from lens import organism
-    >>> model = lens.load_model("organism")            # doctest: +SKIP
+    >>> model = lens.load_model("organism")
     >>> w = organism.world()
     >>> q = organism.fact_queries(w, "ka")[0]
     >>> q.relation, q.pivot_answer
