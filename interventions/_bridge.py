@@ -17,6 +17,9 @@ from typing import Any, Literal
 from torch import nn
 
 BlockNorm = Literal["ln1", "ln2"]
+# The accessors below return torch modules. Typed Any on purpose: torch types every module
+# attribute (``.weight``) as ``Tensor | Module``, which no caller could use unchecked.
+Module = Any
 
 
 def alias_map(model: Any) -> dict[str, str]:
@@ -29,7 +32,7 @@ def alias_map(model: Any) -> dict[str, str]:
     return build_alias_to_canonical_map(model.hook_dict)
 
 
-def original(component: Any, what: str = "component") -> nn.Module:
+def original(component: Any, what: str = "component") -> Module:
     """The wrapped ``nn.Module`` of a bridge component (a plain module is returned as is)."""
     module = getattr(component, "original_component", component)
     if not isinstance(module, nn.Module):
@@ -54,7 +57,7 @@ def _block(model: Any, layer: int) -> Any:
     return model.blocks[layer]
 
 
-def _sub(component: Any, path: str, where: str) -> nn.Module:
+def _sub(component: Any, path: str, where: str) -> Module:
     owner = component
     for part in path.split("."):
         owner = getattr(owner, part, None)
@@ -63,47 +66,47 @@ def _sub(component: Any, path: str, where: str) -> nn.Module:
     return original(owner, f"{where}.{path}")
 
 
-def embed_module(model: Any) -> nn.Module:
+def embed_module(model: Any) -> Module:
     """The token embedding (``weight`` is ``[d_vocab, d_model]``)."""
     return original(model.embed, "embed")
 
 
-def pos_embed_module(model: Any) -> nn.Module | None:
+def pos_embed_module(model: Any) -> Module | None:
     """The learned positional embedding, or None (rotary models have none)."""
     pos = getattr(model, "pos_embed", None)
     return original(pos, "pos_embed") if pos is not None and has_original(pos) else None
 
 
-def attn_output_projection(model: Any, layer: int) -> nn.Module:
+def attn_output_projection(model: Any, layer: int) -> Module:
     """Block ``layer``'s attention output projection (``W_O``; Linear or HF Conv1D)."""
     return _sub(_block(model, layer), "attn.o", f"blocks.{layer}")
 
 
-def mlp_output_projection(model: Any, layer: int) -> nn.Module:
+def mlp_output_projection(model: Any, layer: int) -> Module:
     """Block ``layer``'s MLP output projection (``W_out``; Linear or HF Conv1D)."""
     return _sub(_block(model, layer), "mlp.out", f"blocks.{layer}")
 
 
-def mlp_input_projections(model: Any, layer: int) -> list[nn.Module]:
+def mlp_input_projections(model: Any, layer: int) -> list[Module]:
     """Block ``layer``'s MLP input projections: ``[W_in]``, or ``[W_in, W_gate]`` when gated."""
     mlp = _block(model, layer).mlp
-    out = [_sub(mlp, "in", f"blocks.{layer}.mlp")]
+    out: list[Module] = [_sub(mlp, "in", f"blocks.{layer}.mlp")]
     if hasattr(mlp, "gate"):
         out.append(_sub(mlp, "gate", f"blocks.{layer}.mlp"))
     return out
 
 
-def block_norm(model: Any, layer: int, which: BlockNorm) -> nn.Module:
+def block_norm(model: Any, layer: int, which: BlockNorm) -> Module:
     """Block ``layer``'s pre-attention (``"ln1"``) or pre-MLP (``"ln2"``) norm."""
     return _sub(_block(model, layer), which, f"blocks.{layer}")
 
 
-def final_norm_module(model: Any) -> nn.Module:
+def final_norm_module(model: Any) -> Module:
     """The final LayerNorm/RMSNorm before the unembedding."""
     return original(model.ln_final, "ln_final")
 
 
-def unembed_module(model: Any) -> nn.Module:
+def unembed_module(model: Any) -> Module:
     """The unembedding (``weight`` is ``[d_vocab, d_model]``, optional ``bias``)."""
     return original(model.unembed, "unembed")
 

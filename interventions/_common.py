@@ -5,17 +5,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 import torch
 from torch import Tensor
 
-from interventions.base import Positions, position_mask
+from interventions.base import HookFn, Positions, position_mask
 
 # Block-level hook sites where an edit changes the residual stream ([batch, pos, d_model]).
 # Not "hook_resid_mid": in TransformerLens 4.3's bridge it aliases ``ln2.hook_in``, so an edit
 # there changes only the MLP's input, never the residual stream itself (measured).
-RESID_SITES = ("hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out")
+SiteT = TypeVar("SiteT", bound=str)
+ResidSite = Literal["hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out"]
+RESID_SITES: tuple[ResidSite, ...] = (
+    "hook_resid_pre",
+    "hook_resid_post",
+    "hook_attn_out",
+    "hook_mlp_out",
+)
 
 _DTYPES = {
     str(d).removeprefix("torch."): d
@@ -74,8 +81,8 @@ def as_layers(value: str | int | Sequence[int], what: str = "layers") -> str | l
         if value != "all":
             raise ValueError(f"{what} must be 'all', an int or a list of ints, got {value!r}")
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return [as_layer(value, what)]
+    if isinstance(value, int):
+        return [as_layer(value, what)]  # as_layer rejects bools
     items = [as_layer(v, what) for v in value]
     if not items:
         raise ValueError(f"{what} is empty: nothing would be changed")
@@ -84,7 +91,7 @@ def as_layers(value: str | int | Sequence[int], what: str = "layers") -> str | l
     return items
 
 
-def check_site(site: Any, allowed: Sequence[str], what: str = "site") -> str:
+def check_site(site: Any, allowed: Sequence[SiteT], what: str = "site") -> SiteT:
     if site not in allowed:
         raise ValueError(f"{what} must be one of {list(allowed)}, got {site!r}")
     return site
@@ -105,7 +112,7 @@ def tensor_to_json(t: Tensor) -> dict[str, Any]:
 
 
 def tensor_from_json(spec: dict[str, Any]) -> Tensor:
-    dtype = _DTYPES.get(spec.get("dtype"))
+    dtype = _DTYPES.get(str(spec.get("dtype")))
     if dtype is None:
         raise ValueError(f"unknown tensor dtype {spec.get('dtype')!r}")
     return torch.tensor(spec["data"], dtype=dtype).reshape(spec["shape"])
@@ -119,9 +126,7 @@ def finite_float(value: Any, what: str) -> float:
     return float(value)
 
 
-def at_positions(
-    positions: Positions, model: Any, edit: Callable[[Tensor], Tensor]
-) -> Callable[[Tensor, Any], Tensor]:
+def at_positions(positions: Positions, model: Any, edit: Callable[[Tensor], Tensor]) -> HookFn:
     """A hook fn applying ``edit`` to a [batch, pos, ...] activation at ``positions`` only.
 
     ``edit`` must act on the trailing dimensions alone (it sees ``[n, ...]`` for a subset)."""

@@ -27,7 +27,7 @@ class HookFn(Protocol):
     Returning a tensor replaces the activation; returning None leaves it unchanged.
     """
 
-    def __call__(self, act: Tensor, hook: Any) -> Tensor | None: ...
+    def __call__(self, act: Tensor, hook: Any, /) -> Tensor | None: ...
 
 
 HookPair = tuple[str, HookFn]
@@ -47,7 +47,7 @@ Offsets counted from each prompt's own last real token are a different thing and
 own name, ``from_end`` (``lens.collect``, ``lens.finders.diff_in_means``).
 """
 
-_REGISTRY: dict[str, type] = {}
+_REGISTRY: dict[str, Any] = {}  # class name -> class with from_dict
 
 
 @runtime_checkable

@@ -6,15 +6,17 @@ in the order given to ``lens.apply``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from jaxtyping import Float
 from torch import Tensor
 
 from interventions._common import (
     RESID_SITES,
+    ResidSite,
     as_layer,
     as_layers,
     as_vector,
@@ -36,7 +38,7 @@ from interventions.base import (
     validate_positions,
 )
 
-ABLATION_SITES = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
+ABLATION_SITES: tuple[ResidSite, ...] = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
 
 
 def project_out(
@@ -80,7 +82,7 @@ class DirectionAblation:
     direction: Tensor | dict[int, Tensor]
     layers: str | int | Sequence[int] = "all"
     positions: Positions = "all"
-    sites: Sequence[str] = ABLATION_SITES
+    sites: Sequence[ResidSite] = ABLATION_SITES
     _units: dict[int | None, Tensor] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -109,7 +111,7 @@ class DirectionAblation:
                 )
         self.positions = validate_positions(self.positions)
         if isinstance(self.sites, str):
-            self.sites = (self.sites,)
+            self.sites = (self.sites,)  # type: ignore[assignment]  # a lone site name
         self.sites = tuple(check_site(s, RESID_SITES, "sites") for s in self.sites)
         if not self.sites:
             raise ValueError(f"sites is empty; choose from {list(RESID_SITES)}")
@@ -118,8 +120,8 @@ class DirectionAblation:
 
     def layer_list(self, model: Any) -> list[int]:
         """The layers this ablation touches on ``model``."""
-        if self.layers != "all":
-            return list(self.layers)
+        if not isinstance(self.layers, str):  # normalised to "all" or list[int] on construction
+            return [int(layer) for layer in cast(Sequence[int], self.layers)]
         if isinstance(self.direction, dict):
             return sorted(self.direction)
         return list(range(int(model.cfg.n_layers)))
@@ -135,7 +137,7 @@ class DirectionAblation:
         pairs: list[HookPair] = []
         for layer in layers:
             r_hat = self.unit_direction(layer)
-            fn = at_positions(self.positions, model, lambda x, r=r_hat: project_out(x, r))
+            fn = at_positions(self.positions, model, functools.partial(project_out, r_hat=r_hat))
             pairs.extend((f"blocks.{layer}.{site}", fn) for site in self.sites)
         return pairs
 
@@ -193,7 +195,7 @@ class ActivationAddition:
     layer: int
     coeff: float = 1.0
     positions: Positions = "all"
-    site: str = "hook_resid_pre"
+    site: ResidSite = "hook_resid_pre"
 
     def __post_init__(self) -> None:
         self.vector = as_vector(self.vector, "vector")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, cast
 
 import torch
 from torch import Tensor
@@ -27,7 +27,8 @@ from interventions.base import (
     validate_positions,
 )
 
-NEURON_SITES = ("mlp.hook_post", "mlp.hook_pre")
+NeuronSite = Literal["mlp.hook_post", "mlp.hook_pre"]
+NEURON_SITES: tuple[NeuronSite, ...] = ("mlp.hook_post", "mlp.hook_pre")
 
 
 def neurons_by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
@@ -97,7 +98,7 @@ class NeuronDeactivation:
     neurons: dict[int, list[int]] | Sequence[tuple[int, int]]
     value: str | float | dict[int, Tensor] = "zero"
     positions: Positions = "all"
-    site: str = "mlp.hook_post"
+    site: NeuronSite = "mlp.hook_post"
 
     def __post_init__(self) -> None:
         self.neurons = _as_neurons(self.neurons)
@@ -122,20 +123,26 @@ class NeuronDeactivation:
         if self.site not in NEURON_SITES:
             raise ValueError(f"site must be one of {list(NEURON_SITES)}, got {self.site!r}")
 
+    @property
+    def by_layer(self) -> dict[int, list[int]]:
+        """``{layer: [neurons]}`` (the form ``neurons`` is normalised to on construction)."""
+        return cast(dict[int, list[int]], self.neurons)
+
     def hooks(self, model: Any) -> list[HookPair]:
-        check_layers(list(self.neurons), model, "NeuronDeactivation")
+        neurons = self.by_layer
+        check_layers(list(neurons), model, "NeuronDeactivation")
         width = int(model.cfg.d_mlp)
-        for layer, idx in self.neurons.items():
+        for layer, idx in neurons.items():
             bad = [i for i in idx if i >= width]
             if bad:
                 raise ValueError(
                     f"NeuronDeactivation: neurons {bad} at layer {layer} out of range; "
                     f"this model has neurons 0..{width - 1}"
                 )
-        return [(f"blocks.{layer}.{self.site}", self._hook(layer, model)) for layer in self.neurons]
+        return [(f"blocks.{layer}.{self.site}", self._hook(layer, model)) for layer in neurons]
 
     def _hook(self, layer: int, model: Any) -> Any:
-        index = torch.tensor(self.neurons[layer], dtype=torch.long)
+        index = torch.tensor(self.by_layer[layer], dtype=torch.long)
         value = self.value
 
         def edit(act: Tensor) -> Tensor:
@@ -158,7 +165,7 @@ class NeuronDeactivation:
             value = self.value
         return {
             "type": type(self).__name__,
-            "neurons": {str(k): list(v) for k, v in self.neurons.items()},
+            "neurons": {str(k): list(v) for k, v in self.by_layer.items()},
             "value": value,
             "positions": positions_to_json(self.positions),
             "site": self.site,

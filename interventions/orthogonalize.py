@@ -32,7 +32,7 @@ class Orthogonalization:
     model: Any
     direction: Tensor
     _saved: list[tuple[Tensor, Tensor]] = field(default_factory=list, repr=False)
-    _swapped: list[tuple[nn.Module, str, nn.Parameter]] = field(default_factory=list, repr=False)
+    _swapped: list[tuple[Any, str, Any]] = field(default_factory=list, repr=False)
     restored: bool = False
 
     def restore(self) -> None:
@@ -53,9 +53,9 @@ class Orthogonalization:
         self.restore()
 
 
-def _writers(model: Any) -> list[tuple[nn.Module, str]]:
+def _writers(model: Any) -> list[tuple[Any, str]]:
     """(module, layout) for every weight that writes to the residual stream."""
-    out: list[tuple[nn.Module, str]] = [(_bridge.embed_module(model), "rows")]
+    out: list[tuple[Any, str]] = [(_bridge.embed_module(model), "rows")]
     pos = _bridge.pos_embed_module(model)
     if pos is not None:
         out.append((pos, "rows"))

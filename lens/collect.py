@@ -196,6 +196,7 @@ def collect(
         "interventions": digest([_intervention_id(i) for i in interventions]),
     }
     meta = None
+    checkpoint_path: str | os.PathLike = checkpoint if checkpoint is not None else ""
     if checkpoint is not None:
         meta = broadcast_json(read_meta(checkpoint) if me == 0 else None, process_group)
     base = {"examples_done": 0, "batches_done": 0, "tokens_done": 0}
@@ -208,7 +209,7 @@ def collect(
             )
         base = {k: int(meta[k]) for k in base}
         if me == 0:
-            load_states(checkpoint, accs)
+            load_states(checkpoint_path, accs)
         else:
             for acc in accs:
                 acc.reset()
@@ -257,12 +258,12 @@ def collect(
                 "corpus_sha256": hasher.hexdigest(),
                 "done": done,
             }
-            _write(checkpoint, state, record)
+            _write(checkpoint_path, state, record)
 
     try:
         with apply(model, *interventions, taps):
             while True:
-                chunk = []
+                chunk: list[tuple[Any, Any]] = []
                 for item in items:
                     chunk.append(check_item(item, index + len(chunk)))
                     if len(chunk) == step_size:

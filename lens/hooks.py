@@ -61,28 +61,32 @@ class Probe:
 
     Args:
         name: hook name, e.g. ``"blocks.3.hook_resid_post"``.
-        positions: ``"all"``, ``"last"`` (last real token per row, from the attention mask),
-            integer indices, or a per-row index tensor; captured as ``[batch, k, ...]``
-            (``[batch, ...]`` for ``"last"`` or a per-row tensor).
+        positions: see ``interventions.base.Positions``: ``"all"``, ``"last"`` (last real
+            token per row, from the attention mask), integer columns of the padded batch
+            (negative from its end), or a per-row index tensor; captured as
+            ``[batch, k, ...]`` in increasing column order (``[batch, ...]`` for ``"last"`` or
+            a per-row tensor).
         to_cpu: move captures to CPU as they are taken.
     """
 
     name: str
     positions: Positions = "all"
     to_cpu: bool = False
-    values: list[Tensor] = field(default_factory=list, repr=False)
+    values: list[Float[Tensor, "batch ..."]] = field(default_factory=list, repr=False)
 
     def __post_init__(self) -> None:
         validate_positions(self.positions)
 
     @property
-    def value(self) -> Tensor:
+    def value(self) -> Float[Tensor, "batch ..."]:
         """The capture of the last forward (raises if nothing was captured)."""
         if not self.values:
             raise RuntimeError(f"probe {self.name!r} captured nothing: was the model run?")
         return self.values[-1]
 
-    def _select(self, act: Float[Tensor, "batch pos ..."], model: Any) -> Tensor:
+    def _select(
+        self, act: Float[Tensor, "batch pos ..."], model: Any
+    ) -> Float[Tensor, "batch ..."]:
         pos = self.positions
         if isinstance(pos, str) and pos == "all":
             return act

@@ -11,7 +11,7 @@ multiplied by ``W_U`` in chunks of ``chunk_size`` rows, so the full
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -20,14 +20,16 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions import _bridge
-from interventions.base import check_layers, validate_positions
+from interventions.base import Positions, check_layers, validate_positions
 from lens.hooks import Probe, apply
 from lens.logit_lens_result import LogitLensResult
 from lens.readout import final_norm
-from lens.tokens import Batch, as_batch, first_token_id
+from lens.tokens import Batch, PaddingSide, as_batch, first_token_id
 
-SITES = ("resid_post", "resid_pre", "resid_mid")
-NORMS = ("recompute", "none")
+ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]
+Norm = Literal["recompute", "none"]
+SITES: tuple[ResidSite, ...] = ("resid_post", "resid_pre", "resid_mid")
+NORMS: tuple[Norm, ...] = ("recompute", "none")
 
 
 @torch.no_grad()
@@ -36,16 +38,16 @@ def logit_lens(
     prompts_or_batch: Any,
     *,
     layers: str | Sequence[int] = "all",
-    site: str = "resid_post",
-    positions: str | int | Sequence[int] | Tensor = "last",
+    site: ResidSite = "resid_post",
+    positions: Positions = "last",
     top_k: int = 10,
     targets: Any = None,
     categories: Mapping[str, Any] | None = None,
-    norm: str = "recompute",
+    norm: Norm = "recompute",
     batch_size: int = 32,
     chunk_size: int = 256,
     interventions: Sequence[Any] = (),
-    padding_side: str = "left",
+    padding_side: PaddingSide = "left",
     progress: bool = False,
     stop_early: bool = True,
 ) -> LogitLensResult:
@@ -270,7 +272,7 @@ def token_strings(model: Any, ids: Sequence[int]) -> dict[int, str]:
 def _check_args(
     model: Any,
     layers: Any,
-    site: str,
+    site: ResidSite,
     norm: str,
     top_k: int,
     batch_size: int,
@@ -318,9 +320,9 @@ def _position_index(positions: Any, b: Batch) -> tuple[Tensor, Tensor]:
             raise IndexError(f"positions {bad} out of range for sequence length {seq}")
         shared = sorted({p % seq for p in given})  # increasing order, duplicates dropped
         index = torch.tensor(shared).expand(n_rows, -1)
-    bad = index[(index < 0) | (index >= seq)]
-    if bad.numel():
-        raise IndexError(f"positions {bad.unique().tolist()} out of range for length {seq}")
+    outside = index[(index < 0) | (index >= seq)]
+    if outside.numel():
+        raise IndexError(f"positions {outside.unique().tolist()} out of range for length {seq}")
     index = index.contiguous()
     return index, mask.gather(1, index)
 

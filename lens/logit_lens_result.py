@@ -178,5 +178,7 @@ def _json_list(value: np.ndarray | None) -> list | None:
     if value is None:
         return None
     if value.dtype.kind == "f" and np.isnan(value).any():
-        return np.where(np.isnan(value), None, value.astype(object)).tolist()
+        out = value.astype(object)
+        out[np.isnan(value)] = None
+        return out.tolist()
     return value.tolist()

@@ -118,7 +118,8 @@ def _from_config(cfg: Any, device: str, dtype: torch.dtype, tokenizer: Any, kw: 
             raise ModelLoadError(f"bad model config: {exc}") from exc
     elif cfg.seed is None:
         cfg.seed = kw.pop("seed", 0)
-    return TransformerBridge.boot_native(cfg, tokenizer=tokenizer, device=device, dtype=dtype)
+    boot_native = TransformerBridge.boot_native  # type: ignore[attr-defined]  # TL 4.3 classmethod
+    return boot_native(cfg, tokenizer=tokenizer, device=device, dtype=dtype)
 
 
 def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:

@@ -157,12 +157,10 @@ def batch(
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
-    if isinstance(prompts, str):
-        prompts = [prompts]
-    prompts = list(prompts)
-    if not prompts:
+    items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
+    if not items:
         raise ValueError("no prompts given")
-    is_text = all(isinstance(p, str) for p in prompts)
+    is_text = all(isinstance(p, str) for p in items)
     rows: list[list[int]] = []
     offsets: list[list[tuple[int, int]]] | None = None
     bos_added = False
@@ -170,7 +168,7 @@ def batch(
         tok = getattr(model, "tokenizer", None)
         if tok is None:
             raise ValueError("this model has no tokenizer: pass token-id lists instead of text")
-        enc = tok(list(prompts), add_special_tokens=False, return_offsets_mapping=True)
+        enc = tok(list(items), add_special_tokens=False, return_offsets_mapping=True)
         offsets = [list(map(tuple, o)) for o in enc["offset_mapping"]]
         rows = [list(ids) for ids in enc["input_ids"]]
         use_bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
@@ -181,7 +179,7 @@ def batch(
             rows = [[bos] + r for r in rows]
             bos_added = True
     else:
-        for p in prompts:
+        for p in items:
             if isinstance(p, Tensor):
                 p = p.tolist()
             if not all(isinstance(t, int) for t in p):
@@ -204,7 +202,7 @@ def batch(
         mask[i, sl] = 1
     if device is None:
         device = model.cfg.device if getattr(model.cfg, "device", None) else "cpu"
-    texts = list(prompts) if is_text else None
+    texts = list(items) if is_text else None
     return Batch(tokens, mask, padding_side, offsets, texts, bos_added).to(device)
 
 

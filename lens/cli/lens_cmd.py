@@ -49,7 +49,8 @@ class ByteTokenizer:
     ) -> dict[str, list]:
         ids, offsets = [], []
         for text in texts:
-            row, spans = [], []
+            row: list[int] = []
+            spans: list[tuple[int, int]] = []
             for i, char in enumerate(text):
                 encoded = char.encode("utf-8")
                 row.extend(encoded)
@@ -116,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         f"{result.model}\nprompt tokens: {result.valid[0].sum()}  last token: "
         f"{result.token_str(result.input_ids[0, last])!r}  site: {result.site}"
     )
-    if targets is not None:
+    if targets is not None and result.target_ids is not None:
         first = result.token_str(result.target_ids[0])
         print(f"target: {first!r} (first token of {args.target!r})")
         if not first.strip():

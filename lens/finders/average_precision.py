@@ -30,7 +30,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from interventions.neurons import neurons_by_layer
+from interventions.neurons import NeuronSite, neurons_by_layer
 from lens.collect import collect
 from lens.stats.accumulators import ExampleMeans, Label
 from lens.stats.corpus import labelled
@@ -164,7 +164,7 @@ def average_precision_neurons(
     k: int | None = None,
     neg_ratio: float = 4.0,
     seed: int = 0,
-    site: str = "mlp.hook_post",
+    site: NeuronSite = "mlp.hook_post",
     layers: str | int | Sequence[int] = "all",
     max_examples: int | None = None,
     **collect_kwargs: Any,

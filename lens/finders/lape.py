@@ -29,7 +29,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
-from interventions.neurons import neurons_by_layer
+from interventions.neurons import NeuronSite, neurons_by_layer
 from lens.collect import collect
 from lens.stats.accumulators import ActivationProbability, Label
 
@@ -168,7 +168,7 @@ def activation_probabilities(
     groups: Sequence[Label],
     *,
     layers: str | int | Sequence[int] = "all",
-    site: str = "mlp.hook_pre",
+    site: NeuronSite = "mlp.hook_pre",
     **collect_kwargs: Any,
 ) -> ActivationProbability:
     """Collect an :class:`ActivationProbability` over every layer's ``site`` (for LAPE).

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy as _copy
 from collections.abc import Hashable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 from jaxtyping import Bool, Float, Int
@@ -27,10 +27,11 @@ from torch import Tensor
 from lens.stats.distributed import all_gather_rows, all_reduce_sum, world_size
 
 Label = str | int
+AccT = TypeVar("AccT", bound="Accumulator")
 
 
 def _check_groups(groups: Sequence[Hashable]) -> tuple[Label, ...]:
-    groups = tuple(groups)
+    groups = tuple(groups)  # checked below to hold str | int only
     if not groups:
         raise ValueError("groups is empty: give at least one group label")
     bad = [g for g in groups if not isinstance(g, (str, int)) or isinstance(g, bool)]
@@ -38,7 +39,7 @@ def _check_groups(groups: Sequence[Hashable]) -> tuple[Label, ...]:
         raise ValueError(f"group labels must be str or int, got {bad!r}")
     if len(set(groups)) != len(groups):
         raise ValueError(f"group labels must be unique, got {list(groups)!r}")
-    return groups
+    return cast(tuple[Label, ...], groups)
 
 
 class Accumulator:
@@ -82,14 +83,14 @@ class Accumulator:
 
     @classmethod
     def for_model(
-        cls,
+        cls: type[AccT],
         model: Any,
         groups: Sequence[Label],
         *,
         site: str | None = None,
         layers: str | int | Sequence[int] = "all",
         **kwargs: Any,
-    ) -> Accumulator:
+    ) -> AccT:
         """Build one over ``blocks.{l}.{site}`` for each layer of ``model``.
 
         Example:
@@ -180,6 +181,8 @@ class Accumulator:
 
     def _per_group(self, per_row: Tensor) -> Tensor:
         """Sum rows ``[batch, ...]`` into ``[groups, ...]`` by the batch's group index."""
+        if self._batch_groups is None:
+            raise RuntimeError("update() called before begin_batch()")
         out = per_row.new_zeros((self.n_groups, *per_row.shape[1:]))
         return out.index_add_(0, self._batch_groups, per_row)
 

@@ -4,7 +4,8 @@ Two ways to choose, never both:
 
 * ``positions`` (one meaning across lens, see ``interventions.base.Positions``): ``"all"``
   (every real token, pooled into one slot), ``"last"`` (the last real token) or integer
-  columns of the padded batch (negative counts from the padded end; slot i = column i).
+  columns of the padded batch (negative counts from the padded end), all of one sign; slots
+  come in increasing column order, as everywhere else.
   A column that falls on padding, or outside a shorter batch, is invalid for that row.
 * ``from_end``: offsets counted from each prompt's own last real token, e.g. ``[-3, -2, -1]``
   for the last three real tokens (slot i = offset i) under any padding. Offsets reaching
@@ -93,7 +94,13 @@ def normalize_positions(
             "positions tensors (one index per row) are not supported here: batches differ; "
             "use 'last', integer columns, or from_end offsets"
         )
-    return SlotSpec("columns", _ints(positions, "positions"))
+    cols = _ints(positions, "positions")
+    if min(cols) < 0 <= max(cols):
+        raise ValueError(
+            f"positions {list(cols)} mix columns from the start and from the padded end: their "
+            "order would change with each batch's width; use one sign (or from_end offsets)"
+        )
+    return SlotSpec("columns", tuple(sorted(cols)))  # increasing columns, as Probe/logit_lens
 
 
 @dataclass

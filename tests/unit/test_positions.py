@@ -29,7 +29,7 @@ def expected_columns(mask: torch.Tensor, positions) -> torch.Tensor:
     if positions == "last":
         last = [max(i for i in range(seq) if mask[r, i]) for r in range(mask.shape[0])]
         return torch.tensor(last)[:, None]
-    cols = [p + seq if p < 0 else p for p in positions]
+    cols = sorted(p + seq if p < 0 else p for p in positions)  # increasing column order
     return torch.tensor(cols).expand(mask.shape[0], -1)
 
 
@@ -39,7 +39,9 @@ def model():
 
 
 @pytest.mark.parametrize("padding_side", ["left", "right"])
-@pytest.mark.parametrize("positions", ["last", [2], [0, -1]], ids=["last", "col2", "cols0,-1"])
+@pytest.mark.parametrize(
+    "positions", ["last", [2], [1, 0], [-3, -1]], ids=["last", "2", "1,0", "-3,-1"]
+)
 def test_every_api_reads_the_same_vectors(model, padding_side, positions):
     b = lens.tokens.batch(model, PROMPTS, padding_side=padding_side)
     cols = expected_columns(b.attention_mask, positions)  # [batch, k]
@@ -134,6 +136,8 @@ def test_from_end_counts_from_each_prompts_last_real_token(model):
     assert torch.allclose(d.directions[0].float(), ref[0] - ref[1], atol=1e-5)
     with pytest.raises(ValueError, match="not both"):
         lens.collect(model, [(PROMPTS[0], "a")], [acc], positions="last", from_end=[-1])
+    with pytest.raises(ValueError, match="one sign"):
+        lens.collect(model, [(PROMPTS[0], "a")], [acc], positions=[0, -1])
 
 
 def test_last_positions_raises_on_a_mismatched_mask():

@@ -174,7 +174,7 @@ def test_positions_plan_is_mask_aware():
     for bad in ([0], [1, -1], [], [-1, -1]):
         with pytest.raises(ValueError):
             normalize_positions(None, from_end=bad)
-    for bad in ("first", [], [1, 1], torch.tensor([0, 1])):
+    for bad in ("first", [], [1, 1], [0, -1], torch.tensor([0, 1])):
         with pytest.raises(ValueError):
             normalize_positions(bad)
     with pytest.raises(ValueError, match="not both"):
@@ -185,6 +185,8 @@ def test_positions_columns_plan_reads_padded_columns():
     """Integer positions are padded-batch columns (negative from the padded end), the same
     meaning as lens.apply / Probe; columns on padding or outside the batch are invalid."""
     right = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
-    sel = plan(right, normalize_positions([0, -1, 7]))
+    sel = plan(right, normalize_positions([3, 0, 7]))  # slots in increasing column order
     assert sel.index[:, :2].tolist() == [[0, 3], [0, 3]]
     assert sel.valid.tolist() == [[True, False, False], [True, True, False]]
+    sel = plan(right, normalize_positions([-1, -4]))
+    assert sel.index.tolist() == [[0, 3], [0, 3]]
