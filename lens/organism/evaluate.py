@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from interventions.base import last_real_positions
 from lens.organism.world import World
 
 LogitsFn = Callable[[Tensor, Tensor], Tensor]
@@ -37,7 +38,7 @@ def first_token_argmax(
             tokens[i, : len(r)] = torch.tensor(r)
             mask[i, : len(r)] = 1
         logits = logits_fn(tokens, mask)
-        last = mask.sum(1) - 1
+        last = last_real_positions(mask)
         out += logits[torch.arange(len(rows)), last].argmax(-1).tolist()
     return out
 

@@ -14,7 +14,6 @@ import pytest
 import torch
 
 import lens
-from interventions import LinearShortcut
 from lens import organism
 from lens.studies import StudyResult, fact_consistency
 from lens.studies.base import jsonable
@@ -107,7 +106,7 @@ def test_one_shortcut_layer_through_hooks(result, model):
     fit, held = set(sc_data["fit_facts"]), set(sc_data["eval_facts"])
     queries = {s: organism.fact_queries(world, s) for s in result.data["scripts"]}
     fit_prompts = [q.prompt for s in queries for q in queries[s] if q.fact_index in fit]
-    sc = LinearShortcut.fit(
+    sc = lens.shortcuts.fit(
         model,
         lens.tokens.batch(model, fit_prompts),
         src_layer=entry["layer"],
