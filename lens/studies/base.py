@@ -17,6 +17,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lens.studies.config_types import StudyConfigError, check_fields
+
+__all__ = [
+    "STUDIES",
+    "Finding",
+    "StudyConfig",
+    "StudyConfigError",
+    "StudyResult",
+    "fmt_number",
+    "jsonable",
+    "off_diagonal",
+    "register_study",
+]
+
 STUDIES: dict[str, Any] = {}  # name -> module with Config, Result, run
 
 
@@ -56,27 +70,62 @@ def off_diagonal(matrix: Any) -> np.ndarray:
 
 @dataclass
 class StudyConfig:
-    """Base for study configs: defaults that work on the organism; loads from JSON."""
+    """Base for study configs: defaults that work on the organism; loads from JSON.
+
+    Every value is checked against its field's declared type when the config is built
+    (directly, from a dict or from a JSON file): a wrong one raises :class:`StudyConfigError`
+    (a ``ValueError``) naming the key and the expected type.
+    """
 
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StudyConfig:
-        """Build from a dict; unknown keys are an error naming the valid ones."""
+        """Build from a dict; unknown keys and wrongly typed values are errors.
+
+        Example:
+            >>> StudyConfig.from_dict({"seed": "zero"})
+            Traceback (most recent call last):
+            ...
+            lens.studies.config_types.StudyConfigError: StudyConfig: config key 'seed' must be int, got 'zero' (str)
+        """  # noqa: E501
+        if not isinstance(values, dict):
+            raise StudyConfigError(
+                f"a {cls.__qualname__} is built from a dict (JSON object), got "
+                f"{type(values).__name__}"
+            )
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - valid)
         if unknown:
-            raise ValueError(
+            raise StudyConfigError(
                 f"unknown config keys {unknown} for {cls.__qualname__}; valid keys: {sorted(valid)}"
             )
         return cls(**values)
 
     @classmethod
     def from_json(cls, path: str | Path) -> StudyConfig:
-        values = json.loads(Path(path).read_text())
+        """Build from a JSON file holding an object of overrides; errors name the file."""
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise StudyConfigError(
+                f"{path}: cannot read the config file ({err.strerror})"
+            ) from None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise StudyConfigError(
+                f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+            ) from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config file must hold a JSON object")
-        return cls.from_dict(values)
+            raise StudyConfigError(f"{path}: a config file must hold a JSON object")
+        try:
+            return cls.from_dict(values)
+        except StudyConfigError as err:
+            raise StudyConfigError(f"{path}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
