@@ -24,6 +24,7 @@ __all__ = [
     "Finding",
     "StudyConfig",
     "StudyConfigError",
+    "StudyData",
     "StudyResult",
     "fmt_number",
     "jsonable",
@@ -54,6 +55,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, StudyData):
+        return value.to_dict()
     return value
 
 
@@ -132,6 +135,36 @@ class StudyConfig:
 
 
 @dataclass
+class StudyData:
+    """Base of a study's typed numbers (``StudyResult.data``; results.json's ``"data"``).
+
+    Subclasses declare their top-level entries as dataclass fields (nested parts stay
+    JSON-safe dicts and lists). ``data["key"]`` keeps working for code written against the
+    older dict form.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe dict saved as results.json's ``"data"``."""
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StudyData:
+        """Rebuild from results.json's ``"data"`` (keys this class does not know are dropped)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``data.get("key")`` as on a dict (None-valued fields count as absent)."""
+        value = getattr(self, key, None)
+        return default if value is None else value
+
+
+@dataclass
 class Finding:
     """One qualitative claim of the paper, checked on this model with its numbers."""
 
@@ -145,13 +178,18 @@ class Finding:
 
 @dataclass
 class StudyResult:
-    """Numbers of one study run. ``data`` is JSON-safe; subclasses add plots and prose."""
+    """Numbers of one study run; subclasses add plots and prose.
+
+    ``data`` is the study's :class:`StudyData` subclass (named by the class attribute
+    ``Data``), or a JSON-safe dict for a study without one.
+    """
 
     study: ClassVar[str] = "study"
     title: ClassVar[str] = "Study"
+    Data: ClassVar[type[StudyData] | None] = None
     config: dict[str, Any]
     model: str
-    data: dict[str, Any]
+    data: Any
     findings: list[Finding] = field(default_factory=list)
 
     def report_body(self) -> str:
@@ -204,4 +242,5 @@ class StudyResult:
         raw = json.loads((Path(path) / "results.json").read_text())
         cls = STUDIES[raw["study"]].Result if raw["study"] in STUDIES else StudyResult
         findings = [Finding(**f) for f in raw["findings"]]
-        return cls(config=raw["config"], model=raw["model"], data=raw["data"], findings=findings)
+        data = cls.Data.from_dict(raw["data"]) if cls.Data is not None else raw["data"]
+        return cls(config=raw["config"], model=raw["model"], data=data, findings=findings)

@@ -26,6 +26,8 @@ class Config(StudyConfig):
         batch_size: prompts per forward.
         min_drop: a finding on ablation reproduces when harmful refusal falls by at least this
             much (absolute).
+        max_harmless_rise: ... and when harmless refusal rises by at most this much under the
+            same ablation (the direction removes refusal, not answers).
         min_cosine: the similarity finding reproduces when the mean off-diagonal cosine is at
             least this.
         min_induced: the addition finding reproduces when the mean induced refusal rate on
@@ -50,6 +52,7 @@ class Config(StudyConfig):
     addition_coeff: float = 1.0
     batch_size: int = 64
     min_drop: float = 0.8
+    max_harmless_rise: float = 0.1
     min_cosine: float = 0.5
     min_induced: float = 0.5
     max_logit_diff: float = 1e-3

@@ -16,7 +16,9 @@ from lens.finders.select_direction import CandidateScore, NoDirectionFound, sele
 from lens.generate import greedy_tokens
 from lens.hooks import apply
 from lens.studies._organism_data import model_label, organism_world
+from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
+from lens.studies.refusal.data import RefusalData
 from lens.studies.refusal.findings import findings
 from lens.studies.refusal.report import Result
 from lens.tokens import batch as make_batch
@@ -262,6 +264,7 @@ def run(model: Any, config: Config) -> Result:
             "harmful_before_first_token": _rate(base_harmful[g]["first"]),
             "harmful_after_first_token": _rate(ablated_harmful[g]["first"]),
             "harmless_before_first_token": _rate(base_harmless[g]["first"]),
+            "harmless_after_ablation_first_token": _rate(ablated_harmless[g]["first"]),
             "harmless_with_addition_first_token": _rate(induced[g]["first"]),
             "n_harmful": len(harmful[g]),
             "n_harmless": len(harmless[g]),
@@ -326,9 +329,13 @@ def run(model: Any, config: Config) -> Result:
         "orthogonalize": ortho,
         "timings": timings,
     }
-    result = Result(config=config.to_dict(), model=model_label(model), data=data)
-    result.findings = findings(data, config)
-    return result
+    typed = RefusalData.from_dict(jsonable(data))  # strict JSON, so a loaded result is equal
+    return Result(
+        config=config.to_dict(),
+        model=model_label(model),
+        data=typed,
+        findings=findings(typed, config),
+    )
 
 
 def _by_lang(
