@@ -14,7 +14,9 @@ from lens.studies._organism_data import (
     organism_world,
     word_ids,
 )
+from lens.studies.base import jsonable
 from lens.studies.concept_space.config import Config
+from lens.studies.concept_space.data import ConceptSpaceData
 from lens.studies.concept_space.findings import findings
 from lens.studies.concept_space.report import Result
 
@@ -94,11 +96,12 @@ def run(model: Any, config: Config) -> Result:
         "panels": panels,
     }
     data["summary"] = _summarize(panels, config.min_mass)
+    typed = ConceptSpaceData.from_dict(jsonable(data))
     return Result(
         config=config.to_dict(),
         model=_model_label(model, config),
-        data=data,
-        findings=findings(data["summary"], config.min_mass),
+        data=typed,
+        findings=findings(typed.summary, config.min_mass),
     )
 
 
