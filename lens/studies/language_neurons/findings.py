@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from lens.studies.base import (
     Finding,
     fmt_number,
 )
+from lens.studies.language_neurons.data import LanguageNeuronsData
 
 
 def _fmt(x: float | None) -> str:
     return fmt_number(x, 4)
 
 
-def findings(data: dict[str, Any]) -> list[Finding]:
+def findings(data: LanguageNeuronsData) -> list[Finding]:
     """The paper's claims checked against ``data`` (computed, never assumed)."""
-    langs = data["languages"]
-    inc = np.array(data["increase"], dtype=float)
-    st = data["stats"]
-    rnd = np.array(data["random_mean"], dtype=float)
+    langs = data.languages
+    inc = np.array(data.increase, dtype=float)
+    st = data.stats
+    rnd = np.array(data.random_mean, dtype=float)
     out = []
     rows = [i for i in range(len(langs)) if not np.isnan(inc[i]).any()]
     missing = [langs[i] for i in range(len(langs)) if i not in rows]
@@ -56,24 +55,24 @@ def findings(data: dict[str, Any]) -> list[Finding]:
                 "increase exceeds that of random neurons with the same per-layer counts.",
                 reproduced=len(beats) == len(rows),
                 evidence=f"Own-language increase {own.mean():.4f} vs random {base.mean():.4f} nats "
-                f"(mean over languages, {len(data['random_increase'])} seed(s)); higher "
+                f"(mean over languages, {len(data.random_increase)} seed(s)); higher "
                 f"than random for {len(beats)}/{len(rows)} languages.",
             )
         )
-    per_layer = np.array(data["per_layer"])
+    per_layer = np.array(data.per_layer)
     total = per_layer.sum()
     if total > 0:
-        idx = [data["layers"].index(layer) for layer in data["edge_layers"]]
+        idx = [data.layers.index(layer) for layer in data.edge_layers]
         share = per_layer[:, idx].sum() / total
-        half = len(data["layers"]) / 2
+        half = len(data.layers) / 2
         bottom = per_layer[:, [i for i in idx if i < half]].sum() / total
-        uniform = len(idx) / len(data["layers"])
+        uniform = len(idx) / len(data.layers)
         out.append(
             Finding(
                 claim="Language-specific neurons sit mostly in the bottom and top layers.",
                 reproduced=bool(share > uniform),
                 evidence=f"{share:.0%} of the language-neuron assignments are in layers "
-                f"{data['edge_layers']} ({uniform:.0%} if spread evenly): {bottom:.0%} in the "
+                f"{data.edge_layers} ({uniform:.0%} if spread evenly): {bottom:.0%} in the "
                 f"bottom ones, {share - bottom:.0%} in the top ones.",
             )
         )

@@ -2,69 +2,97 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
 
+from lens.plots.common import markdown_table
 from lens.studies.base import StudyResult, fmt_number
+from lens.studies.language_neurons.data import LanguageNeuronsData
 
 
+@dataclass
 class Result(StudyResult):
-    """Numbers of the language-neuron study; see the module docstring."""
+    """Numbers of the language-neuron study (:class:`LanguageNeuronsData`)."""
 
     study: ClassVar[str] = "language_neurons"
     title: ClassVar[str] = "Language-specific neurons (LAPE) and their deactivation"
+    Data: ClassVar[type[LanguageNeuronsData]] = LanguageNeuronsData
+    data: LanguageNeuronsData
 
     def headline(self) -> str:
-        st, rs = self.data["stats"], self.data["random_stats"]
+        """What zeroing a language's neurons does to its own loss, in words."""
+        st, rs = self.data.stats, self.data.random_stats
+        own, other, rand = st["diag_mean"], st["off_mean"], rs["diag_mean"]
+        if own is None:
+            return "no language has LAPE neurons to deactivate"
+
+        def than(x: float | None, what: str) -> str:
+            if x is None:
+                return f"{what}: n/a"
+            return f"{'more' if own > x else 'no more'} than {what} ({_nats(x)})"
+
+        other_text = than(other, "it raises the other languages' loss")
+        random_text = than(rand, "random neurons do")
         return (
-            f"own-language loss increase {_nats(st['diag_mean'])} vs others "
-            f"{_nats(st['off_mean'])} vs random {_nats(rs['diag_mean'])} nats; own language "
-            f"hurt most in {len(st['rows_own_max'])}/{st['n_rows']}"
+            f"zeroing a language's LAPE neurons raises its own loss by {_nats(own)} nats on "
+            f"average: {other_text}, and {random_text}; its own language is hurt most for "
+            f"{len(st['rows_own_max'])} of {st['n_rows']} languages"
         )
 
     def report_body(self) -> str:
         d = self.data
-        langs = d["languages"]
-        inc = np.array(d["increase"], dtype=float)
-        rnd = np.array(d["random_mean"], dtype=float)
+        langs = d.languages
+        inc = np.array(d.increase, dtype=float)
+        rnd = np.array(d.random_mean, dtype=float)
+        rows = []
+        for i, lang in enumerate(langs):
+            others = [inc[i, j] for j in range(len(langs)) if j != i]
+            rows.append(
+                [
+                    lang,
+                    d.n_neurons[lang],
+                    d.n_exclusive[lang],
+                    f"{d.base_loss[i]:.3f}",
+                    _nats(inc[i, i]),
+                    "n/a" if np.isnan(others).any() else _nats(float(np.mean(others))),
+                    _nats(rnd[i, i]),
+                ]
+            )
+        header = [
+            "language",
+            "neurons",
+            "exclusive",
+            "base loss",
+            "own increase",
+            "mean increase on others",
+            "random own increase",
+        ]
+        per_layer = markdown_table(
+            ["language", *(f"layer {x}" for x in d.layers)],
+            [[lang, *row] for lang, row in zip(langs, d.per_layer)],
+        )
         lines = [
-            f"LAPE kept {d['n_selected']} of {d['n_neurons_total']} MLP neurons (lowest "
+            f"LAPE kept {d.n_selected} of {d.n_neurons_total} MLP neurons (lowest "
             f"entropy of activation probability across languages, among neurons whose largest "
-            f"probability exceeds {d['filter_threshold']:.3f}); a kept neuron belongs to every "
-            f"language where its activation probability exceeds {d['activation_bar']:.3f}. "
-            f"Texts: {d['corpus']} corpus; statistics and losses use disjoint texts.",
+            f"probability exceeds {d.filter_threshold:.3f}); a kept neuron belongs to every "
+            f"language where its activation probability exceeds {d.activation_bar:.3f}. "
+            f"Texts: {d.corpus} corpus; statistics and losses use disjoint texts.",
             "",
             "Loss increase = mean next-token cross-entropy (nats) on the held-out texts of a "
             "language with the neurons set to zero, minus the same without intervention. "
             "Random = neurons drawn uniformly with the same count per layer, averaged over "
             "seeds.",
             "",
-            "| language | neurons | exclusive | base loss | own increase | mean increase on "
-            "others | random own increase |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        for i, lang in enumerate(langs):
-            others = [inc[i, j] for j in range(len(langs)) if j != i]
-            own = "n/a" if np.isnan(inc[i, i]) else f"{inc[i, i]:.4f}"
-            oth = "n/a" if np.isnan(others).any() else f"{np.mean(others):.4f}"
-            r = "n/a" if np.isnan(rnd[i, i]) else f"{rnd[i, i]:.4f}"
-            lines.append(
-                f"| {lang} | {d['n_neurons'][lang]} | {d['n_exclusive'][lang]} | "
-                f"{d['base_loss'][i]:.3f} | {own} | {oth} | {r} |"
-            )
-        lines += [
+            markdown_table(header, rows),
             "",
-            f"Neurons per layer (rows: languages, columns: layers {d['layers']}):",
+            "Neurons per layer:",
             "",
-            "```",
-        ]
-        lines += [f"{lang:>10} {row}" for lang, row in zip(langs, d["per_layer"])]
-        lines += [
-            "```",
+            per_layer,
             "",
-            f"Time: {d['seconds']['total']:.1f} s (selection {d['seconds']['selection']:.1f} s).",
+            f"Time: {d.seconds['total']:.1f} s (selection {d.seconds['selection']:.1f} s).",
         ]
         return "\n".join(lines)
 

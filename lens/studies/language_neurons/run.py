@@ -22,6 +22,7 @@ from lens.studies.base import (
     jsonable,
 )
 from lens.studies.language_neurons.config import Config
+from lens.studies.language_neurons.data import LanguageNeuronsData
 from lens.studies.language_neurons.findings import findings
 from lens.studies.language_neurons.report import Result
 from lens.studies.neuron_sets import random_like
@@ -231,7 +232,8 @@ def run(model: Any, config: Config) -> Result:
         "random_stats": diagonal_stats(random_mean),
         "seconds": {"selection": t_select, "total": time.perf_counter() - start},
     }
-    data = jsonable(data)  # strict JSON (nan -> None), so a loaded result equals this one
+    # strict JSON (nan -> None), so a loaded result equals this one
+    typed = LanguageNeuronsData.from_dict(jsonable(data))
     return Result(
-        config=config.to_dict(), model=model_label(model), data=data, findings=findings(data)
+        config=config.to_dict(), model=model_label(model), data=typed, findings=findings(typed)
     )
