@@ -10,18 +10,19 @@ from lens.studies.base import (
     Finding,
     off_diagonal,
 )
+from lens.studies.relation_neurons.data import RelationNeuronsData
 
 
 def _arr(x: Any) -> np.ndarray:
     return np.array(x, dtype=float)
 
 
-def summary(data: dict[str, Any]) -> dict[str, Any]:
+def summary(data: RelationNeuronsData) -> dict[str, Any]:
     """Diagonal / off-diagonal means of the drop matrix per language, random baseline too."""
-    drop, rnd = _arr(data["drop"]), _arr(data["random_mean"])
+    drop, rnd = _arr(data.drop), _arr(data.random_mean)
     out: dict[str, Any] = {}
     nan = np.full_like(drop[0], np.nan)
-    for li, x in enumerate(data["languages"]):
+    for li, x in enumerate(data.languages):
         m, r = drop[li], (rnd[li] if li < len(rnd) else nan)
         out[x] = {
             "diag": float(np.nanmean(np.diag(m))),
@@ -39,19 +40,19 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def findings(data: dict[str, Any]) -> list[Finding]:
+def findings(data: RelationNeuronsData) -> list[Finding]:
     """The paper's claims checked against ``data`` (computed, never assumed)."""
     s = summary(data)
-    lang = data["language"]
+    lang = data.language
     p = s[lang]
-    n_rel = len(data["relations"])
+    n_rel = len(data.relations)
     out = [
         Finding(
             claim=f"Deactivating a relation's neurons lowers recall of that relation more than of "
             f"the others (drop-matrix diagonal > off-diagonal mean, {lang}).",
             reproduced=p["diag"] > p["off"],
             evidence=f"Mean accuracy drop on the own relation {p['diag']:.3f} vs {p['off']:.3f} "
-            f"on other relations (k={data['k']} neurons each).",
+            f"on other relations (k={data.k} neurons each).",
         )
     ]
     out.append(
@@ -69,10 +70,10 @@ def findings(data: dict[str, Any]) -> list[Finding]:
                 "counts.",
                 reproduced=p["diag"] > p["random_diag"],
                 evidence=f"Own-relation drop {p['diag']:.3f} vs {p['random_diag']:.3f} with "
-                f"random neurons ({len(data['random_drop'])} seed(s)).",
+                f"random neurons ({len(data.random_drop)} seed(s)).",
             )
         )
-    cum = data["cumulativity"]
+    cum = data.cumulativity
     own = cum["own"]
     steps = [b - a for a, b in zip(own, own[1:])]
     out.append(
@@ -90,12 +91,12 @@ def findings(data: dict[str, Any]) -> list[Finding]:
             + ".",
         )
     )
-    jac = off_diagonal(_arr(data["jaccard"]))
+    jac = off_diagonal(_arr(data.jaccard))
     out.append(
         Finding(
             claim="Versatility: relations share some of their neurons.",
-            reproduced=data["n_shared_neurons"] > 0,
-            evidence=f"{data['n_shared_neurons']} of {data['n_distinct_neurons']} selected neurons "
+            reproduced=data.n_shared_neurons > 0,
+            evidence=f"{data.n_shared_neurons} of {data.n_distinct_neurons} selected neurons "
             f"belong to two or more relations; mean pairwise Jaccard {jac.mean():.3f} "
             f"(max {jac.max():.3f}).",
         )
@@ -112,7 +113,7 @@ def findings(data: dict[str, Any]) -> list[Finding]:
             + ".",
         )
     )
-    transfer = [x for x in data["languages"] if x != lang]
+    transfer = [x for x in data.languages if x != lang]
     if transfer:
         holds = [x for x in transfer if s[x]["diag"] > s[x]["off"]]
         out.append(

@@ -22,6 +22,7 @@ from lens.studies.base import (
 )
 from lens.studies.neuron_sets import random_like
 from lens.studies.relation_neurons.config import Config
+from lens.studies.relation_neurons.data import RelationNeuronsData
 from lens.studies.relation_neurons.findings import findings
 from lens.studies.relation_neurons.report import Result
 from lens.tokens import Batch
@@ -255,7 +256,7 @@ def run(model: Any, config: Config) -> Result:
         "n_distinct_neurons": len(owners),
         "seconds": {"selection": t_select, "total": time.perf_counter() - start},
     }
-    data = jsonable(data)
+    typed = RelationNeuronsData.from_dict(jsonable(data))
     return Result(
-        config=config.to_dict(), model=model_label(model), data=data, findings=findings(data)
+        config=config.to_dict(), model=model_label(model), data=typed, findings=findings(typed)
     )
