@@ -158,6 +158,10 @@ class StudyData:
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key: object) -> bool:
+        """``"key" in data`` as on a dict: a field whose value is not None."""
+        return isinstance(key, str) and getattr(self, key, None) is not None
+
     def get(self, key: str, default: Any = None) -> Any:
         """``data.get("key")`` as on a dict (None-valued fields count as absent)."""
         value = getattr(self, key, None)

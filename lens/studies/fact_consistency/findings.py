@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from lens.studies.base import Finding
 from lens.studies.base import fmt_number as _num
+from lens.studies.fact_consistency.data import FactConsistencyData
 
 # ---------------------------------------------------------------------- findings
 
@@ -19,9 +18,9 @@ def _full_pivot_note(pivot_recall: float | None, pivot: str) -> str:
     )
 
 
-def findings(data: dict[str, Any]) -> list[Finding]:
-    pivot, final = data["pivot"], data["final"]
-    others = [s for s in data["scripts"] if s != pivot]
+def findings(data: FactConsistencyData) -> list[Finding]:
+    pivot, final = data.pivot, data.final
+    others = [s for s in data.scripts if s != pivot]
     out = []
     if others:
         rec = final["recall"]
@@ -40,7 +39,7 @@ def findings(data: dict[str, Any]) -> list[Finding]:
             Finding(
                 "Factual recall in every non-pivot language and notation lags the pivot.",
                 len(lagging) == len(others),
-                f"Recall (all {len(data['facts'])} facts): {pivot} {rec[pivot]:.2f}; "
+                f"Recall (all {len(data.facts)} facts): {pivot} {rec[pivot]:.2f}; "
                 + ", ".join(f"{s} {rec[s]:.2f}" for s in others)
                 + f" ({len(lagging)}/{len(others)} below the pivot). On facts trained in that "
                 f"language: {trained or 'n/a'}; on its held-out facts: {held or 'n/a'}. "
@@ -51,7 +50,7 @@ def findings(data: dict[str, Any]) -> list[Finding]:
                 + _full_pivot_note(rec[pivot], pivot),
             )
         )
-    points = data.get("training", {}).get("points", [])
+    points = (data.training or {}).get("points", [])
     if others and len(points) >= 2:
         first, last = points[0], points[-1]
         curve = ", ".join(f"{p['label']}: {_num(p['mean_clc'])}" for p in points)
@@ -65,7 +64,7 @@ def findings(data: dict[str, Any]) -> list[Finding]:
                 f"{last['recall'][pivot]:.2f}.",
             )
         )
-    sc = data.get("shortcut")
+    sc = data.shortcut
     if sc and sc["layers"] and others:
         full = sc["full"]
         best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))

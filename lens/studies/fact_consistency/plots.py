@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from lens.plots import new_figure, save_figure
+from lens.studies.fact_consistency.data import FactConsistencyData
 
 
 def _nan(values: list[float | None]) -> np.ndarray:
     return np.array([np.nan if v is None else v for v in values], dtype=float)
 
 
-def plot_all(data: dict[str, Any], out: Path) -> list[Path]:
+def plot_all(data: FactConsistencyData, out: Path) -> list[Path]:
     """recall_clc.png, and training.png / shortcut.png when those parts ran."""
     paths = [plot_final(data, out / "recall_clc.png")]
-    if data.get("training", {}).get("points"):
+    if (data.training or {}).get("points"):
         paths.append(plot_training(data, out / "training.png"))
-    if data.get("shortcut", {}).get("layers"):
+    if (data.shortcut or {}).get("layers"):
         paths.append(plot_shortcut(data, out / "shortcut.png"))
     return paths
 
 
-def plot_final(data: dict[str, Any], path: Path) -> Path:
+def plot_final(data: FactConsistencyData, path: Path) -> Path:
     """Bars: recall per script (trained / held-out facts) and CLC with the pivot."""
-    final, scripts = data["final"], data["scripts"]
+    final, scripts = data.final, data.scripts
     x = np.arange(len(scripts))
     fig = new_figure(7.5, 3.6)
     ax = fig.add_subplot()
@@ -45,7 +45,7 @@ def plot_final(data: dict[str, Any], path: Path) -> Path:
         x + 0.27,
         _nan([final["clc"].get(s) for s in scripts]),
         0.18,
-        label=f"CLC with {data['pivot']}",
+        label=f"CLC with {data.pivot}",
         color="black",
     )
     ax.set_xticks(x, scripts)
@@ -54,14 +54,14 @@ def plot_final(data: dict[str, Any], path: Path) -> Path:
     ax.set_title(
         "Factual recall per language / notation and consistency with the pivot", fontsize=10
     )
-    ax.legend(fontsize=7, ncols=2)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=7, ncols=4, loc="outside lower center")
     ax.grid(axis="y", alpha=0.3)
     return save_figure(fig, path)
 
 
-def plot_training(data: dict[str, Any], path: Path) -> Path:
+def plot_training(data: FactConsistencyData, path: Path) -> Path:
     """Recall per script and CLC with the pivot vs training step."""
-    points, scripts, pivot = data["training"]["points"], data["scripts"], data["pivot"]
+    points, scripts, pivot = data.training["points"], data.scripts, data.pivot
     steps = [p["step"] for p in points]
     fig = new_figure(10.0, 3.6)
     left, right = fig.subplots(1, 2)
@@ -93,9 +93,9 @@ def plot_training(data: dict[str, Any], path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def plot_shortcut(data: dict[str, Any], path: Path) -> Path:
+def plot_shortcut(data: FactConsistencyData, path: Path) -> Path:
     """Mean recall, mean CLC and top-1 agreement with a shortcut from each layer."""
-    sc = data["shortcut"]
+    sc = data.shortcut
     layers = [e["layer"] for e in sc["layers"]]
     fig = new_figure(6.5, 3.8)
     ax = fig.add_subplot()

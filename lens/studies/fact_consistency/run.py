@@ -12,7 +12,9 @@ import torch
 from tqdm.auto import tqdm
 
 from lens.studies._organism_data import organism_world, word_ids
+from lens.studies.base import jsonable
 from lens.studies.fact_consistency.config import Config
+from lens.studies.fact_consistency.data import FactConsistencyData
 from lens.studies.fact_consistency.findings import findings
 from lens.studies.fact_consistency.report import Result
 from lens.tokens import batch as make_batch
@@ -63,7 +65,10 @@ def run(model: Any, config: Config) -> Result:
         data["shortcut"] = _shortcut_study(
             model, queries, world, facts, layers, config, rng, final["_predictions"]
         )
-    return Result(config=config.to_dict(), model=_label(config), data=data, findings=findings(data))
+    typed = FactConsistencyData.from_dict(jsonable(data))
+    return Result(
+        config=config.to_dict(), model=_label(config), data=typed, findings=findings(typed)
+    )
 
 
 # ---------------------------------------------------------------------- measuring
