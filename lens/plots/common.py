@@ -83,7 +83,8 @@ def heatmap(
 
 
 def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
-    """A markdown table: ``header`` cells, then one line per row (cells turned into ``str``).
+    """A markdown table: ``header`` cells, then one line per row (cells turned into ``str``,
+    ``|`` inside a cell escaped).
 
     Example:
         >>> print(markdown_table(["a", "b"], [[1, "x"], [2, "y"]]))
@@ -96,6 +97,8 @@ def markdown_table(header: Sequence[Any], rows: Sequence[Sequence[Any]]) -> str:
     bad = [r for r in rows if len(r) != width]
     if bad:
         raise ValueError(f"every row needs {width} cells like the header, got {len(bad[0])}")
-    lines = ["| " + " | ".join(str(h) for h in header) + " |", "|" + "---|" * width]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+    return "\n".join([line(header), "|" + "---|" * width] + [line(r) for r in rows])

@@ -69,7 +69,8 @@ def findings(data: LanguageNeuronsData) -> list[Finding]:
         uniform = len(idx) / len(data.layers)
         out.append(
             Finding(
-                claim="Language-specific neurons sit mostly in the bottom and top layers.",
+                claim="Language-specific neurons concentrate in the bottom and top layers "
+                "(a larger share there than if they were spread evenly over the layers).",
                 reproduced=bool(share > uniform),
                 evidence=f"{share:.0%} of the language-neuron assignments are in layers "
                 f"{data.edge_layers} ({uniform:.0%} if spread evenly): {bottom:.0%} in the "
