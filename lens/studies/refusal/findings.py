@@ -40,11 +40,15 @@ def filter_failure(data: RefusalData, lang: str) -> str | None:
         (x for x in s["scores"] if (x["layer"], x["position"]) == (s["layer"], s["position"])),
         None,
     )
-    why = f" ({mine['reason']}: KL {fmt_number(s['kl'])})" if mine and mine["reason"] else ""
+    why = (
+        f", rejected by the filters because {mine['reason']}: its KL is {fmt_number(s['kl'])}"
+        if mine and mine["reason"]
+        else ""
+    )
     return (
         f"no {lang} candidate passed every selection filter, so the {lang} direction is the "
         f"fallback with the lowest bypass score (layer {s['layer']}, position "
-        f"{s['position']}){why}"
+        f"{s['position']}{why})"
     )
 
 
