@@ -13,13 +13,14 @@ from lens.studies.base import (
 from lens.studies.relation_neurons.data import RelationNeuronsData
 
 
-def _arr(x: Any) -> np.ndarray:
+def as_array(x: Any) -> np.ndarray:
+    """Nested lists (None allowed) as a float array with NaN for None."""
     return np.array(x, dtype=float)
 
 
 def summary(data: RelationNeuronsData) -> dict[str, Any]:
     """Diagonal / off-diagonal means of the drop matrix per language, random baseline too."""
-    drop, rnd = _arr(data.drop), _arr(data.random_mean)
+    drop, rnd = as_array(data.drop), as_array(data.random_mean)
     out: dict[str, Any] = {}
     nan = np.full_like(drop[0], np.nan)
     for li, x in enumerate(data.languages):
@@ -91,7 +92,7 @@ def findings(data: RelationNeuronsData) -> list[Finding]:
             + ".",
         )
     )
-    jac = off_diagonal(_arr(data.jaccard))
+    jac = off_diagonal(as_array(data.jaccard))
     out.append(
         Finding(
             claim="Versatility: relations share some of their neurons.",

@@ -9,7 +9,7 @@ import numpy as np
 from lens.plots import new_figure, save_figure
 from lens.plots.common import heatmap
 from lens.studies.relation_neurons.data import RelationNeuronsData
-from lens.studies.relation_neurons.findings import _arr, summary
+from lens.studies.relation_neurons.findings import as_array, summary
 
 
 def plot_all(d: RelationNeuronsData, out: Path) -> list[Path]:
@@ -17,7 +17,7 @@ def plot_all(d: RelationNeuronsData, out: Path) -> list[Path]:
     rels = d.relations
     n = len(rels)
     paths = []
-    drop, rnd = _arr(d.drop)[0], _arr(d.random_mean)[0]
+    drop, rnd = as_array(d.drop)[0], as_array(d.random_mean)[0]
     fig = new_figure(2 * (0.55 * n + 2.4), 0.55 * n + 2.2)
     vals = np.concatenate([drop.ravel(), rnd[~np.isnan(rnd)]])
     vmax = max(float(np.abs(vals).max()), 1e-6)
@@ -47,7 +47,7 @@ def plot_all(d: RelationNeuronsData, out: Path) -> list[Path]:
     ax.legend(fontsize=8)
     paths.append(save_figure(fig, out / "cumulativity.png"))
 
-    jac = _arr(d.jaccard)
+    jac = as_array(d.jaccard)
     fig = new_figure(0.55 * n + 2.8, 0.55 * n + 2.0)
     ax = fig.add_subplot()
     im = heatmap(ax, jac, cmap="Purples", vmin=0, vmax=1, fontsize=7)

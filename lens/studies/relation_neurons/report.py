@@ -11,7 +11,7 @@ import numpy as np
 from lens.plots.common import markdown_table
 from lens.studies.base import StudyResult, fmt_number
 from lens.studies.relation_neurons.data import RelationNeuronsData
-from lens.studies.relation_neurons.findings import _arr, summary
+from lens.studies.relation_neurons.findings import as_array, summary
 
 
 @dataclass
@@ -42,8 +42,8 @@ class Result(StudyResult):
         d = self.data
         s = summary(d)
         rels = d.relations
-        base = _arr(d.base_accuracy)
-        drop, rnd = _arr(d.drop)[0], _arr(d.random_mean)[0]
+        base = as_array(d.base_accuracy)
+        drop, rnd = as_array(d.drop)[0], as_array(d.random_mean)[0]
         per_relation = [
             [
                 r,
