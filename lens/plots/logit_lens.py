@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from lens.plots import new_figure, save_figure, token_label
+from lens.plots.common import text_colour
 
 
 def plot_grid(result: Any, path: str | Path, row: int = 0, *, max_chars: int = 8) -> Path:
@@ -33,7 +34,7 @@ def plot_grid(result: Any, path: str | Path, row: int = 0, *, max_chars: int = 8
     for i in range(n_layer):
         for j in range(n_pos):
             text = token_label(result.token_str(ids[i, j]), max_chars)
-            color = "white" if probs[i, j] > 0.6 else "black"
+            color = text_colour(image.cmap(image.norm(probs[i, j])))
             ax.text(j, i, text, ha="center", va="center", fontsize=font, color=color)
     ax.set_yticks(range(n_layer), [str(layer) for layer in result.layers], fontsize=8)
     inputs = [token_label(result.token_str(t), max_chars) for t in result.input_ids[row, cols]]

@@ -1,11 +1,14 @@
-"""Study modules: thin compositions of lens primitives into the methods of recent papers.
+"""Studies: thin compositions of lens primitives into the methods of recent papers.
 
-Each module has ``Config`` (JSON-loadable dataclass with defaults for the organism),
-``quick_config()`` (seconds, for tests), ``run(model, config) -> Result`` and
-``Result.save(dir)`` (results.json, report.md, PNG plots).
+One package per study (``lens.studies.NAME``) with ``config.py`` (``Config``, a JSON-loadable
+dataclass with defaults for the organism, and ``quick_config()``: seconds, for tests),
+``run.py`` (``run(model, config) -> Result``), ``findings.py`` (the paper's claims checked
+against the numbers), ``report.py`` (``Result``: headline, markdown report; ``Result.save(dir)``
+writes results.json, report.md and PNG plots) and ``plots.py``. Each package re-exports these
+names and registers itself in ``STUDIES``.
 """
 
-# Study modules register themselves on import (one line each):
+# Study packages register themselves on import (one line each):
 from lens.studies import (
     concept_space,  # noqa: F401
     fact_consistency,  # noqa: F401

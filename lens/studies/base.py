@@ -17,6 +17,21 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from lens.studies.config_types import StudyConfigError, check_fields
+
+__all__ = [
+    "STUDIES",
+    "Finding",
+    "StudyConfig",
+    "StudyConfigError",
+    "StudyData",
+    "StudyResult",
+    "fmt_number",
+    "jsonable",
+    "off_diagonal",
+    "register_study",
+]
+
 STUDIES: dict[str, Any] = {}  # name -> module with Config, Result, run
 
 
@@ -40,6 +55,8 @@ def jsonable(value: Any) -> Any:
         return [jsonable(v) for v in value]
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, StudyData):
+        return value.to_dict()
     return value
 
 
@@ -56,30 +73,99 @@ def off_diagonal(matrix: Any) -> np.ndarray:
 
 @dataclass
 class StudyConfig:
-    """Base for study configs: defaults that work on the organism; loads from JSON."""
+    """Base for study configs: defaults that work on the organism; loads from JSON.
+
+    Every value is checked against its field's declared type when the config is built
+    (directly, from a dict or from a JSON file): a wrong one raises :class:`StudyConfigError`
+    (a ``ValueError``) naming the key and the expected type.
+    """
 
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_fields(self)
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> StudyConfig:
-        """Build from a dict; unknown keys are an error naming the valid ones."""
+        """Build from a dict; unknown keys and wrongly typed values are errors.
+
+        Example:
+            >>> StudyConfig.from_dict({"seed": "zero"})
+            Traceback (most recent call last):
+            ...
+            lens.studies.config_types.StudyConfigError: StudyConfig: config key 'seed' must be int, got 'zero' (str)
+        """  # noqa: E501
+        if not isinstance(values, dict):
+            raise StudyConfigError(
+                f"a {cls.__qualname__} is built from a dict (JSON object), got "
+                f"{type(values).__name__}"
+            )
         valid = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - valid)
         if unknown:
-            raise ValueError(
+            raise StudyConfigError(
                 f"unknown config keys {unknown} for {cls.__qualname__}; valid keys: {sorted(valid)}"
             )
         return cls(**values)
 
     @classmethod
     def from_json(cls, path: str | Path) -> StudyConfig:
-        values = json.loads(Path(path).read_text())
+        """Build from a JSON file holding an object of overrides; errors name the file."""
+        try:
+            text = Path(path).read_text()
+        except OSError as err:
+            raise StudyConfigError(
+                f"{path}: cannot read the config file ({err.strerror})"
+            ) from None
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise StudyConfigError(
+                f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
+            ) from None
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: a config file must hold a JSON object")
-        return cls.from_dict(values)
+            raise StudyConfigError(f"{path}: a config file must hold a JSON object")
+        try:
+            return cls.from_dict(values)
+        except StudyConfigError as err:
+            raise StudyConfigError(f"{path}: {err}") from None
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
+
+
+@dataclass
+class StudyData:
+    """Base of a study's typed numbers (``StudyResult.data``; results.json's ``"data"``).
+
+    Subclasses declare their top-level entries as dataclass fields (nested parts stay
+    JSON-safe dicts and lists). ``data["key"]`` keeps working for code written against the
+    older dict form.
+    """
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-safe dict saved as results.json's ``"data"``."""
+        return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> StudyData:
+        """Rebuild from results.json's ``"data"`` (keys this class does not know are dropped)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in {f.name for f in dataclasses.fields(self)}:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        """``"key" in data`` as on a dict: a field whose value is not None."""
+        return isinstance(key, str) and getattr(self, key, None) is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """``data.get("key")`` as on a dict (None-valued fields count as absent)."""
+        value = getattr(self, key, None)
+        return default if value is None else value
 
 
 @dataclass
@@ -96,13 +182,18 @@ class Finding:
 
 @dataclass
 class StudyResult:
-    """Numbers of one study run. ``data`` is JSON-safe; subclasses add plots and prose."""
+    """Numbers of one study run; subclasses add plots and prose.
+
+    ``data`` is the study's :class:`StudyData` subclass (named by the class attribute
+    ``Data``), or a JSON-safe dict for a study without one.
+    """
 
     study: ClassVar[str] = "study"
     title: ClassVar[str] = "Study"
+    Data: ClassVar[type[StudyData] | None] = None
     config: dict[str, Any]
     model: str
-    data: dict[str, Any]
+    data: Any
     findings: list[Finding] = field(default_factory=list)
 
     def report_body(self) -> str:
@@ -155,4 +246,5 @@ class StudyResult:
         raw = json.loads((Path(path) / "results.json").read_text())
         cls = STUDIES[raw["study"]].Result if raw["study"] in STUDIES else StudyResult
         findings = [Finding(**f) for f in raw["findings"]]
-        return cls(config=raw["config"], model=raw["model"], data=raw["data"], findings=findings)
+        data = cls.Data.from_dict(raw["data"]) if cls.Data is not None else raw["data"]
+        return cls(config=raw["config"], model=raw["model"], data=data, findings=findings)

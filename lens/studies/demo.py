@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from lens.plots.common import markdown_table
 from lens.studies.base import STUDIES, StudyResult
 
 ORDER = ["concept_space", "language_neurons", "relation_neurons", "refusal", "fact_consistency"]
@@ -37,11 +38,14 @@ def run_all(
 
 
 def index_report(rows: list[tuple[str, StudyResult, float]], model: str, out: Path) -> str:
-    lines = [f"# lens demo on `{model}`", "", "| study | headline | time (s) |", "|---|---|---|"]
-    for name, result, seconds in rows:
-        lines.append(
-            f"| [{result.title}]({name}/report.md) | {result.headline()} | {seconds:.0f} |"
-        )
+    table = markdown_table(
+        ["study", "headline", "time (s)"],
+        [
+            [f"[{result.title}]({name}/report.md)", result.headline(), f"{seconds:.0f}"]
+            for name, result, seconds in rows
+        ],
+    )
+    lines = [f"# lens demo on `{model}`", "", table]
     lines += ["", "## Findings", ""]
     for name, result, _ in rows:
         lines.append(f"### {result.title}")

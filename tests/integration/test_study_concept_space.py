@@ -50,7 +50,8 @@ def test_save_load_round_trip(result, tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     back = StudyResult.load(out)
     assert isinstance(back, concept_space.Result)
-    assert back.data == json.loads(json.dumps(jsonable(result.data)))
+    assert jsonable(back.data) == json.loads(json.dumps(jsonable(result.data)))
+    assert type(back.data) is type(result.data)
     assert back.findings == result.findings and back.config == result.config
     report = (out / "report.md").read_text()
     assert "## Findings" in report and "translation_panels.png" in report

@@ -41,7 +41,8 @@ def test_round_trip_and_files(result, tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     loaded = StudyResult.load(out)
     assert isinstance(loaded, language_neurons.Result)
-    assert loaded.data == json.loads(json.dumps(jsonable(result.data)))
+    assert jsonable(loaded.data) == json.loads(json.dumps(jsonable(result.data)))
+    assert type(loaded.data) is type(result.data)
     assert loaded.data == result.data  # data is strict JSON already
     assert loaded.findings == result.findings
     assert loaded.config == result.config

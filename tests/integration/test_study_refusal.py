@@ -23,7 +23,6 @@ from interventions import DirectionAblation
 from lens import organism
 from lens.organism.prompts import requests
 from lens.studies import StudyResult, refusal
-from lens.studies.base import jsonable
 from tests.integration.conftest import FOLDER, require_organism
 
 require_organism()
@@ -54,7 +53,7 @@ def test_files_and_round_trip(saved):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     loaded = StudyResult.load(out)
     assert isinstance(loaded, refusal.Result)
-    assert loaded.data == jsonable(result.data)
+    assert loaded.data == result.data
     assert loaded.config == result.config
     assert loaded.findings == result.findings
     assert loaded.headline() == result.headline()

@@ -1,118 +1,23 @@
-"""fact_consistency: factual recall per language, cross-lingual consistency, over training, and
-with a linear shortcut over the last layers (arXiv 2504.04264, 2505.14824).
-
-* **Recall** of a fact in language ``L``: the model's greedy answer to the fact query in ``L``
-  is the gold object word. Every organism answer is one token, so the greedy continuation's
-  first token decides it, and that token is the argmax of the logits at the query's last
-  position: the study scores that argmax (one forward per batch; identical to the first
-  token of ``lens.generate``, which the integration test checks).
-* **Cross-lingual consistency** with the pivot: ``CLC(L) = |C_L ∩ C_pivot| / |C_L ∪ C_pivot|``
-  where ``C_L`` is the set of facts answered correctly in ``L``.
-* **Training dynamics**: the same on every saved checkpoint of the organism
-  (``lens.load_model("organism", checkpoint=step)``) and the final model.
-* **Linear shortcut**: for each layer ``l`` an affine map from ``blocks.l.hook_resid_post`` to
-  the last layer's residual (``interventions.LinearShortcut``, fitted on the queries of one
-  half of the facts, in every language) replaces layers ``l+1..``; recall and CLC on the other
-  half with the shortcut vs the full model.
-"""
+"""Measuring the fact_consistency study: recall, CLC, checkpoints, linear shortcuts."""
 
 from __future__ import annotations
 
 import json
 import random
-import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from lens.studies._organism_data import organism_world, word_ids
-from lens.studies.base import Finding, StudyConfig, StudyResult, register_study
-from lens.studies.base import fmt_number as _num
+from lens.studies.base import jsonable
+from lens.studies.fact_consistency.config import Config
+from lens.studies.fact_consistency.data import FactConsistencyData
+from lens.studies.fact_consistency.findings import findings
+from lens.studies.fact_consistency.report import Result
 from lens.tokens import batch as make_batch
-
-
-@dataclass
-class Config(StudyConfig):
-    """What to measure.
-
-    Attributes:
-        scripts: languages/notations (None: all; the pivot is always included).
-        max_facts: facts evaluated (None: all; else sampled with ``seed``).
-        checkpoints: also measure the saved training checkpoints.
-        max_checkpoints: at most this many checkpoints, evenly spread, first and last kept
-            (None: all).
-        shortcut_layers: source layers of the linear shortcut (None: every layer before the
-            last; [] to skip the shortcut).
-        shortcut_method: ``"lstsq"`` (ridge regression) or ``"jacobian"`` (mean Jacobian).
-        shortcut_ridge: ridge penalty for ``"lstsq"`` (relative to the mean Gram eigenvalue).
-        fit_fraction: share of the facts whose queries (in every language) fit the shortcut;
-            the rest evaluate it (split with ``seed``).
-        batch_size: prompts per forward.
-        organism_folder: a trained organism folder (None: the shipped organism).
-    """
-
-    scripts: list[str] | None = None
-    max_facts: int | None = None
-    checkpoints: bool = True
-    max_checkpoints: int | None = None
-    shortcut_layers: list[int] | None = None
-    shortcut_method: str = "lstsq"
-    shortcut_ridge: float = 1e-3
-    fit_fraction: float = 0.5
-    batch_size: int = 256
-    organism_folder: str | None = None
-
-
-def quick_config() -> Config:
-    """Three scripts, 128 facts, two checkpoints, two shortcut layers (seconds)."""
-    return Config(
-        scripts=["en", "ka", "py"], max_facts=128, max_checkpoints=2, shortcut_layers=[1, 3]
-    )
-
-
-@dataclass
-class Result(StudyResult):
-    """``data["final"]``, each entry of ``data["training"]["points"]`` and of
-    ``data["shortcut"]["layers"]`` hold ``recall`` / ``clc`` per script and ``correct``: the
-    sorted fact indexes answered correctly per script (``C_L``), from which CLC is computed."""
-
-    study: ClassVar[str] = "fact_consistency"
-    title: ClassVar[str] = "Factual recall and cross-lingual consistency"
-
-    def headline(self) -> str:
-        f = self.data["final"]
-        parts = [
-            f"recall pivot {_num(f['recall'][self.data['pivot']])} vs others "
-            f"{_num(f['mean_recall_others'])}, mean CLC {_num(f['mean_clc'])}"
-        ]
-        tr = self.data.get("training")
-        if tr and len(tr["points"]) >= 2:
-            parts.append(
-                f"CLC over training {_num(tr['points'][0]['mean_clc'])} -> "
-                f"{_num(tr['points'][-1]['mean_clc'])}"
-            )
-        sc = self.data.get("shortcut")
-        if sc and sc["layers"]:
-            best = max(sc["layers"], key=lambda e: e["mean_recall"])
-            parts.append(
-                f"best shortcut L{best['layer']} keeps "
-                f"{100 * (best['recall_kept'] or 0.0):.0f}% of recall"
-            )
-        return "; ".join(parts)
-
-    def report_body(self) -> str:
-        from lens.studies.fact_consistency_report import report_body
-
-        return report_body(self.data)
-
-    def plots(self, out: Path) -> list[Path]:
-        from lens.studies.fact_consistency_report import plot_all
-
-        return plot_all(self.data, out)
 
 
 def clc(correct_l: set[int], correct_pivot: set[int]) -> float | None:
@@ -160,8 +65,9 @@ def run(model: Any, config: Config) -> Result:
         data["shortcut"] = _shortcut_study(
             model, queries, world, facts, layers, config, rng, final["_predictions"]
         )
+    typed = FactConsistencyData.from_dict(jsonable(data))
     return Result(
-        config=config.to_dict(), model=_label(config), data=data, findings=_findings(data)
+        config=config.to_dict(), model=_label(config), data=typed, findings=findings(typed)
     )
 
 
@@ -376,94 +282,3 @@ def _mean_all(recall: dict[str, float | None]) -> float:
 
 def _label(config: Config) -> str:
     return f"organism ({config.organism_folder})" if config.organism_folder else "organism"
-
-
-# ---------------------------------------------------------------------- findings
-
-
-def _full_pivot_note(pivot_recall: float | None, pivot: str) -> str:
-    if pivot_recall != 1.0:
-        return ""
-    return (
-        f" (With {pivot} recall 1.00, C_{pivot} holds every fact, so CLC(L) equals the recall "
-        "in L.)"
-    )
-
-
-def _findings(data: dict[str, Any]) -> list[Finding]:
-    pivot, final = data["pivot"], data["final"]
-    others = [s for s in data["scripts"] if s != pivot]
-    out = []
-    if others:
-        rec = final["recall"]
-        lagging = [s for s in others if rec[s] < rec[pivot]]
-        split = final["recall_split"]
-        trained = ", ".join(
-            f"{s} {split[s]['trained']:.2f}" for s in others if split[s]["trained"] is not None
-        )
-        held = ", ".join(
-            f"{s} {split[s]['heldout']:.2f}" for s in others if split[s]["heldout"] is not None
-        )
-        trained_lag = sum(
-            split[s]["trained"] is not None and split[s]["trained"] < rec[pivot] for s in others
-        )
-        out.append(
-            Finding(
-                "Factual recall in every non-pivot language and notation lags the pivot.",
-                len(lagging) == len(others),
-                f"Recall (all {len(data['facts'])} facts): {pivot} {rec[pivot]:.2f}; "
-                + ", ".join(f"{s} {rec[s]:.2f}" for s in others)
-                + f" ({len(lagging)}/{len(others)} below the pivot). On facts trained in that "
-                f"language: {trained or 'n/a'}; on its held-out facts: {held or 'n/a'}. "
-                f"{trained_lag}/{len(others)} lag the pivot on their trained facts alone. "
-                f"CLC with {pivot}: "
-                + ", ".join(f"{s} {_num(final['clc'][s])}" for s in others)
-                + "."
-                + _full_pivot_note(rec[pivot], pivot),
-            )
-        )
-    points = data.get("training", {}).get("points", [])
-    if others and len(points) >= 2:
-        first, last = points[0], points[-1]
-        curve = ", ".join(f"{p['label']}: {_num(p['mean_clc'])}" for p in points)
-        rcurve = ", ".join(_num(p["mean_recall_others"]) for p in points)
-        out.append(
-            Finding(
-                "Cross-lingual consistency with the pivot rises over training.",
-                (last["mean_clc"] or 0.0) > (first["mean_clc"] or 0.0),
-                f"Mean CLC over the non-pivot scripts: {curve}. Mean non-pivot recall at the "
-                f"same points: {rcurve}; pivot recall {first['recall'][pivot]:.2f} -> "
-                f"{last['recall'][pivot]:.2f}.",
-            )
-        )
-    sc = data.get("shortcut")
-    if sc and sc["layers"] and others:
-        full = sc["full"]
-        best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
-        per = "; ".join(
-            f"L{e['layer']}: recall {e['mean_recall']:.2f} "
-            f"({100 * (e['recall_kept'] or 0):.0f}% kept), CLC "
-            f"{_num(e['mean_clc'])}, top-1 agreement {e['agreement']:.2f}"
-            for e in sc["layers"]
-        )
-        improves = (
-            best["mean_clc"] is not None
-            and full["mean_clc"] is not None
-            and best["mean_clc"] > full["mean_clc"]
-            and best["mean_recall"] >= full["mean_recall"]
-        )
-        out.append(
-            Finding(
-                "A linear shortcut that bypasses the last layers raises both recall and "
-                "cross-lingual consistency.",
-                bool(improves),
-                f"On the {len(sc['eval_facts'])} held-out-from-fit facts the full model has "
-                f"recall {full['mean_recall']:.2f} (mean over scripts) and mean CLC "
-                f"{_num(full['mean_clc'])}. With the shortcut from {per}. Best CLC from layer "
-                f"{best['layer']}.",
-            )
-        )
-    return out
-
-
-register_study("fact_consistency", sys.modules[__name__])

@@ -3,6 +3,7 @@ language, and language x language matrices (transfer, cosine similarity)."""
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from lens.plots import new_figure, save_figure
+from lens.plots.common import heatmap
 
 _SCORES = (
     ("bypass", "bypass score (ablated, harmful)\nlower = refusal removed"),
@@ -44,7 +46,7 @@ def plot_selection(
             grid[s["layer"], positions.index(s["position"])] = np.nan if value is None else value
             if s["reason"]:
                 dropped.append((s["layer"], positions.index(s["position"])))
-        im = ax.imshow(grid, aspect="auto", origin="lower", cmap="viridis")
+        im = heatmap(ax, grid, max_cells=0, aspect="auto", origin="lower")
         fig.colorbar(im, ax=ax)
         for layer, col in dropped:
             ax.text(col, layer, "x", ha="center", va="center", color="red", fontsize=11)
@@ -69,31 +71,35 @@ def plot_refusal_bars(
     refusal: dict[str, dict[str, float]], langs: Sequence[str], path: Path
 ) -> Path:
     """Grouped bars per language: harmful refusal before / after ablation, harmless refusal
-    before / with the activation addition."""
+    before / after ablation / with the activation addition. Every bar carries its value, so a
+    rate of 0 is visible too."""
     bars = (
         ("harmful_before", "harmful"),
         ("harmful_after", "harmful, direction ablated"),
         ("harmless_before", "harmless"),
+        ("harmless_after_ablation", "harmless, direction ablated"),
         ("harmless_with_addition", "harmless, direction added"),
     )
-    fig = new_figure(1.6 + 1.3 * len(langs), 3.6)
+    fig = new_figure(max(7.0, 2.0 + 1.6 * len(langs)), 4.2)
     ax = fig.subplots()
     x = np.arange(len(langs))
-    width = 0.8 / len(bars)
+    width = 0.84 / len(bars)
     for i, (key, label) in enumerate(bars):
-        values = [refusal[g][key] if refusal[g][key] is not None else np.nan for g in langs]
-        ax.bar(x + (i - (len(bars) - 1) / 2) * width, values, width, label=label)
+        values = [np.nan if refusal[g].get(key) is None else refusal[g][key] for g in langs]
+        found = ax.bar(x + (i - (len(bars) - 1) / 2) * width, values, width, label=label)
+        ax.bar_label(found, fmt="%.2f", fontsize=6, padding=1, rotation=90)
     ax.set_xticks(x, list(langs))
-    ax.set_ylim(0, 1.05)
+    ax.set_ylim(0, 1.2)
+    ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_xlabel("language")
     ax.set_ylabel("refusal rate (held-out requests)")
     ax.set_title("refusal before and after intervening on the direction")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    fig.legend(*ax.get_legend_handles_labels(), fontsize=8, loc="outside lower center", ncols=3)
     return save_figure(fig, path)
 
 
 def plot_matrix(
-    matrix: Sequence[Sequence[float]],
+    matrix: Sequence[Sequence[float | None]],
     langs: Sequence[str],
     path: Path,
     *,
@@ -105,31 +111,13 @@ def plot_matrix(
     cmap: str = "viridis",
 ) -> Path:
     """A language x language heatmap with the values written in the cells."""
-    m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    fig = new_figure(1.8 + 0.8 * len(langs), 1.4 + 0.7 * len(langs))
+    fig = new_figure(max(4.5, 1.8 + 0.8 * len(langs)), 1.6 + 0.7 * len(langs))
     ax = fig.subplots()
-    im = ax.imshow(m, vmin=vmin, vmax=vmax, cmap=cmap)
+    im = heatmap(ax, matrix, vmin=vmin, vmax=vmax, cmap=cmap, fontsize=9, nan_text="n/a")
     fig.colorbar(im, ax=ax)
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            ax.text(
-                j,
-                i,
-                "n/a" if np.isnan(m[i, j]) else f"{m[i, j]:.2f}",
-                ha="center",
-                va="center",
-                color="white" if _dark(m[i, j], vmin, vmax) else "black",
-                fontsize=9,
-            )
     ax.set_xticks(range(len(langs)), list(langs))
     ax.set_yticks(range(len(langs)), list(langs))
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=9)
+    ax.set_title(textwrap.fill(title, 48), fontsize=9)
     return save_figure(fig, path)
-
-
-def _dark(value: float, vmin: float, vmax: float) -> bool:
-    if np.isnan(value):
-        return False
-    return (value - vmin) / max(vmax - vmin, 1e-12) < 0.5

@@ -1,0 +1,47 @@
+"""Settings of the fact_consistency study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from lens.studies.base import StudyConfig
+
+
+@dataclass
+class Config(StudyConfig):
+    """What to measure.
+
+    Attributes:
+        scripts: languages/notations (None: all; the pivot is always included).
+        max_facts: facts evaluated (None: all; else sampled with ``seed``).
+        checkpoints: also measure the saved training checkpoints.
+        max_checkpoints: at most this many checkpoints, evenly spread, first and last kept
+            (None: all).
+        shortcut_layers: source layers of the linear shortcut (None: every layer before the
+            last; [] to skip the shortcut).
+        shortcut_method: ``"lstsq"`` (ridge regression) or ``"jacobian"`` (mean Jacobian).
+        shortcut_ridge: ridge penalty for ``"lstsq"`` (relative to the mean Gram eigenvalue).
+        fit_fraction: share of the facts whose queries (in every language) fit the shortcut;
+            the rest evaluate it (split with ``seed``).
+        batch_size: prompts per forward.
+        organism_folder: a trained organism folder (None: the shipped organism).
+    """
+
+    scripts: list[str] | None = None
+    max_facts: int | None = None
+    checkpoints: bool = True
+    max_checkpoints: int | None = None
+    shortcut_layers: list[int] | None = None
+    shortcut_method: Literal["lstsq", "jacobian"] = "lstsq"
+    shortcut_ridge: float = 1e-3
+    fit_fraction: float = 0.5
+    batch_size: int = 256
+    organism_folder: str | None = None
+
+
+def quick_config() -> Config:
+    """Three scripts, 128 facts, two checkpoints, two shortcut layers (seconds)."""
+    return Config(
+        scripts=["en", "ka", "py"], max_facts=128, max_checkpoints=2, shortcut_layers=[1, 3]
+    )

@@ -1,0 +1,65 @@
+"""Settings of the refusal study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from lens.studies.base import (
+    StudyConfig,
+)
+
+
+@dataclass
+class Config(StudyConfig):
+    """Settings of the refusal study (defaults: the full run on the organism).
+
+    Attributes:
+        languages: languages to study (None = every language of the world).
+        pivot: the pivot language (None = the world's pivot).
+        positions: post-instruction offsets from each prompt's end for the candidates.
+        layers: candidate layers (``"all"`` or a list).
+        kl_threshold, max_layer_frac, induce_filter: selection filters (see select_direction).
+        n_train, n_val, n_heldout: cap on requests per class (harmful / harmless) and language
+            (None = the whole split).
+        addition_coeff: scale of the activation addition.
+        batch_size: prompts per forward.
+        min_drop: a finding on ablation reproduces when harmful refusal falls by at least this
+            much (absolute).
+        max_harmless_rise: ... and when harmless refusal rises by at most this much under the
+            same ablation (the direction removes refusal, not answers).
+        min_cosine: the similarity finding reproduces when the mean off-diagonal cosine is at
+            least this.
+        min_induced: the addition finding reproduces when the mean induced refusal rate on
+            harmless requests is at least this.
+        max_logit_diff: the orthogonalisation finding reproduces when every generation agrees
+            and logits differ by at most this.
+        world: folder or world.json of the organism's world (None = the model's folder when it
+            has a world.json, else the shipped world).
+        progress: tqdm bars.
+    """
+
+    languages: list[str] | None = None
+    pivot: str | None = None
+    positions: list[int] = field(default_factory=lambda: [-2, -1])
+    layers: Literal["all"] | list[int] = "all"
+    kl_threshold: float = 0.1
+    max_layer_frac: float = 0.8
+    induce_filter: bool = True
+    n_train: int | None = None
+    n_val: int | None = None
+    n_heldout: int | None = None
+    addition_coeff: float = 1.0
+    batch_size: int = 64
+    min_drop: float = 0.8
+    max_harmless_rise: float = 0.1
+    min_cosine: float = 0.5
+    min_induced: float = 0.5
+    max_logit_diff: float = 1e-3
+    world: str | None = None
+    progress: bool = True
+
+
+def quick_config() -> Config:
+    """A reduced run for tests (a few seconds): two languages, the last position, few prompts."""
+    return Config(languages=["en", "ka"], positions=[-1], n_train=24, n_heldout=12, progress=False)

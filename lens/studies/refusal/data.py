@@ -1,0 +1,46 @@
+"""The refusal study's numbers, as saved in results.json's ``"data"``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lens.studies.base import StudyData
+
+
+@dataclass
+class RefusalData(StudyData):
+    """Typed top level of the refusal study's numbers.
+
+    Attributes:
+        languages, pivot: the studied languages and the pivot among them.
+        positions: the candidates' offsets from each prompt's end; n_layers: model depth.
+        refusal_phrases: each language's refusal phrase.
+        n_prompts: ``{lang: {"train"|"val"|"heldout": harmful requests used}}``.
+        selection: ``{lang: {layer, position, bypass, induce, kl, fallback, scores, ...}}``.
+        directions: ``{lang: the selected direction as a list of floats}``.
+        refusal: ``{lang: {harmful_before, harmful_after, harmless_before,
+            harmless_after_ablation, harmless_with_addition, *_first_token, n_*}}``.
+        transfer, transfer_first_token: ``[s][t]`` refusal on harmful requests of language t
+            with the direction of language s ablated.
+        cosine: ``[s][t]`` cosine of the selected directions; cosine_at_pivot_site: the same
+            for every language's candidate at the pivot's (layer, position).
+        orthogonalize: weight orthogonalisation vs hook ablation (agreement, max logit diff).
+        timings: seconds per stage.
+    """
+
+    languages: list[str]
+    pivot: str
+    positions: list[int]
+    n_layers: int
+    refusal_phrases: dict[str, str]
+    n_prompts: dict[str, dict[str, int]]
+    selection: dict[str, dict[str, Any]]
+    directions: dict[str, list[float]]
+    refusal: dict[str, dict[str, Any]]
+    transfer: list[list[float | None]]
+    transfer_first_token: list[list[float | None]]
+    cosine: list[list[float | None]]
+    cosine_at_pivot_site: dict[str, Any]
+    orthogonalize: dict[str, Any]
+    timings: dict[str, float]

@@ -1,0 +1,43 @@
+"""Settings of the relation-neuron study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lens.studies.base import (
+    StudyConfig,
+)
+
+
+@dataclass
+class Config(StudyConfig):
+    """Settings of the relation-neuron study (defaults for the organism).
+
+    Attributes:
+        language: selection language (None = the pivot).
+        k: neurons per relation (None = :func:`lens.finders.average_precision.default_k`).
+        k_multipliers: the cumulativity curve's k values as multiples of ``k``.
+        neg_ratio: sampled negatives per positive prompt for average precision.
+        selection_fraction: share of subjects whose queries select the neurons; the other
+            subjects' queries are evaluated.
+        transfer_languages: languages/notations for the transfer test (None = all others).
+        n_random_seeds: random same-size neuron sets per relation.
+        batch_size: prompts per forward.
+    """
+
+    language: str | None = None
+    k: int | None = None
+    k_multipliers: list[float] | None = None
+    neg_ratio: float = 4.0
+    selection_fraction: float = 0.5
+    transfer_languages: list[str] | None = None
+    n_random_seeds: int = 3
+    batch_size: int = 128
+
+    def multipliers(self) -> list[float]:
+        return list(self.k_multipliers or [0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
+
+
+def quick_config() -> Config:
+    """A few seconds on the organism."""
+    return Config(k_multipliers=[0.5, 1.0], transfer_languages=["ka", "py"], n_random_seeds=1)
