@@ -23,7 +23,7 @@ from interventions.base import check_layers, validate_positions
 from interventions.readout import final_norm
 from lens.hooks import Probe, apply
 from lens.logit_lens_result import LogitLensResult
-from lens.tokens import Batch, as_batch
+from lens.tokens import Batch, as_batch, warn_unknown_target
 
 SITES = ("resid_post", "resid_pre", "resid_mid")
 NORMS = ("recompute", "none")
@@ -407,6 +407,7 @@ def _first_token(model: Any, target: Any) -> int:
         ids = tok.encode(target, add_special_tokens=False)
         if not ids:
             raise ValueError(f"target {target!r} has no tokens")
+        warn_unknown_target(tok, target, ids[0])
         return int(ids[0])
     if isinstance(target, (list, tuple)):
         if not target:
