@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _process(args: list[str]) -> Any:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    )
 
     def fn() -> None:
-        subprocess.run(
-            [sys.executable, *args], check=True, env=env, capture_output=True, cwd=ROOT
-        )
+        subprocess.run([sys.executable, *args], check=True, env=env, capture_output=True, cwd=ROOT)
 
     return fn
 
