@@ -126,13 +126,18 @@ def format_table(result: Any, row: int = 0, position: int = -1, shown_k: int = 1
     return "\n".join(lines)
 
 
+def reject_empty(prompt: str) -> None:
+    """A ValueError for a prompt with no text."""
+    if not prompt.strip():
+        raise ValueError('the prompt is empty: give some text, e.g. "the job of alice is"')
+
+
 def check_prompt(model: Any, prompt: str, source: str) -> Any:
     """The prompt as a lens Batch, after rejecting an empty one or one longer than the
     model's context (the error says the limit)."""
     from lens.tokens import batch
 
-    if not prompt.strip():
-        raise ValueError('the prompt is empty: give some text, e.g. "the job of alice is"')
+    reject_empty(prompt)
     b = batch(model, [prompt])
     n_ctx = int(model.cfg.n_ctx)
     if b.tokens.shape[1] > n_ctx:
@@ -146,8 +151,7 @@ def check_prompt(model: Any, prompt: str, source: str) -> Any:
 def run(args: argparse.Namespace) -> int:
     import lens
 
-    if not args.prompt.strip():
-        raise ValueError('the prompt is empty: give some text, e.g. "the job of alice is"')
+    reject_empty(args.prompt)  # before loading the model
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     model = load_source(args.source)
