@@ -80,3 +80,32 @@ def test_checkpoint_without_checksum_is_refused(tmp_path):
     save_file({"w": torch.ones(2)}, str(path), metadata={"lens": json.dumps({"format": "k/1"})})
     with pytest.raises(CheckpointError, match="no checksum"):
         load_tensors(path, kind="k/1")
+
+
+def test_collect_refuses_to_resume_from_a_flipped_checkpoint(tmp_path):
+    import lens
+
+    model = lens.load_model(lens.tiny_config("llama"))
+    gen = torch.Generator().manual_seed(0)
+    data = [(torch.randint(3, 250, (5,), generator=gen).tolist(), "ab"[i % 2]) for i in range(8)]
+    ckpt = tmp_path / "run.safetensors"
+    lens.collect(
+        model,
+        data,
+        [MomentStats.for_model(model, ["a", "b"])],
+        checkpoint=ckpt,
+        batch_size=4,
+        progress=False,
+    )
+    _flip(ckpt, ckpt.stat().st_size - 3)
+    with pytest.raises(CheckpointError, match="delete it") as info:
+        lens.collect(
+            model,
+            data,
+            [MomentStats.for_model(model, ["a", "b"])],
+            checkpoint=ckpt,
+            batch_size=4,
+            progress=False,
+        )
+    assert str(ckpt) in str(info.value)
+    assert lens.count_hooks(model) == 0
