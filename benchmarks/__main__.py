@@ -120,4 +120,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as exc:  # a bad --out: one line, like `lens bench`
+        print(f"python -m benchmarks: error: {exc}", file=sys.stderr)
+        sys.exit(2)

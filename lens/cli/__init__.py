@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"lens: error: {error_line(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("lens: interrupted", file=sys.stderr)
+        return 130
 
 
 def _dispatch(argv: list[str]) -> int:
