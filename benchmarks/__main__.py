@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.harness import machine_info, markdown_table
 from benchmarks.suites import SUITES, run_suites
 
 COLUMNS = [
@@ -26,7 +25,24 @@ COLUMNS = [
     "extra_peak_mb",
     "top1_agreement_with_lens",
     "target",
+    "miss",
 ]
+
+
+def suite_section(name: str, rows: list[dict]) -> list[str]:
+    """Markdown lines of one suite; rows missing their target get ``MISS`` in column miss."""
+    from benchmarks.harness import markdown_table, target_missed
+
+    parts = [f"## {name} — {SUITES[name][2]}", ""]
+    if rows and "skipped" in rows[0]:
+        return parts + [f"skipped: {rows[0]['skipped']}", ""]
+    if rows and "error" in rows[0]:
+        return parts + [f"FAILED: {rows[0]['error']}", ""]
+    for row in rows:
+        row["miss"] = "MISS" if target_missed(row) else ""
+    missed = sum(1 for r in rows if r["miss"])
+    note = [f"{missed} row(s) miss their target (column miss)", ""] if missed else []
+    return parts + [markdown_table(rows, COLUMNS), ""] + note
 
 
 def plot_ratios(rows: list[dict], path: Path) -> None:
@@ -68,14 +84,26 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         parser.error(f"unknown suites {unknown}; valid: {list(SUITES)}")
+    from lens.cli.paths import check_out_dir
+
+    out = check_out_dir(args.out)  # before any work
     import torch
+
+    from benchmarks.harness import machine_info
 
     torch.set_num_threads(1)
     start = time.perf_counter()
-    results = run_suites(names, quick=args.quick)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     info = machine_info()
+    header = [f"# lens bench ({'quick' if args.quick else 'full'})", "", f"Machine: {info}", ""]
+    print("\n".join(header), flush=True)
+    sections: dict[str, list[str]] = {}
+
+    def show(name: str, rows: list[dict]) -> None:
+        sections[name] = suite_section(name, rows)
+        print("\n".join(sections[name]), flush=True)
+
+    results = run_suites(names, quick=args.quick, on_suite=show)
+    out.mkdir(parents=True, exist_ok=True)
     all_rows = [r for rows in results.values() for r in rows]
     payload = {
         "machine": info,
@@ -84,22 +112,16 @@ def main(argv: list[str] | None = None) -> int:
         "rows": all_rows,
     }
     (out / "results.json").write_text(json.dumps(payload, indent=1, default=str))
-    parts = [f"# lens bench ({'quick' if args.quick else 'full'})", "", f"Machine: {info}", ""]
-    for name, rows in results.items():
-        parts += [f"## {name} — {SUITES[name][2]}", ""]
-        if rows and "skipped" in rows[0]:
-            parts += [f"skipped: {rows[0]['skipped']}", ""]
-            continue
-        if rows and "error" in rows[0]:
-            parts += [f"FAILED: {rows[0]['error']}", ""]
-            continue
-        parts += [markdown_table(rows, COLUMNS), ""]
+    parts = header + [line for name in results for line in sections[name]]
     (out / "results.md").write_text("\n".join(parts))
     plot_ratios(all_rows, out / "ratios.png")
-    print("\n".join(parts))
     print(f"wrote {out}/results.json, results.md, ratios.png")
     return 1 if any("error" in r for r in all_rows) else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except ValueError as exc:  # a bad --out: one line, like `lens bench`
+        print(f"python -m benchmarks: error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -150,3 +151,24 @@ def markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def target_missed(row: dict[str, Any]) -> bool | None:
+    """Whether a row misses its target, for targets written ``<= X``/``>= X`` (a ratio, or
+    seconds when X ends in ``s``); None when the target is not of that form or the row has
+    no number to compare.
+
+    Example:
+        >>> target_missed({"target": "<= 1.05x", "ratio_median": 1.2})
+        True
+        >>> target_missed({"target": "<= 0.5 s", "seconds_median": 0.1})
+        False
+    """
+    match = re.match(r"\s*([<>]=)\s*([0-9.]+)\s*(x|s)?\b", str(row.get("target", "")))
+    if not match:
+        return None
+    op, bound, unit = match.group(1), float(match.group(2)), match.group(3)
+    value = row.get("seconds_median" if unit == "s" else "ratio_median")
+    if not isinstance(value, (int, float)):
+        return None
+    return value > bound if op == "<=" else value < bound

@@ -48,11 +48,15 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         "1 vs 2 torch.distributed processes for statistics",
     ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
+    "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
 }
 
 
-def run_suites(names: list[str], quick: bool) -> dict[str, list[Row]]:
-    """Rows per suite; a module shared by two suites runs once."""
+def run_suites(
+    names: list[str], quick: bool, on_suite: Callable[[str, list[Row]], None] | None = None
+) -> dict[str, list[Row]]:
+    """Rows per suite; a module shared by two suites runs once. ``on_suite(name, rows)`` is
+    called as each suite finishes (to print its table at once)."""
     cache: dict[str, list[Row]] = {}
     out: dict[str, list[Row]] = {}
     for name in names:
@@ -66,4 +70,6 @@ def run_suites(names: list[str], quick: bool) -> dict[str, list[Row]]:
                 ]
         rows = [r for r in cache[module_name] if "error" in r or keep is None or keep(r)]
         out[name] = [{**r, "suite": name} for r in rows]
+        if on_suite is not None:
+            on_suite(name, out[name])
     return out

@@ -7,44 +7,102 @@ Public API (stable names; see README.md)::
     with lens.apply(model, *interventions, probes=[lens.Probe(...)]):
         logits = model(tokens)
     b = lens.tokens.batch(model, prompts, padding_side="left")
+
+Every name is imported on first use (``import lens`` does not import torch or
+TransformerLens), so ``lens --help`` starts instantly and each command pays only for what it
+uses.
 """
 
-from interventions.base import Positions
-from lens import finders, generate, models, organism, readout, shortcuts, stats, tokens
-from lens.collect import CollectResult, collect
-from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
-from lens.logit_lens import logit_lens
-from lens.logit_lens_result import LogitLensResult
-from lens.models import ModelLoadError, load_model, tiny_config
-from lens.shortcuts import Faithfulness
-from lens.shortcuts import fit as fit_shortcut
-from lens.token_sets import token_sets
+from __future__ import annotations
 
-__all__ = [
-    "CollectResult",
-    "Faithfulness",
-    "HookHandle",
-    "LogitLensResult",
-    "ModelLoadError",
-    "Positions",
-    "Probe",
-    "apply",
-    "collect",
-    "count_hooks",
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
+# public name -> module that defines it (submodules map to themselves)
+_NAMES = {
+    "CollectResult": "lens.collect",
+    "collect": "lens.collect",
+    "HookHandle": "lens.hooks",
+    "Probe": "lens.hooks",
+    "apply": "lens.hooks",
+    "count_hooks": "lens.hooks",
+    "hook_points": "lens.hooks",
+    "resolve_hook": "lens.hooks",
+    "logit_lens": "lens.logit_lens",
+    "LogitLensResult": "lens.logit_lens_result",
+    "ModelLoadError": "lens.models",
+    "load_model": "lens.models",
+    "tiny_config": "lens.models",
+    "token_sets": "lens.token_sets",
+    "UnknownTokenWarning": "lens.tokens",
+    "Positions": "interventions.base",
+    "Faithfulness": "lens.shortcuts",
+    "fit_shortcut": "lens.shortcuts",
+}
+_SUBMODULES = (
     "finders",
-    "fit_shortcut",
     "generate",
-    "hook_points",
-    "load_model",
-    "logit_lens",
     "models",
     "organism",
     "readout",
-    "resolve_hook",
     "shortcuts",
     "stats",
-    "tiny_config",
-    "token_sets",
     "tokens",
-]
+)
+# Functions named like the module that defines them: ``lens.collect`` is the function, even
+# after ``import lens.collect`` (the import system would otherwise rebind it to the module).
+_SHADOWED = {name for name, module in _NAMES.items() if module == f"lens.{name}"}
+
+__all__ = sorted([*_NAMES, *_SUBMODULES])
 __version__ = "0.1.0"
+
+if TYPE_CHECKING:  # for type checkers and IDEs; never executed
+    from interventions.base import Positions  # noqa: F401
+    from lens import finders, generate, models, organism, readout, shortcuts, stats, tokens  # noqa: F401
+    from lens.collect import CollectResult, collect  # noqa: F401
+    from lens.hooks import (  # noqa: F401
+        HookHandle,
+        Probe,
+        apply,
+        count_hooks,
+        hook_points,
+        resolve_hook,
+    )
+    from lens.logit_lens import logit_lens  # noqa: F401
+    from lens.logit_lens_result import LogitLensResult  # noqa: F401
+    from lens.models import ModelLoadError, load_model, tiny_config  # noqa: F401
+    from lens.shortcuts import Faithfulness, fit_shortcut  # noqa: F401
+    from lens.token_sets import token_sets  # noqa: F401
+    from lens.tokens import UnknownTokenWarning  # noqa: F401
+
+
+def __getattr__(name: str) -> Any:
+    if name in _NAMES:
+        value = getattr(importlib.import_module(_NAMES[name]), name)
+    elif not name.startswith("__"):
+        try:
+            value = importlib.import_module(f"{__name__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise
+            raise AttributeError(f"module 'lens' has no attribute {name!r}") from None
+    else:
+        raise AttributeError(f"module 'lens' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
+class _LensModule(types.ModuleType):
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SHADOWED and isinstance(value, types.ModuleType):
+            return  # keep the function; the module stays reachable in sys.modules
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _LensModule

@@ -32,6 +32,21 @@ ACCEPTED = (
 )
 
 
+@contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Hide transformers' "Loading weights" bar while lens loads a model (lens's own
+    progress bars then render cleanly); restores the previous setting."""
+    from transformers.utils import logging as hf_logging  # noqa: PLC0415
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 class ModelLoadError(ValueError):
     """The source could not be turned into a model; the message says what is accepted."""
 
@@ -153,6 +168,7 @@ def _supported_architectures() -> set[str]:
     return set(SUPPORTED_ARCHITECTURES)
 
 
+@quiet_weight_loading()
 def load_hf_folder(folder: str | Path, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
     """``boot_transformers`` on a local folder, fully offline, after checking it is usable."""
     folder = Path(folder)
@@ -216,6 +232,7 @@ def _cached_on_disk(name: str) -> bool:
         return False
 
 
+@quiet_weight_loading()
 def _from_hub(name: str, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
     cached = _cached_on_disk(name)
     if not cached and not hub_reachable():

@@ -17,6 +17,7 @@ never added on top, so a BOS is never doubled.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +30,38 @@ from interventions.base import last_real_positions
 
 PaddingSide = Literal["left", "right"]
 last_positions = last_real_positions  # the one home is interventions.base (lens re-exports)
+
+
+class UnknownTokenWarning(UserWarning):
+    """Text mapped to the tokenizer's unknown token: the model sees ``<unk>``, not the words."""
+
+
+def unknown_words(
+    tokenizer: Any, text: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]] | None
+) -> list[str]:
+    """The pieces of ``text`` that became the unknown token (``ids``/``offsets`` per token)."""
+    unk = getattr(tokenizer, "unk_token_id", None)
+    if unk is None:
+        return []
+    spans = offsets if offsets is not None else [(0, 0)] * len(ids)
+    return [text[a:b] or "?" for i, (a, b) in zip(ids, spans) if int(i) == unk]
+
+
+def warn_unknown_target(tokenizer: Any, target: str, first_id: int) -> None:
+    """Warn when a string target's first token (the one tracked) is the unknown token."""
+    if getattr(tokenizer, "unk_token_id", None) == int(first_id):
+        msg = f"target {target!r} starts with a word the tokenizer does not know: "
+        msg += f"its first token is {tokenizer.unk_token!r}, so that is what is tracked"
+        warnings.warn(msg, UnknownTokenWarning, stacklevel=4)
+
+
+def _unknown_message(what: str, index: int, text: str, bad: list[str]) -> str:
+    shown = text if len(text) <= 60 else text[:57] + "..."
+    return (
+        f"{what} {index} ({shown!r}) has words the tokenizer does not know: "
+        f"{', '.join(map(repr, bad))} became the unknown token; the model sees that token "
+        "instead (for the organism see `lens organism examples`)"
+    )
 
 
 @dataclass
@@ -108,6 +141,7 @@ def first_token_id(model: Any, text: str) -> int:
     ids = tok.encode(text, add_special_tokens=False)
     if not ids:
         raise ValueError(f"{text!r} tokenizes to nothing")
+    warn_unknown_target(tok, text, ids[0])
     return int(ids[0])
 
 
@@ -171,6 +205,10 @@ def batch(
         enc = tok(list(items), add_special_tokens=False, return_offsets_mapping=True)
         offsets = [list(map(tuple, o)) for o in enc["offset_mapping"]]
         rows = [list(ids) for ids in enc["input_ids"]]
+        for i, text in enumerate(prompts):
+            bad = unknown_words(tok, text, rows[i], offsets[i])
+            if bad:
+                warnings.warn(_unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)
         use_bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
         if use_bos:
             bos = _bos_id(model)

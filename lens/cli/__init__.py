@@ -1,11 +1,19 @@
 """The ``lens`` command line. Each subcommand lives in its own module of this package,
-exposing ``register(subparsers)``; add new ones to COMMANDS."""
+exposing ``register(subparsers)``; add new ones to COMMANDS.
+
+Startup stays cheap: modules import torch / TransformerLens only inside the command that
+runs, so every ``--help`` answers at once. A user's mistake (bad path, bad value, bad JSON,
+unknown model) prints one line ``lens: error: ...`` and exits 2; set ``LENS_DEBUG=1`` to get
+the traceback instead.
+"""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import warnings
 
 COMMANDS = [
     "lens.cli.info",
@@ -14,6 +22,7 @@ COMMANDS = [
     "lens.cli.study",
     "lens.cli.bench",
 ]
+USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,8 +36,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_line(exc: BaseException) -> str:
+    """One line for a user's mistake (KeyError's repr quotes are dropped)."""
+    text = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+    first = str(text).strip().splitlines()
+    return first[0] if first else type(exc).__name__
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings from lens (e.g. UnknownTokenWarning) as one ``lens: warning:`` line."""
+    if category.__module__.split(".")[0] in ("lens", "interventions"):
+        print(f"lens: warning: {message}", file=sys.stderr if file is None else file)
+    else:
+        _default_show_warning(message, category, filename, lineno, file, line)
+
+
+_default_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _dispatch(argv)
+    except USER_ERRORS as exc:
+        if os.environ.get("LENS_DEBUG"):
+            raise
+        print(f"lens: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lens: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(argv: list[str]) -> int:
     if argv[:1] == ["bench"]:  # its options belong to benchmarks.__main__
         from benchmarks.__main__ import main as bench_main
 
@@ -38,11 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, KeyError, FileNotFoundError, ImportError) as exc:
-        print(f"lens {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    if getattr(args, "out", None) is not None:  # every --out, before any work
+        from lens.cli.paths import check_out_dir
+
+        check_out_dir(args.out)
+    return int(args.func(args) or 0)
 
 
 if __name__ == "__main__":

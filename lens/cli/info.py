@@ -31,10 +31,36 @@ def describe(model: Any) -> dict[str, Any]:
     }
 
 
+def hook_names(model: Any) -> list[str]:
+    """Every hook name, layers folded: ``blocks.{l}.hook_resid_post`` stands for l = 0..n-1;
+    an alias is followed by ``= target`` (the name its hook reports)."""
+    import re
+
+    from lens.hooks import hook_points
+
+    def fold(name: str) -> str:
+        return re.sub(r"^blocks\.\d+\.", "blocks.{l}.", name)
+
+    shown = []
+    for name, hook in hook_points(model).items():
+        target = getattr(hook, "name", None) or name
+        shown.append(fold(name) if target == name else f"{fold(name)} = {fold(target)}")
+    return list(dict.fromkeys(shown))
+
+
 def run(args: argparse.Namespace) -> int:
     from lens.cli.lens_cmd import load_source
 
-    info = describe(load_source(args.source))
+    model = load_source(args.source)
+    if args.hooks:
+        names = hook_names(model)
+        if args.json:
+            print(json.dumps(names, indent=1))
+        else:
+            print(f"{len(names)} hook names (blocks.{{l}}: l = 0..{model.cfg.n_layers - 1}):")
+            print("\n".join(f"  {n}" for n in names))
+        return 0
+    info = describe(model)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -54,4 +80,5 @@ def register(sub: Any) -> None:
         help="organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--hooks", action="store_true", help="list the hook names (layers folded)")
     p.set_defaults(func=run)

@@ -74,38 +74,93 @@ def load_source(source: str) -> Any:
     return lens.load_model(source)
 
 
+TOKEN_WIDTH = 12  # longest token text shown in the table; longer ones end in an ellipsis
+
+
+def _line_width() -> int:
+    import shutil
+
+    return max(80, shutil.get_terminal_size((100, 24)).columns)
+
+
+def short_token(text: str, width: int = TOKEN_WIDTH) -> str:
+    """``repr`` of a token's text, shortened to ``width`` characters with an ellipsis.
+
+    Example:
+        >>> short_token("trumpet"), short_token("a-very-long-token-text")
+        ("'trumpet'", "'a-very-lon…")
+    """
+    shown = repr(text)
+    return shown if len(shown) <= width else shown[: width - 1] + "…"
+
+
 def format_table(result: Any, row: int = 0, position: int = -1, shown_k: int = 10) -> str:
-    """One line per layer for prompt ``row`` at decoded position ``position``."""
+    """One block per layer for prompt ``row`` at decoded position ``position``: rank 0 (the
+    top-1 token), its probability, the entropy, the target's probability and rank, then the
+    tokens of rank 1..k-1 (each shortened, wrapped onto more lines when needed)."""
     has_target = result.target_probs is not None
-    head = f"{'layer':>5}  {'top-1':<14} {'p':>6} {'entropy':>7}"
+    head = f"{'layer':>5}  {'rank 0':<{TOKEN_WIDTH}} {'p':>6} {'entropy':>7}"
     if has_target:
-        head += f"  {'p(target)':>9} {'rank':>6}"
-    lines = [head + "  top-k"]
+        head += f"  {'p(target)':>9} {'rank':>5}"
+    lines = [head + "  ranks 1..k-1 (rank 0 = top-1)"]
+    indent = len(head) + 2
+    width = _line_width()
     for i, layer in enumerate(result.layers):
         ids = result.top_ids[i, row, position]
         probs = result.top_probs[i, row, position]
-        top1 = repr(result.token_str(ids[0]))
-        if len(top1) > 14:
-            top1 = top1[:13] + "\u2026"
-        line = f"{layer:>5}  {top1:<14} {probs[0]:>6.3f} {result.entropy[i, row, position]:>7.3f}"
+        top1 = short_token(result.token_str(ids[0]))
+        line = f"{layer:>5}  {top1:<{TOKEN_WIDTH}} {probs[0]:>6.3f}"
+        line += f" {result.entropy[i, row, position]:>7.3f}"
         if has_target:
             line += (
                 f"  {result.target_probs[i, row, position]:>9.4f}"
-                f" {result.target_ranks[i, row, position]:>6d}"
+                f" {result.target_ranks[i, row, position]:>5d}"
             )
-        others = " ".join(repr(result.token_str(t)) for t in ids[1:shown_k])
-        lines.append(f"{line}  {others[:70]}")
+        line += "  "
+        for rank, t in enumerate(ids[1:shown_k], start=1):
+            cell = f"{rank}:{short_token(result.token_str(t))}"
+            if len(line) + len(cell) > width and len(line) > indent:
+                lines.append(line.rstrip())
+                line = " " * indent
+            line += cell + " "
+        lines.append(line.rstrip())
     return "\n".join(lines)
+
+
+def reject_empty(prompt: str) -> None:
+    """A ValueError for a prompt with no text."""
+    if not prompt.strip():
+        raise ValueError('the prompt is empty: give some text, e.g. "the job of alice is"')
+
+
+def check_prompt(model: Any, prompt: str, source: str) -> Any:
+    """The prompt as a lens Batch, after rejecting an empty one or one longer than the
+    model's context (the error says the limit)."""
+    from lens.tokens import batch
+
+    reject_empty(prompt)
+    b = batch(model, [prompt])
+    n_ctx = int(model.cfg.n_ctx)
+    if b.tokens.shape[1] > n_ctx:
+        raise ValueError(
+            f"the prompt has {b.tokens.shape[1]} tokens but {source} reads at most {n_ctx} "
+            "(its context length): shorten it"
+        )
+    return b
 
 
 def run(args: argparse.Namespace) -> int:
     import lens
 
+    reject_empty(args.prompt)  # before loading the model
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
     model = load_source(args.source)
+    prompt_batch = check_prompt(model, args.prompt, args.source)
     targets = [args.target] if args.target is not None else None
     result = lens.logit_lens(
         model,
-        [args.prompt],
+        prompt_batch,
         positions="all",
         top_k=args.top_k,
         targets=targets,
@@ -113,8 +168,10 @@ def run(args: argparse.Namespace) -> int:
         norm=args.norm,
     )
     last = int(result.valid[0].nonzero()[0][-1])
+    cfg = model.cfg
     print(
-        f"{result.model}\nprompt tokens: {result.valid[0].sum()}  last token: "
+        f"{args.source}: {cfg.n_layers} layers, d_model {cfg.d_model}, vocab {cfg.d_vocab}\n"
+        f"prompt tokens: {result.valid[0].sum()}  last token: "
         f"{result.token_str(result.input_ids[0, last])!r}  site: {result.site}"
     )
     if targets is not None and result.target_ids is not None:

@@ -1,10 +1,21 @@
-"""``lens organism train|eval``: train the embedded model organism, or measure one."""
+"""``lens organism train|eval|examples``: train the embedded model organism, measure one, or
+list prompts it understands."""
 
 from __future__ import annotations
 
 import argparse
 import json
 from typing import Any
+
+EVAL_LEGEND = """\
+legend:
+  recall train    share of fact queries whose first predicted token is the right object word,
+                  over (fact, language) pairs seen in training
+  recall heldout  the same over pairs never seen in that language (cross-lingual transfer);
+                  '-' for the pivot en, which holds nothing out
+  refuse harmful  share of held-out harmful requests answered with the language's refusal word
+  refuse harmless the same for harmless requests (should stay near 0)
+  py, lisp are code notations of the same facts; they have no requests"""
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -23,20 +34,82 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _prompt_count(w: Any) -> int:
+    from lens.organism.prompts import fact_queries, requests
+
+    return sum(len(fact_queries(w, s)) for s in w.scripts) + sum(
+        len(requests(w, lang)) for lang in w.languages
+    )
+
+
+def eval_table(result: dict[str, Any]) -> str:
+    """The eval result as one row per language or notation (see EVAL_LEGEND)."""
+
+    def cell(value: Any) -> str:
+        return f"{value:.2f}" if isinstance(value, (int, float)) else "-"
+
+    head = f"{'lang':<5} {'recall train':>12} {'recall heldout':>14} "
+    head += f"{'refuse harmful':>14} {'refuse harmless':>15}"
+    lines = [head]
+    for lang, r in result["recall"].items():
+        ref = result["refusal"].get(lang, {}).get("heldout", {})
+        lines.append(
+            f"{lang:<5} {cell(r.get('train')):>12} {cell(r.get('heldout')):>14} "
+            f"{cell(ref.get('harmful')):>14} {cell(ref.get('harmless')):>15}"
+        )
+    return "\n".join(lines)
+
+
 def _eval(args: argparse.Namespace) -> int:
+    from tqdm.auto import tqdm
+
+    from lens.models import small_model_threads
     from lens.organism import load_organism, world
-    from lens.organism.evaluate import bridge_logits_fn, measure, summary_line
+    from lens.organism.evaluate import bridge_logits_fn, measure
 
     folder = args.folder
-    model = load_organism(checkpoint=args.checkpoint, folder=folder)
     w = world(folder) if folder else world()
-    result = measure(w, bridge_logits_fn(model), model.tokenizer)
-    print(json.dumps(result, indent=1) if args.json else summary_line(result))
+    model = load_organism(checkpoint=args.checkpoint, folder=folder)
+    small_model_threads(model)
+    logits_fn = bridge_logits_fn(model)
+    with tqdm(total=_prompt_count(w), desc="eval", unit="prompt", disable=args.json) as bar:
+
+        def counted(tokens: Any, mask: Any) -> Any:
+            out = logits_fn(tokens, mask)
+            bar.update(tokens.shape[0])
+            return out
+
+        result = measure(w, counted, model.tokenizer)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(eval_table(result))
+        print(EVAL_LEGEND)
+    return 0
+
+
+def _examples(args: argparse.Namespace) -> int:
+    from lens.organism import world
+    from lens.organism.examples import TASKS, examples, format_examples
+
+    items = examples(world(args.folder) if args.folder else world(), per_task=args.n)
+    if args.task:
+        items = [e for e in items if e.task == args.task]
+    if args.lang:
+        items = [e for e in items if e.lang == args.lang]
+    if not items:
+        raise ValueError(f"no examples for task={args.task} lang={args.lang}; tasks: {TASKS}")
+    print(format_examples(items))
+    print(
+        '\ntry: lens lens organism "the job of alice is" --target lawyer\n'
+        'natural case and punctuation work too ("The job of Alice is"); words outside the '
+        "world's vocabulary become <unk> and are warned about"
+    )
     return 0
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("organism", help="train or evaluate the embedded model organism")
+    p = sub.add_parser("organism", help="train, evaluate or get example prompts of the organism")
     osub = p.add_subparsers(dest="organism_command", metavar="ACTION", required=True)
     t = osub.add_parser("train", help="train an organism into an HF folder")
     t.add_argument("--out", required=True, help="output folder")
@@ -55,5 +128,11 @@ def register(sub: Any) -> None:
     e = osub.add_parser("eval", help="recall and refusal per language (first-token, exact)")
     e.add_argument("--folder", default=None, help="a trained organism folder (default: shipped)")
     e.add_argument("--checkpoint", type=int, default=None, help="checkpoint index or step")
-    e.add_argument("--json", action="store_true", help="print the full JSON")
+    e.add_argument("--json", action="store_true", help="print the full JSON (no progress bar)")
     e.set_defaults(func=_eval)
+    x = osub.add_parser("examples", help="valid prompts per language and task, with answers")
+    x.add_argument("--task", choices=["fact", "request", "translation"], default=None)
+    x.add_argument("--lang", default=None, help="one language or notation (en, ka, ..., py)")
+    x.add_argument("-n", type=int, default=2, help="prompts per task and language (default 2)")
+    x.add_argument("--folder", default=None, help="a trained organism folder (default: shipped)")
+    x.set_defaults(func=_examples)

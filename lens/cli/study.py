@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +17,33 @@ def _load(source: str) -> Any:
     return model
 
 
+def load_config(module: Any, path: str | None) -> Any:
+    """The study's config from a JSON file of overrides (defaults when ``path`` is None);
+    errors name the file."""
+    if path is None:
+        return module.Config()
+    try:
+        return module.Config.from_json(path)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"config {path} is not valid JSON: {exc}") from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        from lens.cli import error_line
+
+        raise ValueError(f"config {path}: {error_line(exc)}") from exc
+
+
 def run_study(args: argparse.Namespace) -> int:
+    from lens.cli.paths import check_out_dir
     from lens.studies import STUDIES
 
+    if args.name not in STUDIES:
+        raise ValueError(f"unknown study {args.name!r}; choose one of {', '.join(sorted(STUDIES))}")
+    out = check_out_dir(args.out or Path("results") / args.name)
     module = STUDIES[args.name]
-    config = module.Config.from_json(args.config) if args.config else module.Config()
+    config = load_config(module, args.config)
     model = _load(args.model)
     result = module.run(model, config)
-    out = result.save(Path(args.out))
+    out = result.save(out)
     print(f"{args.name}: {result.headline()}\nwrote {out}/report.md")
     return 0
 
@@ -37,10 +57,12 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from lens.studies import STUDIES
-
     p = sub.add_parser("study", help="run one study and write results.json, report.md, plots")
-    p.add_argument("name", choices=sorted(STUDIES))
+    p.add_argument(
+        "name",
+        help="concept_space | fact_consistency | language_neurons | refusal | relation_neurons "
+        "(an unknown name lists the installed studies)",
+    )
     p.add_argument(
         "--model",
         default="organism",
@@ -48,16 +70,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default=None, help="output folder (default: results/NAME)")
     p.add_argument("--config", default=None, help="JSON file of config overrides")
-    p.set_defaults(func=lambda a: run_study(_default_out(a, Path("results") / a.name)))
+    p.set_defaults(func=run_study)
 
     d = sub.add_parser("demo", help="all studies on the organism, with an index report")
     d.add_argument("--out", default="results", help="output folder (default: results)")
     d.add_argument("--model", default="organism")
     d.add_argument("--quick", action="store_true", help="reduced configs (seconds, for tests)")
     d.set_defaults(func=run_demo)
-
-
-def _default_out(args: argparse.Namespace, default: Path) -> argparse.Namespace:
-    if args.out is None:
-        args.out = str(default)
-    return args

@@ -33,6 +33,7 @@ from lens.organism.prompts import (
     token_languages,
     translation_pairs,
 )
+from lens.organism.tokenizer import add_text_normalizer
 from lens.organism.world import Fact, World, build_world
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
@@ -107,6 +108,7 @@ def load_organism(
 
     path = checkpoint_path(checkpoint, folder)
     model = load_hf_folder(path, str(device), dtype, None)
+    add_text_normalizer(model.tokenizer)  # natural case and punctuation (tokenizer.py)
     model.cfg.default_prepend_bos = True
     model.eval()
     return model
@@ -135,7 +137,8 @@ def tokenizer(folder: str | Path | None = None) -> Any:
     """The organism's tokenizer (``transformers`` fast tokenizer) without loading weights."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(str(Path(folder) if folder else shipped_path()))
+    tok = AutoTokenizer.from_pretrained(str(Path(folder) if folder else shipped_path()))
+    return add_text_normalizer(tok)
 
 
 __all__ = [

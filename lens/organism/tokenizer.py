@@ -5,6 +5,11 @@ Every word of the world is one token; words are separated by single spaces. Ids:
 folder loads with ``transformers.AutoTokenizer`` as a fast tokenizer (offsets available).
 Encoding with ``add_special_tokens=True`` prepends BOS (never EOS); ``lens.tokens.batch`` adds
 BOS itself (``add_special_tokens=False`` + ``model.cfg.default_prepend_bos=True``).
+
+Natural input is normalised to the way the world's text is written (:func:`text_normalizer`):
+a capitalised word starts lower-case (``The`` -> ``the``, ``I`` -> ``i``; all-caps words such
+as the ``py`` notation's ``DOCTOR`` are kept), and ``. , ? ( )`` are split from the words they
+touch (``is.`` -> ``is .``). Offsets still point into the original text.
 """
 
 from __future__ import annotations
@@ -15,6 +20,35 @@ from lens.organism.world import World
 
 SPECIALS = ("<pad>", "<s>", "</s>", "<unk>")
 PAD, BOS, EOS, UNK = SPECIALS
+_WORD_START = r"(?<![\w:\-\[])"  # not inside a word, a lisp keyword or a [tag]
+
+
+def text_normalizer() -> Any:
+    """A ``tokenizers`` normalizer mapping natural writing onto the world's: see the module
+    docstring. World text passes unchanged (it is all lower-case and spaced already).
+
+    Example:
+        >>> text_normalizer().normalize_str("The job of Alice is?")
+        'the job of alice is ?'
+    """
+    from tokenizers import Regex, normalizers
+
+    steps = [
+        normalizers.Replace(Regex(f"{_WORD_START}{c}(?=[a-z])"), c.lower())
+        for c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    ]
+    steps.append(normalizers.Replace(Regex(rf"{_WORD_START}I(?![\w:])"), "i"))
+    for p in ".,?()":
+        steps.append(normalizers.Replace(Regex(rf"(?<=\S)\{p}"), f" {p}"))
+        steps.append(normalizers.Replace(Regex(rf"\{p}(?=\S)"), f"{p} "))
+    return normalizers.Sequence(steps)
+
+
+def add_text_normalizer(tokenizer: Any) -> Any:
+    """Install :func:`text_normalizer` on an organism tokenizer (one saved before it existed);
+    returns the tokenizer."""
+    tokenizer.backend_tokenizer.normalizer = text_normalizer()
+    return tokenizer
 
 
 def build_tokenizer(world: World) -> Any:
@@ -35,6 +69,7 @@ def build_tokenizer(world: World) -> Any:
             raise ValueError(f"world word {w!r} collides with a special token")
         vocab[w] = len(vocab)
     core = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK))
+    core.normalizer = text_normalizer()
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="\1", cleanup=False)  # joins words with spaces
     core.post_processor = processors.TemplateProcessing(

@@ -13,7 +13,16 @@ from lens.stats.accumulators import (
     MomentStats,
     PositionMeans,
 )
-from lens.stats.checkpoint import load_states, model_fingerprint, read_meta, save_checkpoint
+from lens.stats.checkpoint import (
+    CheckpointError,
+    load_states,
+    load_tensors,
+    model_fingerprint,
+    read_meta,
+    read_tensor_meta,
+    save_checkpoint,
+    save_tensors,
+)
 from lens.stats.corpus import labelled
 from lens.stats.distributed import all_gather_rows, all_reduce_sum, rank, world_size
 from lens.stats.select import SlotSpec, normalize_positions, plan
@@ -21,6 +30,7 @@ from lens.stats.sites import layer_sites
 
 __all__ = [
     "Accumulator",
+    "CheckpointError",
     "ActivationProbability",
     "ExampleMeans",
     "MomentStats",
@@ -30,12 +40,15 @@ __all__ = [
     "labelled",
     "layer_sites",
     "load_states",
+    "load_tensors",
     "model_fingerprint",
     "SlotSpec",
     "normalize_positions",
     "plan",
     "rank",
     "read_meta",
+    "read_tensor_meta",
     "save_checkpoint",
+    "save_tensors",
     "world_size",
 ]
