@@ -7,16 +7,13 @@ and the hook that applies a fitted map (``lens.apply(model, shortcut)``: ``h`` i
 layers still run, so this form saves no compute).
 
 Fitting, early-stopping prediction and faithfulness run the model and live on the read side:
-``lens.shortcuts.fit``, ``lens.shortcuts.predict``, ``lens.shortcuts.faithfulness``. The
-methods ``LinearShortcut.fit/predict/faithfulness`` are deprecated aliases of those; they work
-once ``lens`` has been imported (``interventions`` never imports ``lens``).
+``lens.shortcuts.fit``, ``lens.shortcuts.predict``, ``lens.shortcuts.faithfulness``
+(``interventions`` never imports ``lens``).
 """
 
 from __future__ import annotations
 
 import json
-import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,27 +33,6 @@ from interventions.base import HookPair, check_layers, register
 
 _WEIGHTS_FILE = "shortcut.safetensors"
 _META_FILE = "shortcut.json"
-_READ_SIDE: dict[str, Callable[..., Any]] = {}
-
-
-def register_read_side(**functions: Callable[..., Any]) -> None:
-    """Called by ``lens.shortcuts`` at import: where the deprecated methods delegate to."""
-    _READ_SIDE.update(functions)
-
-
-def _read_side(name: str) -> Callable[..., Any]:
-    warnings.warn(
-        f"LinearShortcut.{name} is deprecated: use lens.shortcuts.{name}",
-        DeprecationWarning,
-        stacklevel=3,
-    )
-    fn = _READ_SIDE.get(name)
-    if fn is None:
-        raise RuntimeError(
-            f"LinearShortcut.{name} runs the model and lives in lens: call "
-            f"lens.shortcuts.{name} (after `import lens`)"
-        )
-    return fn
 
 
 @register
@@ -130,20 +106,6 @@ class LinearShortcut:
             return self.transform(h)
 
         return [(f"blocks.{self.src_layer}.hook_resid_post", capture), (dst, replace)]
-
-    # ------------------------------------------------------------------ deprecated
-    def predict(self, model: Any, inputs: Any, attention_mask: Any = None) -> Tensor:
-        """Deprecated: ``lens.shortcuts.predict(shortcut, model, inputs, attention_mask)``."""
-        return _read_side("predict")(self, model, inputs, attention_mask)
-
-    def faithfulness(self, model: Any, prompts: Any, batch_size: int = 16) -> Any:
-        """Deprecated: ``lens.shortcuts.faithfulness(shortcut, model, prompts)``."""
-        return _read_side("faithfulness")(self, model, prompts, batch_size)
-
-    @classmethod
-    def fit(cls, model: Any, prompts: Any, *args: Any, **kwargs: Any) -> LinearShortcut:
-        """Deprecated: ``lens.shortcuts.fit(model, prompts, src_layer, ...)``."""
-        return _read_side("fit")(model, prompts, *args, **kwargs)
 
     # ------------------------------------------------------------------ data
     def to_dict(self) -> dict[str, Any]:

@@ -39,7 +39,6 @@ _NAMES = {
     "UnknownTokenWarning": "lens.tokens",
     "Positions": "interventions.base",
     "Faithfulness": "lens.shortcuts",
-    "fit_shortcut": "lens.shortcuts",
 }
 _SUBMODULES = (
     "finders",
@@ -73,7 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from lens.logit_lens import logit_lens  # noqa: F401
     from lens.logit_lens_result import LogitLensResult  # noqa: F401
     from lens.models import ModelLoadError, load_model, tiny_config  # noqa: F401
-    from lens.shortcuts import Faithfulness, fit_shortcut  # noqa: F401
+    from lens.shortcuts import Faithfulness  # noqa: F401
     from lens.token_sets import token_sets  # noqa: F401
     from lens.tokens import UnknownTokenWarning  # noqa: F401
 

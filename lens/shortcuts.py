@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from interventions._common import as_layer, finite_float
 from interventions.base import HookPair, Positions, check_layers
-from interventions.shortcuts import LinearShortcut, register_read_side
+from interventions.shortcuts import LinearShortcut
 from lens.hooks import Probe, apply
 from lens.readout import decode, last_token_logits
 from lens.tokens import Batch, batch
@@ -314,6 +314,3 @@ def _fit_jacobian(
                 b_sum += z0 - jac @ h0
                 n += 1
     return w_sum / n, b_sum / n, n
-
-
-register_read_side(fit=fit, predict=predict, faithfulness=faithfulness)

@@ -191,17 +191,3 @@ def test_predict_decodes_only_the_positions_asked_for(native_model):
     assert torch.allclose(last, full[rows, b.last_positions], atol=1e-5)
     assert torch.allclose(cols, full[:, [0, -1]], atol=1e-5)
     assert not torch.allclose(last, full[:, -1], atol=1e-3)  # right padding: not the last column
-
-
-def test_deprecated_methods_delegate_to_lens_shortcuts(native_model):
-    prompts = _prompts(20)  # ~130 (h, z) pairs for d_model 64: a well-posed fit
-    kw = dict(method="lstsq", positions="all", progress=False)
-    with pytest.warns(DeprecationWarning, match="lens.shortcuts.fit"):
-        old = LinearShortcut.fit(native_model, prompts, 0, **kw)
-    new = lens.shortcuts.fit(native_model, prompts, 0, **kw)
-    assert torch.allclose(old.weight, new.weight, atol=1e-5)
-    assert torch.allclose(old.bias, new.bias, atol=1e-5)
-    t = torch.tensor(prompts[:1])
-    with pytest.warns(DeprecationWarning):
-        via_method = old.predict(native_model, t)
-    assert torch.equal(via_method, lens.shortcuts.predict(old, native_model, t))

@@ -91,21 +91,21 @@ def _queries(world: Any, scripts: list[str], facts: set[int]) -> dict[str, list[
 
 @torch.no_grad()
 def _predict_last(
-    model: Any, prompts: list[str], batch_size: int, logits_fn: Any = None
+    model: Any, prompts: list[str], batch_size: int, shortcut: Any = None
 ) -> list[int]:
-    """Argmax id at each prompt's last real position (left-padded batches)."""
+    """Argmax id at each prompt's last real position; through ``shortcut`` when given."""
     import lens
 
+    if shortcut is None:
+        return (
+            lens.readout.last_token_logits(model, prompts, batch_size=batch_size)
+            .argmax(-1)
+            .tolist()
+        )
     out: list[int] = []
     for start in range(0, len(prompts), batch_size):
         b = lens.tokens.batch(model, prompts[start : start + batch_size], padding_side="left")
-        logits = (
-            logits_fn(b)
-            if logits_fn is not None
-            else model(b.tokens, attention_mask=b.attention_mask)
-        )
-        rows = torch.arange(len(b), device=logits.device)
-        out += logits[rows, b.last_positions.to(logits.device)].argmax(-1).tolist()
+        out += lens.shortcuts.predict(shortcut, model, b, positions="last").argmax(-1).tolist()
     return out
 
 
@@ -114,7 +114,7 @@ def _measure(
     queries: dict[str, list[Any]],
     world: Any,
     batch_size: int,
-    logits_fn: Any = None,
+    shortcut: Any = None,
     only: set[int] | None = None,
     given: dict[str, dict[int, int]] | None = None,
 ) -> dict[str, Any]:
@@ -129,7 +129,7 @@ def _measure(
         if given is not None:
             pred = [given[s][q.fact_index] for q in qs]
         else:
-            pred = _predict_last(model, [q.prompt for q in qs], batch_size, logits_fn)
+            pred = _predict_last(model, [q.prompt for q in qs], batch_size, shortcut)
         gold = word_ids(model, [q.answer for q in qs])
         hit = [p == g for p, g in zip(pred, gold)]
         correct[s] = sorted(q.fact_index for q, h in zip(qs, hit) if h)
@@ -233,7 +233,7 @@ def _shortcut_study(
     rng: random.Random,
     full_predictions: dict[str, dict[int, int]],
 ) -> dict[str, Any]:
-    from interventions import LinearShortcut
+    import lens
 
     n_fit = max(1, round(config.fit_fraction * len(facts)))
     fit = set(rng.sample(facts, n_fit))
@@ -242,7 +242,7 @@ def _shortcut_study(
     full = _measure(model, queries, world, config.batch_size, only=held, given=full_predictions)
     entries = []
     for layer in tqdm(layers, desc="linear shortcuts"):
-        sc = LinearShortcut.fit(
+        sc = lens.shortcuts.fit(
             model,
             make_batch(model, fit_prompts),
             src_layer=layer,
@@ -251,11 +251,7 @@ def _shortcut_study(
             batch_size=config.batch_size,
             progress=False,
         )
-
-        def via_shortcut(b: Any, sc: Any = sc) -> torch.Tensor:
-            return sc.predict(model, b)
-
-        m = _measure(model, queries, world, config.batch_size, logits_fn=via_shortcut, only=held)
+        m = _measure(model, queries, world, config.batch_size, shortcut=sc, only=held)
         ours, theirs = m["_predictions"], full["_predictions"]
         same = [ours[s][i] == theirs[s][i] for s in queries for i in ours[s]]
         entry = {"layer": layer, **_strip(m), "agreement": sum(same) / len(same)}
