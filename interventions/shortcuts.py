@@ -146,12 +146,13 @@ class LinearShortcut:
             attention_mask: mask for a token tensor (default: all ones).
 
         For ``dst_layer`` below the last layer this is a logit-lens readout of the predicted
-        residual at ``dst_layer`` (the later layers are not run).
+        residual at ``dst_layer`` (the later layers are not run). The map and the decoding run
+        in float32 whatever the model's dtype (float32 logits).
         """
         self._check(model)
         tokens, mask = _tokens_and_mask(model, inputs, attention_mask)
         h = _resid_post(model, tokens, mask, self.src_layer)
-        return decode(model, self.transform(h))
+        return decode(model, self.transform(h.float()))  # float32 also for bf16 models
 
     def faithfulness(self, model: Any, prompts: Any, batch_size: int = 16) -> Faithfulness:
         """Top-1 agreement of :meth:`predict` with the full model at each prompt's last token.
