@@ -9,7 +9,7 @@ Public API (stable names; see README.md)::
     b = lens.tokens.batch(model, prompts, padding_side="left")
 """
 
-from lens import finders, generate, models, organism, stats, tokens
+from lens import data, finders, generate, models, organism, stats, tokens
 from lens.collect import CollectResult, collect
 from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
 from lens.logit_lens import logit_lens
@@ -26,6 +26,7 @@ __all__ = [
     "apply",
     "collect",
     "count_hooks",
+    "data",
     "finders",
     "generate",
     "hook_points",
