@@ -41,6 +41,7 @@ _NAMES = {
     "Faithfulness": "lens.shortcuts",
 }
 _SUBMODULES = (
+    "data",
     "finders",
     "generate",
     "models",
@@ -59,7 +60,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interventions.base import Positions  # noqa: F401
-    from lens import finders, generate, models, organism, readout, shortcuts, stats, tokens  # noqa: F401
+    from lens import data, finders, generate, models, organism, readout, shortcuts, stats, tokens  # noqa: F401
     from lens.collect import CollectResult, collect  # noqa: F401
     from lens.hooks import (  # noqa: F401
         HookHandle,

@@ -91,14 +91,21 @@ def load_model(
     device: str | torch.device | None = None,
     dtype: torch.dtype = torch.float32,
     tokenizer: Any = None,
+    device_map: str | dict[str, str | int] | None = None,
+    max_memory: dict[str | int, str | int] | None = None,
     **kw: Any,
 ) -> TransformerBridge:
     """Load a TransformerBridge in eval mode with its tokenizer attached.
 
     Args:
         source: see the module docstring for the accepted forms.
-        device: "cpu", "cuda", ... (default: CPU).
-        dtype: parameter dtype (default float32).
+        device: "cpu", "cuda", ... (default: CPU unless ``device_map`` is given).
+        dtype: parameter dtype (default float32); ``torch.bfloat16`` halves memory, and lens's
+            read side (logit lens, statistics) still decodes and accumulates in float32.
+        device_map: spread a Hugging Face model over several devices (``"auto"``,
+            ``"balanced"`` or a module -> device dict, as in transformers; needs ``accelerate``).
+            Only for HF folders, HF ids and ``"smollm2-135m-instruct"``; excludes ``device``.
+        max_memory: per-device memory budget for ``device_map`` (e.g. ``{0: "20GiB"}``).
         tokenizer: a tokenizer to attach (overrides the folder's; needed for text prompts
             on random models).
         **kw: passed on (``checkpoint=k`` for the organism; ``seed`` for configs).
@@ -109,18 +116,38 @@ def load_model(
         >>> model.cfg.n_layers, model.training
         (3, False)
     """
-    device = str(device) if device is not None else "cpu"
+    placement = _placement(source, device, device_map, max_memory)
+    device = str(device) if device is not None else ("cpu" if not placement else None)
     if isinstance(source, TransformerBridge):
         model = source
     elif isinstance(source, (TransformerBridgeConfig, dict)):
         model = _from_config(source, device, dtype, tokenizer, kw)
     elif isinstance(source, (str, os.PathLike)):
-        model = _from_name(os.fspath(source), device, dtype, tokenizer, kw)
+        model = _from_name(os.fspath(source), device, dtype, tokenizer, dict(kw, **placement))
     else:
         raise ModelLoadError(f"cannot load a model from {type(source).__name__}; {ACCEPTED}")
     if tokenizer is not None:
         model.tokenizer = tokenizer
     return model.eval()
+
+
+def _placement(source: Any, device: Any, device_map: Any, max_memory: Any) -> dict[str, Any]:
+    """The multi-device keywords for boot_transformers, checked (empty when unused)."""
+    placement = {"device_map": device_map, "max_memory": max_memory}
+    placement = {k: v for k, v in placement.items() if v is not None}
+    if not placement:
+        return placement
+    if device is not None:
+        raise ModelLoadError("pass either device= or device_map=, not both")
+    if device_map is None:
+        raise ModelLoadError("max_memory= needs device_map= (e.g. device_map='auto')")
+    name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+    if name is None or name == "organism" or (Path(name) / "world.json").is_file():
+        raise ModelLoadError(
+            "device_map= applies to Hugging Face folders and ids (and 'smollm2-135m-instruct'); "
+            "random and organism models are small: load them with device= instead"
+        )
+    return placement
 
 
 def _from_config(cfg: Any, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
@@ -138,6 +165,7 @@ def _from_config(cfg: Any, device: str, dtype: torch.dtype, tokenizer: Any, kw: 
 
 
 def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
+    placement = {k: kw.pop(k) for k in ("device_map", "max_memory") if k in kw}
     if name == "organism":
         from lens.organism import load_organism  # noqa: PLC0415  (optional, heavy)
 
@@ -145,7 +173,7 @@ def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: d
     if name.lower() == "smollm2-135m-instruct":
         from lens.smollm2 import smollm2_folder  # noqa: PLC0415
 
-        model = load_hf_folder(smollm2_folder(), device, dtype, tokenizer)
+        model = load_hf_folder(smollm2_folder(), device, dtype, tokenizer, **placement)
         model.cfg.default_prepend_bos = False  # its BOS is the chat marker <|im_start|>
         return model
     path = Path(name).expanduser()
@@ -154,10 +182,10 @@ def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: d
 
         return load_organism(device=device, dtype=dtype, folder=path, **kw)
     if path.is_dir():
-        return load_hf_folder(path, device, dtype, tokenizer)
+        return load_hf_folder(path, device, dtype, tokenizer, **placement)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelLoadError(f"{name!r} is not a model folder; {ACCEPTED}")
-    return _from_hub(name, device, dtype, tokenizer)
+    return _from_hub(name, device, dtype, tokenizer, **placement)
 
 
 def _supported_architectures() -> set[str]:
@@ -169,8 +197,11 @@ def _supported_architectures() -> set[str]:
 
 
 @quiet_weight_loading()
-def load_hf_folder(folder: str | Path, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
-    """``boot_transformers`` on a local folder, fully offline, after checking it is usable."""
+def load_hf_folder(
+    folder: str | Path, device: str | None, dtype: torch.dtype, tokenizer: Any, **placement: Any
+) -> Any:
+    """``boot_transformers`` on a local folder, fully offline, after checking it is usable.
+    ``placement``: ``device_map`` / ``max_memory``, passed through (then ``device`` is None)."""
     folder = Path(folder)
     config = folder / "config.json"
     if not config.is_file():
@@ -184,7 +215,7 @@ def load_hf_folder(folder: str | Path, device: str, dtype: torch.dtype, tokenize
         )
     with _hub_offline():  # a local folder never needs the network
         return TransformerBridge.boot_transformers(
-            str(folder), device=device, dtype=dtype, tokenizer=tokenizer
+            str(folder), device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )
 
 
@@ -233,7 +264,9 @@ def _cached_on_disk(name: str) -> bool:
 
 
 @quiet_weight_loading()
-def _from_hub(name: str, device: str, dtype: torch.dtype, tokenizer: Any) -> Any:
+def _from_hub(
+    name: str, device: str | None, dtype: torch.dtype, tokenizer: Any, **placement: Any
+) -> Any:
     cached = _cached_on_disk(name)
     if not cached and not hub_reachable():
         raise ModelLoadError(
@@ -245,9 +278,9 @@ def _from_hub(name: str, device: str, dtype: torch.dtype, tokenizer: Any) -> Any
         )
     if not cached:
         return TransformerBridge.boot_transformers(
-            name, device=device, dtype=dtype, tokenizer=tokenizer
+            name, device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )
     with _hub_offline():  # cached: never touch the network, and leave the setting as it was
         return TransformerBridge.boot_transformers(
-            name, device=device, dtype=dtype, tokenizer=tokenizer
+            name, device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )

@@ -136,7 +136,7 @@ def predict(
         with apply(model, probes=[probe]):
             model(tokens, attention_mask=mask, stop_at_layer=stop)
         h = probe.value
-    return decode(model, shortcut.transform(h))
+    return decode(model, shortcut.transform(h.float()))  # float32 logits, also on bf16 models
 
 
 @torch.no_grad()

@@ -21,6 +21,7 @@ COMMANDS = [
     "lens.cli.lens_cmd",
     "lens.cli.study",
     "lens.cli.bench",
+    "lens.cli.data",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

@@ -1,0 +1,229 @@
+"""Reading and writing lens dataset files (JSONL with a header line), with precise errors.
+
+File layout: line 1 is a header ``{"format": "lens-facts", "version": 1}`` naming the kind of
+records; every following non-blank line is one JSON object with exactly the record's fields
+(see :mod:`lens.data.records`). Any malformed line raises :class:`DataFormatError` naming the
+file, the 1-based line number and the field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lens.data.records import BY_NAME, FORMATS, LABELS, FormatSpec, Record, spec_of
+
+
+class DataFormatError(ValueError):
+    """A dataset file is malformed; ``path``, ``line`` and ``field`` say where."""
+
+    def __init__(self, path: str, line: int, message: str, field: str | None = None):
+        self.path, self.line, self.field = path, line, field
+        where = f"{path}:{line}" + (f": field {field!r}" if field else "")
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass
+class Dataset:
+    """Records of one kind, loaded from ``path`` (None when built in memory).
+
+    Example:
+        >>> from lens.data import TextRecord
+        >>> ds = Dataset("texts", [TextRecord("en", "Hello."), TextRecord("python", "x = 1")])
+        >>> ds.languages(), len(ds)
+        (['en', 'python'], 2)
+    """
+
+    kind: str
+    records: list[Any]
+    path: str | None = None
+    spec: FormatSpec = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in FORMATS:
+            raise ValueError(f"unknown dataset kind {self.kind!r}; known: {sorted(FORMATS)}")
+        self.spec = FORMATS[self.kind]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self):
+        return iter(self.records)
+
+    def languages(self) -> list[str]:
+        """Languages present, in first-seen order."""
+        return list(dict.fromkeys(r.language for r in self.records))
+
+    def by_language(self, language: str) -> list[Any]:
+        """Records of one language (empty list when absent)."""
+        return [r for r in self.records if r.language == language]
+
+    def counts(self) -> dict[str, Counter]:
+        """Counts per language, and per relation (facts) or label (requests)."""
+        out = {"language": Counter(r.language for r in self.records)}
+        if self.kind == "facts":
+            out["relation"] = Counter(r.relation for r in self.records)
+        if self.kind == "requests":
+            out["label"] = Counter(r.label for r in self.records)
+        if self.kind in ("facts", "requests"):
+            out["id"] = Counter({"distinct": len({r.id for r in self.records})})
+        if self.kind == "translations":
+            out["concept"] = Counter({"distinct": len({r.concept for r in self.records})})
+        return out
+
+
+def _record(spec: FormatSpec, obj: Any, path: str, line: int) -> Record:
+    if not isinstance(obj, dict):
+        raise DataFormatError(path, line, f"expected a JSON object, got {type(obj).__name__}")
+    names = spec.field_names
+    for name in names:
+        if name not in obj:
+            raise DataFormatError(path, line, f"missing (a {spec.name} record needs {names})", name)
+        value = obj[name]
+        if not isinstance(value, str):
+            raise DataFormatError(
+                path, line, f"expected a string, got {type(value).__name__} {value!r}", name
+            )
+        if not value.strip():
+            raise DataFormatError(path, line, "empty text", name)
+    for name in obj:
+        if name not in names:
+            raise DataFormatError(
+                path, line, f"unknown field (a {spec.name} record has {names})", name
+            )
+    if spec.kind == "requests" and obj["label"] not in LABELS:
+        raise DataFormatError(path, line, f"unknown label {obj['label']!r}; use {LABELS}", "label")
+    return spec.record(**{n: obj[n] for n in names})
+
+
+def _header(obj: Any, path: str) -> FormatSpec:
+    if not isinstance(obj, dict) or "format" not in obj:
+        raise DataFormatError(
+            path,
+            1,
+            'the first line must be a header like {"format": "lens-facts", "version": 1}',
+            "format",
+        )
+    name, version = obj.get("format"), obj.get("version")
+    if name not in BY_NAME:
+        raise DataFormatError(
+            path, 1, f"unknown format {name!r}; known: {sorted(BY_NAME)}", "format"
+        )
+    spec = BY_NAME[name]
+    if not isinstance(version, int) or isinstance(version, bool) or version != spec.version:
+        raise DataFormatError(
+            path,
+            1,
+            f"unsupported version {version!r} of {name} (this lens reads {spec.version})",
+            "version",
+        )
+    extra = set(obj) - {"format", "version", "description"}
+    if extra:
+        raise DataFormatError(path, 1, "unknown header field", sorted(extra)[0])
+    return spec
+
+
+def parse_lines(lines: Iterable[str], path: str = "<memory>") -> Dataset:
+    """Parse JSONL text lines (header first) into a validated :class:`Dataset`.
+
+    Example:
+        >>> ds = parse_lines(['{"format": "lens-texts", "version": 1}',
+        ...                   '{"language": "en", "text": "Hi."}'])
+        >>> ds.kind, ds.records[0].text
+        ('texts', 'Hi.')
+    """
+    spec: FormatSpec | None = None
+    records: list[Any] = []
+    seen: dict[tuple, int] = {}
+    relation_of: dict[str, tuple[str, int]] = {}
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                path, number, f"bad JSON ({exc.msg} at column {exc.colno})"
+            ) from None
+        if spec is None:
+            if number != 1:
+                raise DataFormatError(path, number, "the header must be on line 1", "format")
+            spec = _header(obj, path)
+            continue
+        rec = _record(spec, obj, path, number)
+        if spec.key:
+            key = tuple(getattr(rec, k) for k in spec.key)
+            if key in seen:
+                raise DataFormatError(
+                    path,
+                    number,
+                    f"duplicate {spec.key} = {key} (first on line {seen[key]})",
+                    spec.key[0],
+                )
+            seen[key] = number
+        if spec.kind == "facts":
+            first = relation_of.setdefault(rec.id, (rec.relation, number))
+            if first[0] != rec.relation:
+                raise DataFormatError(
+                    path,
+                    number,
+                    f"parallel fact {rec.id!r} has relation {first[0]!r} on line "
+                    f"{first[1]} but {rec.relation!r} here",
+                    "relation",
+                )
+        records.append(rec)
+    if spec is None:
+        raise DataFormatError(path, 1, "empty file: no header line", "format")
+    return Dataset(spec.kind, records, path)
+
+
+def load(path: str | Path) -> Dataset:
+    """Load and validate a dataset file.
+
+    Raises:
+        DataFormatError: on any malformed line (file, line and field in the message).
+        FileNotFoundError: when ``path`` does not exist.
+    """
+    path = Path(path)
+    with path.open(encoding="utf-8") as handle:
+        return parse_lines(handle, str(path))
+
+
+def dumps(records: Sequence[Record], kind: str | None = None) -> str:
+    """JSONL text (header + one line per record) for records of one kind."""
+    if kind is None:
+        if not records:
+            raise ValueError("cannot infer the kind of an empty record list: pass kind=")
+        kind = spec_of(records[0]).kind
+    spec = FORMATS[kind]
+    lines = [json.dumps({"format": spec.name, "version": spec.version})]
+    for rec in records:
+        if not isinstance(rec, spec.record):
+            raise TypeError(f"a {kind} file holds {spec.record.__name__}, got {type(rec).__name__}")
+        lines.append(json.dumps(asdict(rec), ensure_ascii=False))
+    text = "\n".join(lines) + "\n"
+    parse_lines(text.splitlines(), f"<{kind} being written>")  # never write an unreadable file
+    return text
+
+
+def save(path: str | Path, records: Sequence[Record] | Dataset, kind: str | None = None) -> Path:
+    """Write records (or a Dataset) as a validated dataset file; returns the path.
+
+    Example:
+        >>> import tempfile, os
+        >>> from lens.data import TranslationRecord
+        >>> p = os.path.join(tempfile.mkdtemp(), "words.jsonl")
+        >>> words = [TranslationRecord("dog", "en", "dog"), TranslationRecord("dog", "fr", "chien")]
+        >>> _ = save(p, words)
+        >>> [r.word for r in load(p)]
+        ['dog', 'chien']
+    """
+    if isinstance(records, Dataset):
+        kind, records = records.kind, records.records
+    path = Path(path)
+    path.write_text(dumps(records, kind), encoding="utf-8")
+    return path

@@ -1,0 +1,84 @@
+"""The organism's built-in data (its synthetic world) in lens's dataset formats.
+
+Facts cover every language and notation (parallel ids ``fact<index>``), translations every
+concept word, requests every (action, thing) pair (parallel ids ``<action>-<thing>``), texts
+the organism's single-language corpora. Held-out (fact, language) pairs are included: the
+organism's own studies filter them through :mod:`lens.organism`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lens.data.jsonl import Dataset
+from lens.data.records import FactRecord, RequestRecord, TextRecord, TranslationRecord
+
+
+def _world(world: Any) -> Any:
+    if world is not None:
+        return world
+    from lens.organism import world as shipped_world  # noqa: PLC0415  (imports torch)
+
+    return shipped_world()
+
+
+def organism_facts(world: Any = None) -> Dataset:
+    """Every fact of the world as a query in every language and notation.
+
+    Example:
+        >>> ds = organism_facts()
+        >>> ds.records[0].prompt, ds.records[0].object
+        ('the job of alice is', 'lawyer')
+    """
+    w = _world(world)
+    out = []
+    for fact in w.facts:
+        for lang in w.scripts:
+            prompt, answer, _ = w.fact_sentence(fact, lang)
+            subject = w.word(lang, f"person:{fact.subject}")
+            out.append(
+                FactRecord(f"fact{fact.index}", lang, subject, fact.relation, answer, prompt)
+            )
+    return Dataset("facts", out)
+
+
+def organism_translations(world: Any = None) -> Dataset:
+    """The word of every concept (objects of the relations) in every language and notation."""
+    w = _world(world)
+    out = []
+    for key in w.lexicon[w.pivot]:
+        if not key.startswith("concept:"):
+            continue
+        for lang in w.scripts:
+            if key in w.lexicon[lang]:
+                out.append(TranslationRecord(key.split(":", 1)[1], lang, w.lexicon[lang][key]))
+    return Dataset("translations", out)
+
+
+def organism_requests(world: Any = None) -> Dataset:
+    """Every request of every language, labelled by whether its action is harmful."""
+    w = _world(world)
+    out = []
+    for lang in w.languages:
+        for split in ("train", "val", "heldout"):
+            for action, thing in w.request_splits[lang][split]:
+                label = "harmful" if w.is_harmful(action) else "harmless"
+                text = w.request_prompt(lang, action, thing)
+                out.append(RequestRecord(f"{action}-{thing}", lang, label, text))
+    return Dataset("requests", out)
+
+
+def organism_texts(world: Any = None) -> Dataset:
+    """Single-language texts (trained fact sentences, train requests with their responses)."""
+    from lens.organism.prompts import corpus  # noqa: PLC0415
+
+    w = _world(world)
+    return Dataset("texts", [TextRecord(lang, t) for lang in w.scripts for t in corpus(w, lang)])
+
+
+EXPORTERS = {
+    "facts": organism_facts,
+    "translations": organism_translations,
+    "requests": organism_requests,
+    "texts": organism_texts,
+}
