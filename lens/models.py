@@ -121,7 +121,7 @@ def load_model(
     if isinstance(source, TransformerBridge):
         model = source
     elif isinstance(source, (TransformerBridgeConfig, dict)):
-        model = _from_config(source, device, dtype, tokenizer, kw)
+        model = _from_config(source, device or "cpu", dtype, tokenizer, kw)
     elif isinstance(source, (str, os.PathLike)):
         model = _from_name(os.fspath(source), device, dtype, tokenizer, dict(kw, **placement))
     else:
@@ -164,12 +164,12 @@ def _from_config(cfg: Any, device: str, dtype: torch.dtype, tokenizer: Any, kw: 
     return boot_native(cfg, tokenizer=tokenizer, device=device, dtype=dtype)
 
 
-def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
+def _from_name(name: str, device: str | None, dtype: torch.dtype, tokenizer: Any, kw: dict) -> Any:
     placement = {k: kw.pop(k) for k in ("device_map", "max_memory") if k in kw}
     if name == "organism":
         from lens.organism import load_organism  # noqa: PLC0415  (optional, heavy)
 
-        return load_organism(device=device, dtype=dtype, **kw)
+        return load_organism(device=device or "cpu", dtype=dtype, **kw)
     if name.lower() == "smollm2-135m-instruct":
         from lens.smollm2 import smollm2_folder  # noqa: PLC0415
 
@@ -180,7 +180,7 @@ def _from_name(name: str, device: str, dtype: torch.dtype, tokenizer: Any, kw: d
     if path.is_dir() and (path / "world.json").is_file():  # a trained organism folder
         from lens.organism import load_organism
 
-        return load_organism(device=device, dtype=dtype, folder=path, **kw)
+        return load_organism(device=device or "cpu", dtype=dtype, folder=path, **kw)
     if path.is_dir():
         return load_hf_folder(path, device, dtype, tokenizer, **placement)
     if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:

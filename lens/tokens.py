@@ -205,7 +205,7 @@ def batch(
         enc = tok(list(items), add_special_tokens=False, return_offsets_mapping=True)
         offsets = [list(map(tuple, o)) for o in enc["offset_mapping"]]
         rows = [list(ids) for ids in enc["input_ids"]]
-        for i, text in enumerate(prompts):
+        for i, text in enumerate(items):
             bad = unknown_words(tok, text, rows[i], offsets[i])
             if bad:
                 warnings.warn(_unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)

@@ -15,7 +15,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lens.data.records import BY_NAME, FORMATS, LABELS, FormatSpec, Record, spec_of
+from lens.data.records import (
+    BY_NAME,
+    FORMATS,
+    LABELS,
+    FactRecord,
+    FormatSpec,
+    Record,
+    spec_of,
+)
 
 
 class DataFormatError(ValueError):
@@ -165,7 +173,7 @@ def parse_lines(lines: Iterable[str], path: str = "<memory>") -> Dataset:
                     spec.key[0],
                 )
             seen[key] = number
-        if spec.kind == "facts":
+        if isinstance(rec, FactRecord):
             first = relation_of.setdefault(rec.id, (rec.relation, number))
             if first[0] != rec.relation:
                 raise DataFormatError(

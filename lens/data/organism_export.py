@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from lens.data.jsonl import Dataset
-from lens.data.records import FactRecord, RequestRecord, TextRecord, TranslationRecord
+from lens.data.records import FactRecord, Label, RequestRecord, TextRecord, TranslationRecord
 
 
 def _world(world: Any) -> Any:
@@ -62,7 +62,7 @@ def organism_requests(world: Any = None) -> Dataset:
     for lang in w.languages:
         for split in ("train", "val", "heldout"):
             for action, thing in w.request_splits[lang][split]:
-                label = "harmful" if w.is_harmful(action) else "harmless"
+                label: Label = "harmful" if w.is_harmful(action) else "harmless"
                 text = w.request_prompt(lang, action, thing)
                 out.append(RequestRecord(f"{action}-{thing}", lang, label, text))
     return Dataset("requests", out)
