@@ -9,7 +9,7 @@ Public API (stable names; see README.md)::
     b = lens.tokens.batch(model, prompts, padding_side="left")
 """
 
-from lens import finders, generate, models, organism, stats, tokens
+from lens import finders, generate, models, organism, stats, tokens, tuned_lens
 from lens.collect import CollectResult, collect
 from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
 from lens.logit_lens import logit_lens
@@ -38,5 +38,6 @@ __all__ = [
     "tiny_config",
     "token_sets",
     "tokens",
+    "tuned_lens",
 ]
 __version__ = "0.1.0"
