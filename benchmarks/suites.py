@@ -48,6 +48,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         "1 vs 2 torch.distributed processes for statistics",
     ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
+    "tuned_lens": (
+        "benchmarks.tuned_lens",
+        None,
+        "tuned vs logit lens decoding; translator training vs forward + backward",
+    ),
 }
 
 

@@ -33,13 +33,15 @@ _FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def fingerprint(model: Any) -> str:
     """``lens.stats.model_fingerprint`` cached per model until a parameter changes in place
-    (tracked by tensor version counters), so repeated lens calls do not re-hash the weights."""
-    key = tuple((p.data_ptr(), p._version) for p in model.parameters())
+    or is moved (tracked by tensor version counters and storage addresses), so repeated lens
+    calls do not re-hash the weights."""
     cached = _FINGERPRINTS.get(model)
-    if cached is not None and cached[0] == key:
-        return cached[1]
+    params = cached[0] if cached is not None else list(model.parameters())
+    key = tuple((p.data_ptr(), p._version, p.dtype) for p in params)
+    if cached is not None and cached[1] == key:
+        return cached[2]
     value = model_fingerprint(model)
-    _FINGERPRINTS[model] = (key, value)
+    _FINGERPRINTS[model] = (params, key, value)
     return value
 
 
