@@ -4,8 +4,11 @@ The recipe of the tuned-lens paper (Belrose et al. 2023): translators start at t
 with zero bias; the loss is KL(final distribution || translated readout) averaged over every
 real token of a step, summed over layers (each translator sees only its own layer's term);
 SGD with Nesterov momentum 0.9, learning rate ``lr`` (1.0) decayed linearly to 0 over
-``steps``, gradient-norm clipping at 1.0 over all translators together. The paper trains
-250 steps of 2^18 tokens; on a CPU use what fits (documented per run in the record).
+``steps``, gradient-norm clipping at 1.0 over all translators together. As in the paper, the
+last layer's ``resid_post`` translator is not trained: that residual decodes to the model's
+own output, so the identity is exact (training it at lr 1.0 only amplifies rounding noise:
+on SmolLM2, whose residuals reach norms of 2e4, it drifted to 1.3 bits of KL in 24 steps).
+The paper trains 250 steps of 2^18 tokens; on a CPU use what fits (recorded per run).
 
 Streamed: one step of token rows and its residuals exist at a time. Resumable: with
 ``checkpoint=path`` the translators, momentum buffers and progress are written atomically
@@ -110,6 +113,8 @@ def train(
         "seed": seed,
     }
     binding = model_binding(model)
+    last = int(model.cfg.n_layers) - 1
+    frozen = {i for i, x in enumerate(lens_.layers) if site == "resid_post" and x == last}
     run_id = digest([args, binding["fingerprint"]])
     done, tokens_done, seconds, corpus_hash = 0, 0, 0.0, None
     if checkpoint is not None:
@@ -157,7 +162,9 @@ def train(
             data.rows_digest(hasher, rows)
             for group in opt.param_groups:
                 group["lr"] = lr * (1.0 - done / steps)
-            losses = _step(model, lens_.layers, site, params, opt, rows, clip, me, world, device)
+            losses = _step(
+                model, lens_.layers, site, params, opt, rows, clip, me, world, device, frozen
+            )
             done += 1
             tokens_done += sum(len(r) for r in rows)
             seconds += time.perf_counter() - start
@@ -176,6 +183,7 @@ def train(
         "tokens": tokens_done,
         "seconds": round(seconds, 3),
         "processes": world,
+        "identity_layers": [lens_.layers[i] for i in sorted(frozen)],
         "last_step_kl_bits": [round(float(x) / LN2, 6) for x in losses],
     }
     return TunedLens(maps, lens_.layers, site, binding, record)
@@ -192,8 +200,10 @@ def _step(
     me: int,
     world: int,
     device: Any,
+    frozen: set[int] = frozenset(),  # type: ignore[assignment]
 ) -> torch.Tensor:
-    """One optimizer step on ``rows``; returns each layer's mean KL (nats) over the step."""
+    """One optimizer step on ``rows``; returns each layer's mean KL (nats) over the step.
+    Translators listed in ``frozen`` (indices into ``layers``) get no gradient."""
     n_total = sum(len(r) for r in rows)
     mine = rows[me::world]
     grads = [torch.zeros_like(p) for p in params]
@@ -203,6 +213,8 @@ def _step(
         resid, target = capture(model, tokens, mask, layers, site)
         chunk = chunk_rows(model)
         for i in range(len(layers)):
+            if i in frozen:
+                continue
             w, b = params[2 * i], params[2 * i + 1]
             for s in range(0, resid.shape[1], chunk):
                 with torch.enable_grad():
