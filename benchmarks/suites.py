@@ -49,6 +49,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
     ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
+    "tuned_lens": (
+        "benchmarks.tuned_lens",
+        None,
+        "tuned vs logit lens decoding; translator training vs forward + backward",
+    ),
 }
 
 

@@ -50,6 +50,7 @@ _SUBMODULES = (
     "shortcuts",
     "stats",
     "tokens",
+    "tuned_lens",
 )
 # Functions named like the module that defines them: ``lens.collect`` is the function, even
 # after ``import lens.collect`` (the import system would otherwise rebind it to the module).
@@ -60,7 +61,18 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interventions.base import Positions  # noqa: F401
-    from lens import data, finders, generate, models, organism, readout, shortcuts, stats, tokens  # noqa: F401
+    from lens import (  # noqa: F401
+        data,
+        finders,
+        generate,
+        models,
+        organism,
+        readout,
+        shortcuts,
+        stats,
+        tokens,
+        tuned_lens,
+    )
     from lens.collect import CollectResult, collect  # noqa: F401
     from lens.hooks import (  # noqa: F401
         HookHandle,

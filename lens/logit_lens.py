@@ -50,6 +50,7 @@ def logit_lens(
     padding_side: PaddingSide = "left",
     progress: bool = False,
     stop_early: bool = True,
+    translator: Any = None,
 ) -> LogitLensResult:
     """Decode the residual stream of every requested layer at the requested positions.
 
@@ -94,6 +95,8 @@ def logit_lens(
             every position) is not computed, and hooks after that point (interventions or an
             outer ``lens.apply``'s probes on later sites) do not run. Residuals at the decoded
             sites are unaffected (the forward is causal in depth). False runs the whole model.
+        translator: a :class:`lens.tuned_lens.TunedLens` for this model: each layer's
+            vectors go through its translator before the final norm (the tuned lens).
 
     Returns:
         A :class:`LogitLensResult` with ``[layer, batch, position, ...]`` arrays.
@@ -107,6 +110,8 @@ def logit_lens(
     """
     layer_list = _check_args(model, layers, site, norm, top_k, batch_size, chunk_size)
     validate_positions(positions)
+    if translator is not None:
+        translator.check(model, layer_list, site)
     b = as_batch(model, prompts_or_batch, padding_side=padding_side)
     n_rows, seq = b.tokens.shape
     device = b.tokens.device
@@ -142,6 +147,8 @@ def logit_lens(
         )
         if resid.shape[1] == 0:
             continue
+        if translator is not None:
+            resid = translator.translate(resid, layer_list)
         flat_t = None
         if target_ids is not None:
             per_pos = target_ids[rows, None].expand(-1, pos_index.shape[1])

@@ -22,6 +22,7 @@ COMMANDS = [
     "lens.cli.study",
     "lens.cli.bench",
     "lens.cli.data",
+    "lens.cli.tuned_lens",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

@@ -166,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
         targets=targets,
         site=args.site,
         norm=args.norm,
+        translator=lens.tuned_lens.load(args.tuned) if args.tuned else None,
     )
     last = int(result.valid[0].nonzero()[0][-1])
     cfg = model.cfg
@@ -207,4 +208,5 @@ def register(sub: Any) -> None:
     p.add_argument("--site", default="resid_post", choices=["resid_post", "resid_pre", "resid_mid"])
     p.add_argument("--norm", default="recompute", choices=["recompute", "none"])
     p.add_argument("--out", default=None, help="folder for result.json, arrays.npz and plots")
+    p.add_argument("--tuned", default=None, help="tuned lens: translators folder or organism")
     p.set_defaults(func=run)

@@ -152,7 +152,7 @@ def model_fingerprint(model: Any) -> str:
     float64 sum and L2 norm of every parameter (catches any real edit of the weights
     without hashing gigabytes)."""
     cfg = model.cfg
-    fields = ("n_layers", "d_model", "d_mlp", "d_vocab", "n_heads", "model_name")
+    fields = ("n_layers", "d_model", "d_mlp", "d_vocab", "n_heads")  # not model_name: a path
     parts: list[Any] = [[f, str(getattr(cfg, f, None))] for f in fields]
     for name, p in model.named_parameters():
         x = p.detach()

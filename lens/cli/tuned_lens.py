@@ -1,0 +1,89 @@
+"""``lens tuned-lens train|eval``: train translators for a model, or compare them with the
+logit lens on held-out text (table, JSON and the paper-style KL plot).
+
+``--corpus builtin`` is the organism's own documents for ``organism`` and the project's text
+samples for any other model (train split for ``train``, held-out split for ``eval``); a FILE
+is ``.jsonl`` (``{"text": ...}`` per line) or plain text (one document per line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+
+def _corpus(source: str, corpus: str, split: Literal["train", "heldout"]) -> list[str]:
+    from lens.tuned_lens.corpora import builtin_corpus, read_corpus
+
+    return builtin_corpus(source, split) if corpus == "builtin" else read_corpus(corpus)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lens.cli.lens_cmd import load_source
+    from lens.tuned_lens import train
+
+    model = load_source(args.source)
+    docs = _corpus(args.source, args.corpus, "train")
+    tuned = train(
+        model,
+        docs,
+        steps=args.steps,
+        tokens_per_step=args.tokens_per_step,
+        seed=args.seed,
+        checkpoint=args.checkpoint,
+        progress=not args.quiet,
+    )
+    tuned.record["corpus"] = args.corpus if args.corpus != "builtin" else f"builtin ({args.source})"
+    out = tuned.save(args.out)
+    kl = ", ".join(f"{x:.3f}" for x in tuned.record["last_step_kl_bits"])
+    print(
+        f"trained {len(tuned.layers)} translators: {tuned.record['steps']} steps, "
+        f"{tuned.record['tokens']} tokens, {tuned.record['seconds']:.1f} s; "
+        f"last-step KL per layer (bits): {kl}\nsaved to {out}"
+    )
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import lens
+    from lens.cli.lens_cmd import load_source
+
+    model = load_source(args.source)
+    tuned = lens.tuned_lens.load(args.dir)
+    docs = _corpus(args.source, args.corpus, "heldout")
+    result = lens.tuned_lens.evaluate(model, docs, tuned, progress=not args.quiet)
+    print(result.table())
+    if args.out:
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        result.save(out / "comparison.json")
+        result.plot(out / "kl.png", title=f"{args.source}: logit vs tuned lens")
+        print(f"saved comparison.json and kl.png in {out}")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    return 0
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("tuned-lens", help="train / evaluate tuned-lens translators")
+    tsub = p.add_subparsers(dest="tuned_lens_command", metavar="ACTION", required=True)
+    t = tsub.add_parser("train", help="train one affine translator per layer")
+    t.add_argument("source", help="organism | smollm2-135m-instruct | HF folder | random:llama")
+    t.add_argument("--corpus", default="builtin", help="FILE (.jsonl or text) or builtin")
+    t.add_argument("--out", required=True, help="folder for translators + tuned_lens.json")
+    t.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
+    t.add_argument("--tokens-per-step", type=int, default=2048, help="tokens per step")
+    t.add_argument("--seed", type=int, default=0, help="corpus shuffling seed")
+    t.add_argument("--checkpoint", default=None, help="checkpoint file to resume from")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=_train)
+    e = tsub.add_parser("eval", help="per-layer KL and CE: logit lens vs tuned lens")
+    e.add_argument("source", help="the model the translators were trained on")
+    e.add_argument("dir", help="translators folder, or organism (the shipped ones)")
+    e.add_argument("--corpus", default="builtin", help="FILE or builtin (held-out split)")
+    e.add_argument("--out", default=None, help="folder for comparison.json and kl.png")
+    e.add_argument("--json", action="store_true", help="also print the JSON")
+    e.add_argument("--quiet", action="store_true", help="no progress bar")
+    e.set_defaults(func=_eval)
