@@ -13,14 +13,17 @@ from interventions.base import (
     register,
 )
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
+from interventions.heads import ActivationPatch, HeadAblation
 from interventions.neurons import NeuronDeactivation
 from interventions.orthogonalize import Orthogonalization, orthogonalize
 from interventions.shortcuts import Faithfulness, LinearShortcut
 
 __all__ = [
     "ActivationAddition",
+    "ActivationPatch",
     "DirectionAblation",
     "Faithfulness",
+    "HeadAblation",
     "ForwardContext",
     "Intervention",
     "LinearShortcut",
