@@ -1,0 +1,208 @@
+"""Exact activation patching: one patched cell per copy of the target prompts, many copies
+per forward (copy-major batches), so a sweep costs cells / copies forwards instead of cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interventions import _heads_bridge as hb
+from interventions.heads import site_hook
+from lens.hooks import Probe, apply
+from lens.patching.pairs import (
+    Direction,
+    Metric,
+    Pairs,
+    Token,
+    check_metric_output,
+    prepare,
+    repeat,
+)
+from lens.patching.result import PatchingResult
+
+SITES = ("resid_pre", "attn_out", "mlp_out", "head")
+ALL_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head")
+
+
+def check_sites(sites: Sequence[str]) -> list[str]:
+    sites = [sites] if isinstance(sites, str) else list(sites)
+    bad = [s for s in sites if s not in ALL_SITES]
+    if bad or not sites:
+        raise ValueError(f"unknown sites {bad}; patching knows {list(ALL_SITES)}")
+    return sites
+
+
+def check_layers(layers: Any, model: Any) -> list[int]:
+    n = int(model.cfg.n_layers)
+    if isinstance(layers, str) and layers == "all":
+        return list(range(n))
+    items = [layers] if isinstance(layers, int) else list(layers)
+    bad = [x for x in items if not isinstance(x, int) or not 0 <= x < n]
+    if bad or not items:
+        raise ValueError(f"layers {bad or items} out of range; this model has layers 0..{n - 1}")
+    return items
+
+
+def source_values(
+    model: Any, run: Any, sites: list[str], layers: list[int], interventions: Sequence[Any]
+) -> tuple[dict[tuple[str, int], Tensor], Tensor]:
+    """Every (site, layer) activation of one run, and its logits."""
+    probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
+    with torch.no_grad(), apply(model, *interventions, probes=list(probes.values())):
+        logits = model(run.tokens, attention_mask=run.attention_mask)
+    return {key: p.value for key, p in probes.items()}, logits
+
+
+@dataclass(eq=False)
+class CellPatch:
+    """Private intervention: in a copy-major batch, write source values into one cell per copy.
+
+    ``cells`` holds (site, layer, slot, head) per copy (head -1 for whole-vector sites)."""
+
+    cells: list[tuple[str, int, int, int]]
+    source: dict[tuple[str, int], Tensor]
+    slots: Tensor
+    n_pairs: int
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        groups: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+        for copy, (site, layer, slot, head) in enumerate(self.cells):
+            groups.setdefault((site, layer), []).append((copy, slot, head))
+        return [(site_hook(*key), self._hook(key, items)) for key, items in groups.items()]
+
+    def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
+        n = self.n_pairs
+        pair = torch.arange(n).repeat(len(items))
+        copies = torch.tensor([c for c, _, _ in items]).repeat_interleave(n)
+        rows = copies * n + pair
+        pos = torch.cat([self.slots[s] for _, s, _ in items])
+        heads = torch.tensor([h for _, _, h in items]).repeat_interleave(n)
+        src = self.source[key]
+
+        def hook(act: Tensor, hook: Any) -> Tensor:
+            out = act.clone()
+            dev = act.device
+            r, p, q = rows.to(dev), pos.to(dev), pair.to(dev)
+            if key[0] == "head":
+                h = heads.to(dev)
+                out[r, p, h] = src[q, p, h].to(dev, act.dtype)
+            else:
+                out[r, p] = src[q, p].to(dev, act.dtype)
+            return out
+
+        return hook
+
+
+def run_cells(
+    model: Any,
+    pairs: Pairs,
+    cells: list[tuple[str, int, int, int]],
+    source: dict[tuple[str, int], Tensor],
+    target: Any,
+    batch_size: int,
+    interventions: Sequence[Any],
+    progress: bool,
+) -> Tensor:
+    """The metric of every cell's patched run, ``[cells, pairs]``."""
+    n = pairs.n_pairs
+    copies = max(1, batch_size // n)
+    out = torch.empty(len(cells), n, dtype=torch.float64)
+    chunks = range(0, len(cells), copies)
+    for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
+        chunk = cells[start : start + copies]
+        big = repeat(target, len(chunk))
+        patch = CellPatch(chunk, source, pairs.slots, n)
+        with torch.no_grad(), apply(model, *interventions, patch):
+            logits = model(big.tokens, attention_mask=big.attention_mask)
+            value = check_metric_output(pairs.metric(logits, big), len(big))
+        out[start : start + len(chunk)] = value.detach().double().cpu().view(len(chunk), n)
+    return out
+
+
+def activation_patching(
+    model: Any,
+    clean: Any,
+    corrupt: Any,
+    *,
+    answer: Token | Sequence[Token] | None = None,
+    wrong: Token | Sequence[Token] | None = None,
+    metric: Metric | None = None,
+    sites: Sequence[str] = SITES,
+    positions: Any = "all",
+    layers: Any = "all",
+    direction: Direction = "denoise",
+    batch_size: int = 64,
+    interventions: Sequence[Any] = (),
+    progress: bool = True,
+) -> PatchingResult:
+    """Patch every (site, layer, position[, head]) cell from one run into the other.
+
+    ``denoise`` runs the corrupted prompts with one cell taken from the clean run; ``noise``
+    runs the clean prompts with one cell from the corrupted run. Cells are batched: each copy
+    of the target prompts in a forward carries a different patched cell.
+
+    Args:
+        model: a TransformerBridge.
+        clean, corrupt: prompts (text, token-id lists or a ``lens.tokens`` Batch), one pair per
+            row; each pair must tokenize to the same length (rows are left-padded).
+        answer, wrong: the default metric's tokens (one for all pairs, or one per pair); a
+            string must be a single token.
+        metric: ``metric(logits, batch) -> [batch]`` instead of the logit difference at the
+            last real token; batches are copy-major (row r is pair r % n_pairs).
+        sites: any of ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"``,
+            ``"head"`` (a head's ``hook_z`` slice).
+        positions: ``"all"`` (every padded position), ``"last"`` (each row's last real token)
+            or integer indices into the padded sequence.
+        layers: ``"all"`` or a list.
+        batch_size: rows per forward (copies x pairs); bounds memory.
+        interventions: applied to every run (e.g. patching under an ablation).
+
+    Returns:
+        A :class:`PatchingResult` (``values(site)``: 0 = corrupted run, 1 = clean run).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> res = activation_patching(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, wrong=6,
+        ...                           sites=["resid_pre"], progress=False)
+        >>> tuple(res.values("resid_pre").shape), res.dims("resid_pre")
+        ((3, 3), ('layer', 'position'))
+    """
+    sites = check_sites(sites)
+    layers = check_layers(layers, model)
+    pairs = prepare(
+        model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
+    )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    source_run, target = pairs.source_target(direction)
+    source, source_logits = source_values(model, source_run, sites, layers, interventions)
+    with torch.no_grad(), apply(model, *interventions):
+        target_logits = model(target.tokens, attention_mask=target.attention_mask)
+    n = pairs.n_pairs
+    source_m = check_metric_output(pairs.metric(source_logits, source_run), n).double().cpu()
+    target_m = check_metric_output(pairs.metric(target_logits, target), n).double().cpu()
+    n_slots, n_heads = pairs.slots.shape[0], hb.n_heads(model)
+    cells = [
+        (site, layer, slot, head)
+        for site in sites
+        for layer in layers
+        for slot in range(n_slots)
+        for head in (range(n_heads) if site == "head" else [-1])
+    ]
+    flat = run_cells(model, pairs, cells, source, target, batch_size, interventions, progress)
+    raw, start = {}, 0
+    for site in sites:
+        shape = (len(layers), n_slots) + ((n_heads,) if site == "head" else ())
+        size = len(layers) * n_slots * (n_heads if site == "head" else 1)
+        raw[site] = flat[start : start + size].T.reshape(n, *shape)
+        start += size
+    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    return PatchingResult(
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, {}
+    )
