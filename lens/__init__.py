@@ -11,7 +11,7 @@ Public API (stable names; see README.md)::
 
 from lens import finders, generate, models, organism, stats, tokens
 from lens.collect import CollectResult, collect
-from lens.hooks import HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
+from lens.hooks import GradProbe, HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
 from lens.logit_lens import logit_lens
 from lens.logit_lens_result import LogitLensResult
 from lens.models import ModelLoadError, load_model, tiny_config
@@ -19,6 +19,7 @@ from lens.token_sets import token_sets
 
 __all__ = [
     "CollectResult",
+    "GradProbe",
     "HookHandle",
     "LogitLensResult",
     "ModelLoadError",

@@ -5,8 +5,9 @@
 Both return a :class:`PatchingResult`.
 """
 
+from lens.patching.atp import attribution_patching
 from lens.patching.exact import activation_patching
 from lens.patching.pairs import LogitDiff
 from lens.patching.result import PatchingResult
 
-__all__ = ["LogitDiff", "PatchingResult", "activation_patching"]
+__all__ = ["LogitDiff", "PatchingResult", "activation_patching", "attribution_patching"]
