@@ -9,7 +9,7 @@ Public API (stable names; see README.md)::
     b = lens.tokens.batch(model, prompts, padding_side="left")
 """
 
-from lens import finders, generate, models, organism, stats, tokens
+from lens import attribution, finders, generate, models, organism, patching, stats, tokens
 from lens.collect import CollectResult, collect
 from lens.hooks import GradProbe, HookHandle, Probe, apply, count_hooks, hook_points, resolve_hook
 from lens.logit_lens import logit_lens
@@ -25,6 +25,7 @@ __all__ = [
     "ModelLoadError",
     "Probe",
     "apply",
+    "attribution",
     "collect",
     "count_hooks",
     "finders",
@@ -34,6 +35,7 @@ __all__ = [
     "logit_lens",
     "models",
     "organism",
+    "patching",
     "resolve_hook",
     "stats",
     "tiny_config",
