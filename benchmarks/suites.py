@@ -47,6 +47,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         _has("process"),
         "1 vs 2 torch.distributed processes for statistics",
     ),
+    "patching": (
+        "benchmarks.patching",
+        None,
+        "activation / attribution patching vs transformer_lens.patching (resid_pre sweep)",
+    ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
 }
 
