@@ -13,6 +13,7 @@ COMMANDS = [
     "lens.cli.lens_cmd",
     "lens.cli.study",
     "lens.cli.bench",
+    "lens.cli.patch",
 ]
 
 

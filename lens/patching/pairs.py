@@ -36,7 +36,7 @@ def token_id(model: Any, token: Token, what: str) -> int:
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise ValueError(f"this model has no tokenizer: give {what} as a token id")
-    ids = tok(token, add_special_tokens=False)["input_ids"]
+    ids = list(tok([token], add_special_tokens=False)["input_ids"][0])
     if len(ids) != 1:
         raise ValueError(
             f"{what} {token!r} is {len(ids)} tokens {ids}: pass a single-token string "
