@@ -52,6 +52,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         None,
         "activation / attribution patching vs transformer_lens.patching (resid_pre sweep)",
     ),
+    "patching_agreement": (
+        "benchmarks.patching_agreement",
+        None,
+        "attribution patching vs exact patching per site (stories260k, organism)",
+    ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
 }
 
