@@ -118,3 +118,24 @@ def test_grad_probe_equals_autograd(native_model):
     (grad,) = torch.autograd.grad(out[:, -1, 7].sum(), keep.t)
     torch.testing.assert_close(probe.value, grad[:, [2, 4]], atol=1e-6, rtol=0)
     assert probe.value.abs().max() > 0
+
+
+def test_grad_probe_removed_on_exception_and_refuses_no_grad(native_model):
+    before = lens.count_hooks(native_model)
+
+    def boom(act, hook):
+        raise RuntimeError("inside a hook")
+
+    class Boom:
+        def hooks(self, model):
+            return [("blocks.2.hook_resid_pre", boom)]
+
+    probe = lens.GradProbe("blocks.1.hook_resid_pre")
+    with pytest.raises(RuntimeError, match="inside a hook"):
+        with lens.apply(native_model, Boom(), probes=[probe]):
+            native_model(CLEAN)
+    assert lens.count_hooks(native_model) == before
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        with torch.no_grad(), lens.apply(native_model, probes=[probe]):
+            native_model(CLEAN)
+    assert lens.count_hooks(native_model) == before
