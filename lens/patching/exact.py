@@ -60,19 +60,21 @@ def source_values(
 
 @dataclass(eq=False)
 class CellPatch:
-    """Private intervention: in a copy-major batch, write source values into one cell per copy.
+    """Private intervention: in a copy-major batch, write source values into each copy's cells.
 
-    ``cells`` holds (site, layer, slot, head) per copy (head -1 for whole-vector sites)."""
+    ``cells`` holds, per copy, the (site, layer, slot, head) cells it restores (head -1 for
+    whole-vector sites); most copies restore one cell, a window restores several."""
 
-    cells: list[tuple[str, int, int, int]]
+    cells: list[list[tuple[str, int, int, int]]]
     source: dict[tuple[str, int], Tensor]
     slots: Tensor
     n_pairs: int
 
     def hooks(self, model: Any) -> list[tuple[str, Any]]:
         groups: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
-        for copy, (site, layer, slot, head) in enumerate(self.cells):
-            groups.setdefault((site, layer), []).append((copy, slot, head))
+        for copy, group in enumerate(self.cells):
+            for site, layer, slot, head in group:
+                groups.setdefault((site, layer), []).append((copy, slot, head))
         return [(site_hook(*key), self._hook(key, items)) for key, items in groups.items()]
 
     def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
@@ -101,14 +103,15 @@ class CellPatch:
 def run_cells(
     model: Any,
     pairs: Pairs,
-    cells: list[tuple[str, int, int, int]],
+    cells: list[list[tuple[str, int, int, int]]],
     source: dict[tuple[str, int], Tensor],
     target: Any,
     batch_size: int,
     interventions: Sequence[Any],
     progress: bool,
 ) -> Tensor:
-    """The metric of every cell's patched run, ``[cells, pairs]``."""
+    """The metric of every copy's patched run, ``[copies, pairs]`` (``interventions`` act on
+    the patched runs only)."""
     n = pairs.n_pairs
     copies = max(1, batch_size // n)
     out = torch.empty(len(cells), n, dtype=torch.float64)
@@ -195,7 +198,9 @@ def activation_patching(
         for slot in range(n_slots)
         for head in (range(n_heads) if site == "head" else [-1])
     ]
-    flat = run_cells(model, pairs, cells, source, target, batch_size, interventions, progress)
+    flat = run_cells(
+        model, pairs, [[c] for c in cells], source, target, batch_size, interventions, progress
+    )
     raw, start = {}, 0
     for site in sites:
         shape = (len(layers), n_slots) + ((n_heads,) if site == "head" else ())
