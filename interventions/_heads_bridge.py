@@ -60,6 +60,9 @@ def embed_hooks(model: Any) -> list[str]:
 
 
 FINAL_SCALE_HOOK = "ln_final.hook_scale"
+# The unembedding's input ``[batch, pos, d_model]``; a hook may return fewer positions
+# (``[batch, k, d_model]``) and the logits then cover only those.
+UNEMBED_INPUT_HOOK = "unembed.hook_in"
 
 
 def final_norm(model: Any) -> tuple[Literal["LN", "RMS"], Tensor | None, Tensor | None]:

@@ -24,6 +24,7 @@ from lens.patching.pairs import (
     repeat,
 )
 from lens.patching.result import PatchingResult
+from lens.tokens import Batch
 
 SITES = ("resid_pre", "attn_out", "mlp_out", "head")
 ALL_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head")
@@ -100,6 +101,22 @@ class CellPatch:
         return hook
 
 
+@dataclass(eq=False)
+class LastTokenLogits:
+    """Private intervention: unembed only each row's last real token, for metrics that read
+    nothing else (``metric.last_token_only = True``, e.g. :class:`LogitDiff`), saving the
+    unembedding of every other position."""
+
+    last: Tensor
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        def gather(act: Tensor, hook: Any) -> Tensor:
+            rows = torch.arange(act.shape[0], device=act.device)
+            return act[rows, self.last.to(act.device)][:, None]
+
+        return [(hb.UNEMBED_INPUT_HOOK, gather)]
+
+
 def run_cells(
     model: Any,
     pairs: Pairs,
@@ -116,13 +133,19 @@ def run_cells(
     copies = max(1, batch_size // n)
     out = torch.empty(len(cells), n, dtype=torch.float64)
     chunks = range(0, len(cells), copies)
+    default_metric = bool(getattr(pairs.metric, "last_token_only", False))
     for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
         chunk = cells[start : start + copies]
         big = repeat(target, len(chunk))
         patch = CellPatch(chunk, source, pairs.slots, n)
-        with torch.no_grad(), apply(model, *interventions, patch):
+        last_only = [LastTokenLogits(big.last_positions)] if default_metric else []
+        with torch.no_grad(), apply(model, *interventions, patch, *last_only):
             logits = model(big.tokens, attention_mask=big.attention_mask)
-            value = check_metric_output(pairs.metric(logits, big), len(big))
+            view = big
+            if default_metric:  # logits cover each row's last token only: it is position 0
+                ones = torch.ones_like(big.tokens[:, :1])
+                view = Batch(big.tokens[:, :1], ones, big.padding_side)
+            value = check_metric_output(pairs.metric(logits, view), len(big))
         out[start : start + len(chunk)] = value.detach().double().cpu().view(len(chunk), n)
     return out
 

@@ -60,6 +60,7 @@ class LogitDiff:
 
     answer: Int[Tensor, " pairs"]
     wrong: Int[Tensor, " pairs"] | None = None
+    last_token_only = True  # reads logits at each row's last real token only
 
     def __call__(self, logits: Tensor, batch: Batch) -> Tensor:
         n_rows = logits.shape[0]

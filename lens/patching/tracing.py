@@ -44,6 +44,8 @@ class SubjectNoise:
 class AnswerProbability:
     """Metric: probability of each prompt's answer at its last real token."""
 
+    last_token_only = True
+
     def __init__(self, answer: Tensor) -> None:
         self.answer = answer
 

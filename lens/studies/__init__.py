@@ -7,6 +7,7 @@ Each module has ``Config`` (JSON-loadable dataclass with defaults for the organi
 
 # Study modules register themselves on import (one line each):
 from lens.studies import (
+    causal_tracing,  # noqa: F401
     concept_space,  # noqa: F401
     fact_consistency,  # noqa: F401
     language_neurons,  # noqa: F401

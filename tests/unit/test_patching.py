@@ -144,3 +144,19 @@ def test_bad_input_leaves_no_hook(native_model, kwargs, match):
         activation_patching(native_model, **args)
     assert lens.count_hooks(native_model) == before
     assert torch.equal(native_model(CLEAN), clean_logits)
+
+
+def test_custom_metric_equals_the_default(native_model):
+    a, w = torch.tensor(ANSWER), torch.tensor(WRONG)
+
+    def logit_diff(logits, batch):  # full logits, copy-major rows
+        reps = logits.shape[0] // 2
+        rows = torch.arange(logits.shape[0])
+        last = logits[rows, batch.last_positions]
+        return last[rows, a.repeat(reps)] - last[rows, w.repeat(reps)]
+
+    kw = dict(progress=False, sites=["resid_pre", "head"])
+    default = activation_patching(native_model, CLEAN, CORRUPT, answer=ANSWER, wrong=WRONG, **kw)
+    custom = activation_patching(native_model, CLEAN, CORRUPT, metric=logit_diff, **kw)
+    for site in default.sites:
+        torch.testing.assert_close(default.raw[site], custom.raw[site], atol=1e-5, rtol=0)
