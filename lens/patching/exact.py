@@ -117,6 +117,22 @@ class LastTokenLogits:
         return [(hb.UNEMBED_INPUT_HOOK, gather)]
 
 
+@dataclass(eq=False)
+class LateCopies:
+    """Private intervention: run the target once up to ``layer`` (every copy is identical to
+    it before the first patched layer), then repeat it into ``copies`` copy-major copies at
+    that layer's input. Only for one unpadded pair (its masks broadcast over the copies)."""
+
+    layer: int
+    copies: int
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        def expand(act: Tensor, hook: Any) -> Tensor:
+            return act.repeat(self.copies, *[1] * (act.ndim - 1))
+
+        return [(f"blocks.{self.layer}.hook_resid_pre", expand)]
+
+
 def run_cells(
     model: Any,
     pairs: Pairs,
@@ -126,21 +142,32 @@ def run_cells(
     batch_size: int,
     interventions: Sequence[Any],
     progress: bool,
+    late_copies: bool = True,
 ) -> Tensor:
     """The metric of every copy's patched run, ``[copies, pairs]`` (``interventions`` act on
-    the patched runs only)."""
+    the patched runs only). With ``late_copies`` and an unpadded target, the layers before a
+    chunk's first patched layer run once instead of once per copy (one unpadded pair only);
+    ``interventions`` must then accept a batch that grows at that layer."""
     n = pairs.n_pairs
     copies = max(1, batch_size // n)
     out = torch.empty(len(cells), n, dtype=torch.float64)
     chunks = range(0, len(cells), copies)
     default_metric = bool(getattr(pairs.metric, "last_token_only", False))
+    # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
+    late = late_copies and n == 1 and bool(target.attention_mask.bool().all())
     for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
         chunk = cells[start : start + copies]
         big = repeat(target, len(chunk))
         patch = CellPatch(chunk, source, pairs.slots, n)
         last_only = [LastTokenLogits(big.last_positions)] if default_metric else []
-        with torch.no_grad(), apply(model, *interventions, patch, *last_only):
-            logits = model(big.tokens, attention_mask=big.attention_mask)
+        first = min(layer for group in chunk for _, layer, _, _ in group)
+        if late and first > 0:
+            late_copy = [LateCopies(first, len(chunk))]
+            tokens, mask = target.tokens, None
+        else:
+            late_copy, tokens, mask = [], big.tokens, big.attention_mask
+        with torch.no_grad(), apply(model, *interventions, *late_copy, patch, *last_only):
+            logits = model(tokens, attention_mask=mask)
             view = big
             if default_metric:  # logits cover each row's last token only: it is position 0
                 ones = torch.ones_like(big.tokens[:, :1])

@@ -160,3 +160,15 @@ def test_custom_metric_equals_the_default(native_model):
     custom = activation_patching(native_model, CLEAN, CORRUPT, metric=logit_diff, **kw)
     for site in default.sites:
         torch.testing.assert_close(default.raw[site], custom.raw[site], atol=1e-5, rtol=0)
+
+
+def test_one_pair_equals_transformer_lens(native_model):
+    """One unpadded pair takes the path that runs layers before the patched ones once."""
+    ours = activation_patching(
+        native_model, CLEAN[:1], CORRUPT[:1], answer=ANSWER[:1], wrong=WRONG[:1], progress=False,
+        batch_size=7,
+    )  # fmt: skip
+    ref = tl_reference(native_model, CLEAN[:1], CORRUPT[:1], ANSWER[:1], WRONG[:1], "denoise")
+    for site, expected in ref.items():
+        torch.testing.assert_close(ours.values(site).float(), expected, atol=1e-5, rtol=0)
+        assert expected.abs().max() > 0.05
