@@ -13,7 +13,12 @@ from torch import Tensor
 
 from interventions.heads import site_hook
 from lens.hooks import GradProbe, Probe, apply
-from lens.patching.exact import SITES, check_layers, check_sites, source_values
+from lens.patching.exact import (
+    SITES,
+    check_layers,
+    check_sites,
+    source_values,
+)
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
 from lens.patching.result import PatchingResult
 
@@ -69,7 +74,7 @@ def attribution_patching(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
     source_run, target = pairs.source_target(direction)
-    source, source_logits = source_values(model, source_run, sites, layers, interventions)
+    source, source_m = source_values(model, source_run, sites, layers, interventions, pairs.metric)
     keys = [(s, layer) for s in sites for layer in layers]
     acts = {k: Probe(site_hook(*k)) for k in keys}
     grads = {k: GradProbe(site_hook(*k)) for k in keys}
@@ -90,8 +95,6 @@ def attribution_patching(
         torch.autograd.grad(target_m.sum(), track.leaves + inputs, allow_unused=True)
         for g in grads.values():
             g.tensors.clear()
-    with torch.no_grad():
-        source_m = check_metric_output(pairs.metric(source_logits, source_run), n)
     rows = torch.arange(n)[None, :]
     raw = {}
     for site in sites:

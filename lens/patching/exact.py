@@ -50,13 +50,37 @@ def check_layers(layers: Any, model: Any) -> list[int]:
 
 
 def source_values(
-    model: Any, run: Any, sites: list[str], layers: list[int], interventions: Sequence[Any]
-) -> tuple[dict[tuple[str, int], Tensor], Tensor]:
-    """Every (site, layer) activation of one run, and its logits."""
+    model: Any,
+    run: Any,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Any = None,
+) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
+    """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
-    with torch.no_grad(), apply(model, *interventions, probes=list(probes.values())):
+    last = last_token_logits(metric, run)
+    with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
         logits = model(run.tokens, attention_mask=run.attention_mask)
-    return {key: p.value for key, p in probes.items()}, logits
+        value = None
+        if metric is not None:
+            value = check_metric_output(metric(logits, metric_view(metric, run)), len(run))
+    return {key: p.value for key, p in probes.items()}, value
+
+
+def last_token_logits(metric: Any, run: Batch) -> list[Any]:
+    """``[LastTokenLogits]`` when ``metric`` reads only the last token, else ``[]``."""
+    if getattr(metric, "last_token_only", False):
+        return [LastTokenLogits(run.last_positions)]
+    return []
+
+
+def metric_view(metric: Any, run: Batch) -> Batch:
+    """The batch a metric sees: one position per row when only the last token was unembedded."""
+    if not getattr(metric, "last_token_only", False):
+        return run
+    ones = torch.ones_like(run.tokens[:, :1])
+    return Batch(run.tokens[:, :1], ones, run.padding_side)
 
 
 @dataclass(eq=False)
@@ -152,14 +176,13 @@ def run_cells(
     copies = max(1, batch_size // n)
     out = torch.empty(len(cells), n, dtype=torch.float64)
     chunks = range(0, len(cells), copies)
-    default_metric = bool(getattr(pairs.metric, "last_token_only", False))
     # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
     late = late_copies and n == 1 and bool(target.attention_mask.bool().all())
     for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
         chunk = cells[start : start + copies]
         big = repeat(target, len(chunk))
         patch = CellPatch(chunk, source, pairs.slots, n)
-        last_only = [LastTokenLogits(big.last_positions)] if default_metric else []
+        last_only = last_token_logits(pairs.metric, big)
         first = min(layer for group in chunk for _, layer, _, _ in group)
         if late and first > 0:
             late_copy = [LateCopies(first, len(chunk))]
@@ -168,11 +191,9 @@ def run_cells(
             late_copy, tokens, mask = [], big.tokens, big.attention_mask
         with torch.no_grad(), apply(model, *interventions, *late_copy, patch, *last_only):
             logits = model(tokens, attention_mask=mask)
-            view = big
-            if default_metric:  # logits cover each row's last token only: it is position 0
-                ones = torch.ones_like(big.tokens[:, :1])
-                view = Batch(big.tokens[:, :1], ones, big.padding_side)
-            value = check_metric_output(pairs.metric(logits, view), len(big))
+            value = check_metric_output(
+                pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
+            )
         out[start : start + len(chunk)] = value.detach().double().cpu().view(len(chunk), n)
     return out
 
@@ -234,12 +255,11 @@ def activation_patching(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     source_run, target = pairs.source_target(direction)
-    source, source_logits = source_values(model, source_run, sites, layers, interventions)
-    with torch.no_grad(), apply(model, *interventions):
-        target_logits = model(target.tokens, attention_mask=target.attention_mask)
+    metric = pairs.metric
+    source, source_m = source_values(model, source_run, sites, layers, interventions, metric)
+    _, target_m = source_values(model, target, [], [], interventions, metric)
     n = pairs.n_pairs
-    source_m = check_metric_output(pairs.metric(source_logits, source_run), n).double().cpu()
-    target_m = check_metric_output(pairs.metric(target_logits, target), n).double().cpu()
+    source_m, target_m = source_m.double().cpu(), target_m.double().cpu()
     n_slots, n_heads = pairs.slots.shape[0], hb.n_heads(model)
     cells = [
         (site, layer, slot, head)
