@@ -8,7 +8,14 @@ from typing import Any
 
 from lens.studies.base import STUDIES, StudyResult
 
-ORDER = ["concept_space", "language_neurons", "relation_neurons", "refusal", "fact_consistency"]
+ORDER = [
+    "concept_space",
+    "language_neurons",
+    "relation_neurons",
+    "refusal",
+    "fact_consistency",
+    "causal_tracing",
+]
 
 
 def run_all(
