@@ -47,6 +47,16 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         _has("process"),
         "1 vs 2 torch.distributed processes for statistics",
     ),
+    "patching": (
+        "benchmarks.patching",
+        None,
+        "activation / attribution patching vs transformer_lens.patching (resid_pre sweep)",
+    ),
+    "patching_agreement": (
+        "benchmarks.patching_agreement",
+        None,
+        "attribution patching vs exact patching per site (stories260k, organism)",
+    ),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
     "tuned_lens": (

@@ -7,13 +7,16 @@ context, position masks, the type registry) stay importable from :mod:`intervent
 
 from interventions.base import HookFn, Intervention, Positions, from_dict
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
+from interventions.heads import ActivationPatch, HeadAblation
 from interventions.neurons import NeuronDeactivation, neurons_by_layer
 from interventions.orthogonalize import Orthogonalization, orthogonalize
 from interventions.shortcuts import LinearShortcut
 
 __all__ = [
     "ActivationAddition",
+    "ActivationPatch",
     "DirectionAblation",
+    "HeadAblation",
     "HookFn",
     "Intervention",
     "LinearShortcut",

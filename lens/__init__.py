@@ -30,6 +30,7 @@ _NAMES = {
     "count_hooks": "lens.hooks",
     "hook_points": "lens.hooks",
     "resolve_hook": "lens.hooks",
+    "GradProbe": "lens.hooks",
     "logit_lens": "lens.logit_lens",
     "LogitLensResult": "lens.logit_lens_result",
     "ModelLoadError": "lens.models",
@@ -41,11 +42,13 @@ _NAMES = {
     "Faithfulness": "lens.shortcuts",
 }
 _SUBMODULES = (
+    "attribution",
     "data",
     "finders",
     "generate",
     "models",
     "organism",
+    "patching",
     "readout",
     "shortcuts",
     "stats",
@@ -62,11 +65,13 @@ __version__ = "0.1.0"
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interventions.base import Positions  # noqa: F401
     from lens import (  # noqa: F401
+        attribution,
         data,
         finders,
         generate,
         models,
         organism,
+        patching,
         readout,
         shortcuts,
         stats,
@@ -75,6 +80,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     )
     from lens.collect import CollectResult, collect  # noqa: F401
     from lens.hooks import (  # noqa: F401
+        GradProbe,
         HookHandle,
         Probe,
         apply,

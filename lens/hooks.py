@@ -110,6 +110,53 @@ class Probe:
         return capture
 
 
+@dataclass
+class GradProbe(Probe):
+    """Capture the gradient that reaches one activation in a backward pass, at chosen positions.
+
+    Pass it in ``probes=`` like a :class:`Probe`. Its forward hook attaches a hook to the
+    activation *tensor* (not to the module), so nothing outlives the autograd graph: the
+    forward hook is removed with the ``apply`` block and the tensor hook dies with the tensor.
+    The forward must run with gradients enabled and the activation must require grad.
+    The hook passes on an identical view of the activation (the bridge otherwise routes some
+    sites, e.g. ``attn.hook_z``, around a hook's unchanged input, and no gradient would reach it).
+    ``tensors`` keeps those views, e.g. as ``inputs`` for ``torch.autograd.grad``; clear it
+    to free the graph.
+
+    Example:
+        >>> import lens, torch
+        >>> model = lens.load_model(lens.models.tiny_config("llama"))
+        >>> grad = lens.GradProbe("blocks.1.hook_resid_pre", positions="last")
+        >>> with lens.apply(model, probes=[grad]):
+        ...     model(torch.tensor([[1, 2, 3]]))[0, -1, 7].backward()
+        >>> tuple(grad.value.shape)
+        (1, 64)
+    """
+
+    tensors: list[Tensor] = field(default_factory=list, repr=False)
+
+    def hook(self, model: Any) -> HookFn:
+        self.tensors.clear()
+
+        def attach(act: Tensor, hook: Any) -> Tensor:
+            if not act.requires_grad:
+                raise RuntimeError(
+                    f"GradProbe {self.name!r}: the activation does not require grad; run the "
+                    "forward under torch.enable_grad() with parameters or inputs requiring grad"
+                )
+
+            def capture(grad: Tensor) -> None:
+                out = self._select(grad, model).detach()
+                self.values.append(out.cpu() if self.to_cpu else out.clone())
+
+            out = act.view_as(act)
+            out.register_hook(capture)
+            self.tensors.append(out)
+            return out
+
+        return attach
+
+
 class HookHandle:
     """The hooks one ``apply`` call installed. ``.remove()`` or use as a context manager."""
 

@@ -23,6 +23,7 @@ COMMANDS = [
     "lens.cli.bench",
     "lens.cli.data",
     "lens.cli.tuned_lens",
+    "lens.cli.patch",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

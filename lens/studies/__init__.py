@@ -10,6 +10,7 @@ names and registers itself in ``STUDIES``.
 
 # Study packages register themselves on import (one line each):
 from lens.studies import (
+    causal_tracing,  # noqa: F401
     concept_space,  # noqa: F401
     fact_consistency,  # noqa: F401
     language_neurons,  # noqa: F401

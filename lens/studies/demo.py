@@ -9,7 +9,14 @@ from typing import Any
 from lens.plots.common import markdown_table
 from lens.studies.base import STUDIES, StudyResult
 
-ORDER = ["concept_space", "language_neurons", "relation_neurons", "refusal", "fact_consistency"]
+ORDER = [
+    "concept_space",
+    "language_neurons",
+    "relation_neurons",
+    "refusal",
+    "fact_consistency",
+    "causal_tracing",
+]
 
 
 def run_all(

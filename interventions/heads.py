@@ -1,0 +1,276 @@
+"""Attention heads as components: HeadAblation, and ActivationPatch (write given values).
+
+A head's output is read and written at ``blocks.{l}.attn.hook_z`` (``[batch, pos, n_heads,
+d_head]``); the head's contribution to the residual stream is that slice times its rows of
+``W_O``. The TransformerLens layout facts live in :mod:`interventions._heads_bridge`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from torch import Tensor
+
+from interventions import _heads_bridge as hb
+from interventions._common import as_layer, at_positions, tensor_from_json, tensor_to_json
+from interventions.base import (
+    HookPair,
+    Positions,
+    check_layers,
+    position_mask,
+    positions_from_json,
+    positions_to_json,
+    register,
+    validate_positions,
+)
+
+# Short site names -> hook name template; "head" is per-head (needs heads=), the rest whole.
+PATCH_SITES = {
+    "resid_pre": "blocks.{layer}.hook_resid_pre",
+    "resid_post": "blocks.{layer}.hook_resid_post",
+    "attn_out": "blocks.{layer}.hook_attn_out",
+    "mlp_out": "blocks.{layer}.hook_mlp_out",
+    "head": "blocks.{layer}.attn.hook_z",
+}
+Site = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "head"]
+
+
+def site_hook(site: str, layer: int) -> str:
+    """The hook name of ``site`` at ``layer``; unknown sites raise listing the known ones."""
+    if site not in PATCH_SITES:
+        raise ValueError(f"unknown site {site!r}; known sites: {list(PATCH_SITES)}")
+    return PATCH_SITES[site].format(layer=layer)
+
+
+def check_heads(heads: Sequence[int], model: Any, what: str) -> None:
+    n = hb.n_heads(model)
+    bad = [h for h in heads if not 0 <= h < n]
+    if bad:
+        raise ValueError(f"{what}: heads {bad} out of range; this model has heads 0..{n - 1}")
+
+
+def _as_heads(heads: Any) -> dict[int, list[int]]:
+    if not isinstance(heads, Mapping):
+        raise TypeError("heads must be {layer: [head indices]}")
+    out: dict[int, list[int]] = {}
+    for layer, idx in heads.items():
+        idx = [idx] if isinstance(idx, int) else list(idx)
+        items = [as_layer(h, f"head index at layer {layer}") for h in idx]
+        if not items:
+            raise ValueError(f"heads[{layer}] is empty")
+        if len(set(items)) != len(items):
+            raise ValueError(f"heads[{layer}] has duplicates: {items}")
+        out[as_layer(layer, "head layer")] = items
+    if not out:
+        raise ValueError("heads is empty: nothing would be ablated")
+    return dict(sorted(out.items()))
+
+
+def _finite(t: Any, what: str) -> Tensor:
+    t = torch.as_tensor(t).detach().clone()
+    if not t.is_floating_point():
+        raise TypeError(f"{what} must be a float tensor, got dtype {t.dtype}")
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{what} contains NaN or inf")
+    return t
+
+
+@register
+@dataclass(eq=False)
+class HeadAblation:
+    """Replace chosen heads' outputs (their ``hook_z`` slice) by zero or by their mean.
+
+    Args:
+        heads: ``{layer: [head indices]}``.
+        mode: ``"zero"`` or ``"mean"`` (then ``means`` is required).
+        means: ``{layer: tensor [n_heads, d_head]}``, e.g. the mean of
+            ``blocks.{l}.attn.hook_z`` from ``lens.collect``; only the listed heads are used.
+        positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
+
+    Example:
+        >>> import lens, torch
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> with lens.apply(model, HeadAblation({0: [1, 3]})):
+        ...     logits = model(torch.tensor([[1, 2, 3]]))
+    """
+
+    heads: dict[int, list[int]]
+    mode: Literal["zero", "mean"] = "zero"
+    means: dict[int, Tensor] | None = None
+    positions: Positions = "all"
+
+    def __post_init__(self) -> None:
+        self.heads = _as_heads(self.heads)
+        if self.mode not in ("zero", "mean"):
+            raise ValueError(f"mode must be 'zero' or 'mean', got {self.mode!r}")
+        if self.mode == "mean":
+            if not isinstance(self.means, Mapping):
+                raise ValueError("mode='mean' needs means={layer: tensor [n_heads, d_head]}")
+            means = {as_layer(k, "means layer"): v for k, v in self.means.items()}
+            missing = sorted(set(self.heads) - set(means))
+            if missing:
+                raise ValueError(f"means lacks layers {missing}")
+            self.means = {k: _finite(means[k], f"means[{k}]") for k in self.heads}
+            for k, v in self.means.items():
+                if v.ndim != 2:
+                    raise ValueError(f"means[{k}] must be [n_heads, d_head], got {tuple(v.shape)}")
+        elif self.means is not None:
+            raise ValueError("means is only used with mode='mean'")
+        self.positions = validate_positions(self.positions)
+
+    def hooks(self, model: Any) -> list[HookPair]:
+        check_layers(list(self.heads), model, "HeadAblation")
+        for layer, idx in self.heads.items():
+            check_heads(idx, model, f"HeadAblation at layer {layer}")
+            if self.means is not None:
+                want = (hb.n_heads(model), int(model.cfg.d_head))
+                if tuple(self.means[layer].shape) != want:
+                    raise ValueError(
+                        f"means[{layer}] has shape {tuple(self.means[layer].shape)}, "
+                        f"this model needs {want}"
+                    )
+        return [(hb.z_hook(layer), self._hook(layer, model)) for layer in self.heads]
+
+    def _hook(self, layer: int, model: Any) -> Any:
+        index = torch.tensor(self.heads[layer], dtype=torch.long)
+        means = self.means[layer][index] if self.means is not None else None
+
+        def edit(z: Tensor) -> Tensor:
+            out = z.clone()
+            idx = index.to(z.device)
+            out[..., idx, :] = 0.0 if means is None else means.to(z.device, z.dtype)
+            return out
+
+        return at_positions(self.positions, model, edit)
+
+    def to_dict(self) -> dict[str, Any]:
+        means = None
+        if self.means is not None:
+            means = {str(k): tensor_to_json(v) for k, v in self.means.items()}
+        return {
+            "type": type(self).__name__,
+            "heads": {str(k): list(v) for k, v in self.heads.items()},
+            "mode": self.mode,
+            "means": means,
+            "positions": positions_to_json(self.positions),
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> HeadAblation:
+        means = spec.get("means")
+        if means is not None:
+            means = {int(k): tensor_from_json(v) for k, v in means.items()}
+        return cls(
+            {int(k): v for k, v in spec["heads"].items()},
+            mode=spec["mode"],
+            means=means,
+            positions=positions_from_json(spec["positions"]),
+        )
+
+
+@register
+@dataclass(eq=False)
+class ActivationPatch:
+    """Overwrite one site's activation with given values at chosen positions (and heads).
+
+    Args:
+        site: ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"`` or ``"head"``.
+        layer: the block.
+        values: the activation to write, shaped like the site's activation without the
+            batch dimension (``[pos, d_model]``, or ``[pos, n_heads, d_head]`` for ``"head"``)
+            or with it (``[batch, pos, ...]``); e.g. a capture from another prompt.
+        positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices; only those
+            positions are written, from the same positions of ``values``.
+        heads: for ``site="head"``, the heads to write (None = all heads).
+
+    Example:
+        >>> import lens, torch
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> patch = ActivationPatch("resid_pre", 1, torch.zeros(3, 64), positions=[2])
+        >>> with lens.apply(model, patch):
+        ...     logits = model(torch.tensor([[1, 2, 3]]))
+    """
+
+    site: Site
+    layer: int
+    values: Tensor
+    positions: Positions = "all"
+    heads: list[int] | None = None
+
+    def __post_init__(self) -> None:
+        site_hook(self.site, 0)
+        self.layer = as_layer(self.layer, "layer")
+        self.values = _finite(self.values, "ActivationPatch values")
+        self.positions = validate_positions(self.positions)
+        if self.heads is not None:
+            if self.site != "head":
+                raise ValueError("heads= only applies to site='head'")
+            self.heads = list(_as_heads({0: self.heads})[0])
+
+    def hooks(self, model: Any) -> list[HookPair]:
+        check_layers([self.layer], model, "ActivationPatch")
+        width = int(model.cfg.d_model)
+        tail: tuple[int, ...] = (width,)
+        if self.site == "head":
+            tail = (hb.n_heads(model), int(model.cfg.d_head))
+            if self.heads is not None:
+                check_heads(self.heads, model, "ActivationPatch")
+        if tuple(self.values.shape[-len(tail) :]) != tail or self.values.ndim not in (
+            len(tail) + 1,
+            len(tail) + 2,
+        ):
+            raise ValueError(
+                f"ActivationPatch values have shape {tuple(self.values.shape)}; site "
+                f"{self.site!r} needs [pos, {', '.join(map(str, tail))}] (optionally with batch)"
+            )
+        return [(site_hook(self.site, self.layer), self._hook(model))]
+
+    def _hook(self, model: Any) -> Any:
+        values, positions, heads = self.values, self.positions, self.heads
+
+        def hook(act: Tensor, hook: Any) -> Tensor:
+            new = values.to(act.device, act.dtype)
+            if new.ndim < act.ndim:
+                new = new.expand(act.shape[0], *new.shape)
+            if new.shape[:2] != act.shape[:2]:
+                raise ValueError(
+                    f"ActivationPatch values cover [batch, pos]={list(new.shape[:2])}, "
+                    f"the forward has {list(act.shape[:2])}"
+                )
+            mask = position_mask(positions, act, model)
+            if mask is None:
+                mask = torch.ones(act.shape[:2], dtype=torch.bool, device=act.device)
+            out = act.clone()
+            if heads is None:
+                out[mask] = new[mask]
+            else:  # write only the listed heads
+                idx = torch.tensor(heads, device=act.device)
+                rows = out[mask]
+                rows[:, idx] = new[mask][:, idx]
+                out[mask] = rows
+            return out
+
+        return hook
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "site": self.site,
+            "layer": self.layer,
+            "values": tensor_to_json(self.values),
+            "positions": positions_to_json(self.positions),
+            "heads": self.heads,
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> ActivationPatch:
+        return cls(
+            spec["site"],
+            spec["layer"],
+            tensor_from_json(spec["values"]),
+            positions=positions_from_json(spec["positions"]),
+            heads=spec.get("heads"),
+        )

@@ -1,0 +1,283 @@
+"""Exact activation patching: one patched cell per copy of the target prompts, many copies
+per forward (copy-major batches), so a sweep costs cells / copies forwards instead of cells."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from interventions import _heads_bridge as hb
+from interventions.heads import site_hook
+from lens.hooks import Probe, apply
+from lens.patching.pairs import (
+    Direction,
+    Metric,
+    Pairs,
+    Token,
+    check_metric_output,
+    prepare,
+    repeat,
+)
+from lens.patching.result import PatchingResult
+from lens.tokens import Batch
+
+SITES = ("resid_pre", "attn_out", "mlp_out", "head")
+ALL_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head")
+
+
+def check_sites(sites: Sequence[str]) -> list[str]:
+    sites = [sites] if isinstance(sites, str) else list(sites)
+    bad = [s for s in sites if s not in ALL_SITES]
+    if bad or not sites:
+        raise ValueError(f"unknown sites {bad}; patching knows {list(ALL_SITES)}")
+    return sites
+
+
+def check_layers(layers: Any, model: Any) -> list[int]:
+    n = int(model.cfg.n_layers)
+    if isinstance(layers, str) and layers == "all":
+        return list(range(n))
+    items = [layers] if isinstance(layers, int) else list(layers)
+    bad = [x for x in items if not isinstance(x, int) or not 0 <= x < n]
+    if bad or not items:
+        raise ValueError(f"layers {bad or items} out of range; this model has layers 0..{n - 1}")
+    return items
+
+
+def source_values(
+    model: Any,
+    run: Any,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Any = None,
+) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
+    """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
+    probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
+    last = last_token_logits(metric, run)
+    with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
+        logits = model(run.tokens, attention_mask=run.attention_mask)
+        value = None
+        if metric is not None:
+            value = check_metric_output(metric(logits, metric_view(metric, run)), len(run))
+    return {key: p.value for key, p in probes.items()}, value
+
+
+def last_token_logits(metric: Any, run: Batch) -> list[Any]:
+    """``[LastTokenLogits]`` when ``metric`` reads only the last token, else ``[]``."""
+    if getattr(metric, "last_token_only", False):
+        return [LastTokenLogits(run.last_positions)]
+    return []
+
+
+def metric_view(metric: Any, run: Batch) -> Batch:
+    """The batch a metric sees: one position per row when only the last token was unembedded."""
+    if not getattr(metric, "last_token_only", False):
+        return run
+    ones = torch.ones_like(run.tokens[:, :1])
+    return Batch(run.tokens[:, :1], ones, run.padding_side)
+
+
+@dataclass(eq=False)
+class CellPatch:
+    """Private intervention: in a copy-major batch, write source values into each copy's cells.
+
+    ``cells`` holds, per copy, the (site, layer, slot, head) cells it restores (head -1 for
+    whole-vector sites); most copies restore one cell, a window restores several."""
+
+    cells: list[list[tuple[str, int, int, int]]]
+    source: dict[tuple[str, int], Tensor]
+    slots: Tensor
+    n_pairs: int
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        groups: dict[tuple[str, int], list[tuple[int, int, int]]] = {}
+        for copy, group in enumerate(self.cells):
+            for site, layer, slot, head in group:
+                groups.setdefault((site, layer), []).append((copy, slot, head))
+        return [(site_hook(*key), self._hook(key, items)) for key, items in groups.items()]
+
+    def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
+        n = self.n_pairs
+        pair = torch.arange(n).repeat(len(items))
+        copies = torch.tensor([c for c, _, _ in items]).repeat_interleave(n)
+        rows = copies * n + pair
+        pos = torch.cat([self.slots[s] for _, s, _ in items])
+        heads = torch.tensor([h for _, _, h in items]).repeat_interleave(n)
+        src = self.source[key]
+
+        def hook(act: Tensor, hook: Any) -> Tensor:
+            out = act.clone()
+            dev = act.device
+            r, p, q = rows.to(dev), pos.to(dev), pair.to(dev)
+            if key[0] == "head":
+                h = heads.to(dev)
+                out[r, p, h] = src[q, p, h].to(dev, act.dtype)
+            else:
+                out[r, p] = src[q, p].to(dev, act.dtype)
+            return out
+
+        return hook
+
+
+@dataclass(eq=False)
+class LastTokenLogits:
+    """Private intervention: unembed only each row's last real token, for metrics that read
+    nothing else (``metric.last_token_only = True``, e.g. :class:`LogitDiff`), saving the
+    unembedding of every other position."""
+
+    last: Tensor
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        def gather(act: Tensor, hook: Any) -> Tensor:
+            rows = torch.arange(act.shape[0], device=act.device)
+            return act[rows, self.last.to(act.device)][:, None]
+
+        return [(hb.UNEMBED_INPUT_HOOK, gather)]
+
+
+@dataclass(eq=False)
+class LateCopies:
+    """Private intervention: run the target once up to ``layer`` (every copy is identical to
+    it before the first patched layer), then repeat it into ``copies`` copy-major copies at
+    that layer's input. Only for one unpadded pair (its masks broadcast over the copies)."""
+
+    layer: int
+    copies: int
+
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        def expand(act: Tensor, hook: Any) -> Tensor:
+            return act.repeat(self.copies, *[1] * (act.ndim - 1))
+
+        return [(f"blocks.{self.layer}.hook_resid_pre", expand)]
+
+
+def run_cells(
+    model: Any,
+    pairs: Pairs,
+    cells: list[list[tuple[str, int, int, int]]],
+    source: dict[tuple[str, int], Tensor],
+    target: Any,
+    batch_size: int,
+    interventions: Sequence[Any],
+    progress: bool,
+    late_copies: bool = True,
+) -> Tensor:
+    """The metric of every copy's patched run, ``[copies, pairs]`` (``interventions`` act on
+    the patched runs only). With ``late_copies`` and an unpadded target, the layers before a
+    chunk's first patched layer run once instead of once per copy (one unpadded pair only);
+    ``interventions`` must then accept a batch that grows at that layer."""
+    n = pairs.n_pairs
+    copies = max(1, batch_size // n)
+    out = torch.empty(len(cells), n, dtype=torch.float64)
+    chunks = range(0, len(cells), copies)
+    # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
+    late = late_copies and n == 1 and bool(target.attention_mask.bool().all())
+    for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
+        chunk = cells[start : start + copies]
+        big = repeat(target, len(chunk))
+        patch = CellPatch(chunk, source, pairs.slots, n)
+        last_only = last_token_logits(pairs.metric, big)
+        first = min(layer for group in chunk for _, layer, _, _ in group)
+        if late and first > 0:
+            late_copy = [LateCopies(first, len(chunk))]
+            tokens, mask = target.tokens, None
+        else:
+            late_copy, tokens, mask = [], big.tokens, big.attention_mask
+        with torch.no_grad(), apply(model, *interventions, *late_copy, patch, *last_only):
+            logits = model(tokens, attention_mask=mask)
+            value = check_metric_output(
+                pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
+            )
+        out[start : start + len(chunk)] = value.detach().double().cpu().view(len(chunk), n)
+    return out
+
+
+def activation_patching(
+    model: Any,
+    clean: Any,
+    corrupt: Any,
+    *,
+    answer: Token | Sequence[Token] | None = None,
+    wrong: Token | Sequence[Token] | None = None,
+    metric: Metric | None = None,
+    sites: Sequence[str] = SITES,
+    positions: Any = "all",
+    layers: Any = "all",
+    direction: Direction = "denoise",
+    batch_size: int = 64,
+    interventions: Sequence[Any] = (),
+    progress: bool = True,
+) -> PatchingResult:
+    """Patch every (site, layer, position[, head]) cell from one run into the other.
+
+    ``denoise`` runs the corrupted prompts with one cell taken from the clean run; ``noise``
+    runs the clean prompts with one cell from the corrupted run. Cells are batched: each copy
+    of the target prompts in a forward carries a different patched cell.
+
+    Args:
+        model: a TransformerBridge.
+        clean, corrupt: prompts (text, token-id lists or a ``lens.tokens`` Batch), one pair per
+            row; each pair must tokenize to the same length (rows are left-padded).
+        answer, wrong: the default metric's tokens (one for all pairs, or one per pair); a
+            string must be a single token.
+        metric: ``metric(logits, batch) -> [batch]`` instead of the logit difference at the
+            last real token; batches are copy-major (row r is pair r % n_pairs).
+        sites: any of ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"``,
+            ``"head"`` (a head's ``hook_z`` slice).
+        positions: ``"all"`` (every padded position), ``"last"`` (each row's last real token)
+            or integer indices into the padded sequence.
+        layers: ``"all"`` or a list.
+        batch_size: rows per forward (copies x pairs); bounds memory.
+        interventions: applied to every run (e.g. patching under an ablation).
+
+    Returns:
+        A :class:`PatchingResult` (``values(site)``: 0 = corrupted run, 1 = clean run).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> res = activation_patching(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, wrong=6,
+        ...                           sites=["resid_pre"], progress=False)
+        >>> tuple(res.values("resid_pre").shape), res.dims("resid_pre")
+        ((3, 3), ('layer', 'position'))
+    """
+    sites = check_sites(sites)
+    layers = check_layers(layers, model)
+    pairs = prepare(
+        model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
+    )
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    source_run, target = pairs.source_target(direction)
+    metric = pairs.metric
+    source, source_m = source_values(model, source_run, sites, layers, interventions, metric)
+    _, target_m = source_values(model, target, [], [], interventions, metric)
+    n = pairs.n_pairs
+    source_m, target_m = source_m.double().cpu(), target_m.double().cpu()
+    n_slots, n_heads = pairs.slots.shape[0], hb.n_heads(model)
+    cells = [
+        (site, layer, slot, head)
+        for site in sites
+        for layer in layers
+        for slot in range(n_slots)
+        for head in (range(n_heads) if site == "head" else [-1])
+    ]
+    flat = run_cells(
+        model, pairs, [[c] for c in cells], source, target, batch_size, interventions, progress
+    )
+    raw, start = {}, 0
+    for site in sites:
+        shape = (len(layers), n_slots) + ((n_heads,) if site == "head" else ())
+        size = len(layers) * n_slots * (n_heads if site == "head" else 1)
+        raw[site] = flat[start : start + size].T.reshape(n, *shape)
+        start += size
+    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    return PatchingResult(
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, {}
+    )

@@ -1,0 +1,184 @@
+"""Clean/corrupt prompt pairs prepared for patching: equal-length checks, answer tokens, the
+default metric, and position slots (which token each patched cell covers in each pair).
+
+Batches that repeat the pairs (one copy per patched cell) are copy-major: row ``r`` of a
+repeated batch is pair ``r % n_pairs``. Metrics receive such batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from lens.tokens import Batch, as_batch
+
+Metric = Callable[[Float[Tensor, "batch pos vocab"], Batch], Float[Tensor, " batch"]]
+Token = str | int
+Direction = Literal["denoise", "noise"]
+
+
+def token_id(model: Any, token: Token, what: str) -> int:
+    """One token id from an id or a single-token string; a multi-token string is refused."""
+    if isinstance(token, bool):
+        raise TypeError(f"{what} must be a token id or a string, got {token!r}")
+    if isinstance(token, int):
+        vocab = int(model.cfg.d_vocab)
+        if not 0 <= token < vocab:
+            raise ValueError(f"{what} id {token} out of range; this model has ids 0..{vocab - 1}")
+        return token
+    if not isinstance(token, str):
+        raise TypeError(f"{what} must be a token id or a string, got {type(token).__name__}")
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        raise ValueError(f"this model has no tokenizer: give {what} as a token id")
+    ids = list(tok([token], add_special_tokens=False)["input_ids"][0])
+    if len(ids) != 1:
+        raise ValueError(
+            f"{what} {token!r} is {len(ids)} tokens {ids}: pass a single-token string "
+            "(often with a leading space, e.g. ' Paris') or a token id"
+        )
+    return int(ids[0])
+
+
+def token_ids(model: Any, tokens: Token | Sequence[Token], n: int, what: str) -> Tensor:
+    """One id per pair (a single token is used for every pair)."""
+    items = [tokens] * n if isinstance(tokens, (str, int)) else list(tokens)
+    if len(items) != n:
+        raise ValueError(f"{what} has {len(items)} entries for {n} prompt pairs")
+    return torch.tensor([token_id(model, t, what) for t in items], dtype=torch.long)
+
+
+@dataclass
+class LogitDiff:
+    """The default metric: logit of ``answer`` minus logit of ``wrong`` (or the answer's logit
+    alone) at each row's last real token. Works on copy-major repeated batches."""
+
+    answer: Int[Tensor, " pairs"]
+    wrong: Int[Tensor, " pairs"] | None = None
+    last_token_only = True  # reads logits at each row's last real token only
+
+    def __call__(self, logits: Tensor, batch: Batch) -> Tensor:
+        n_rows = logits.shape[0]
+        reps = n_rows // self.answer.shape[0]
+        rows = torch.arange(n_rows, device=logits.device)
+        last = logits[rows, batch.last_positions.to(logits.device)]
+        out = last.gather(1, self.answer.repeat(reps).to(logits.device)[:, None])[:, 0]
+        if self.wrong is not None:
+            out = out - last.gather(1, self.wrong.repeat(reps).to(logits.device)[:, None])[:, 0]
+        return out
+
+
+def check_metric_output(value: Any, rows: int) -> Tensor:
+    if not isinstance(value, Tensor) or tuple(value.shape) != (rows,):
+        shape = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+        raise ValueError(
+            f"metric returned {shape}; it must return one value per row, shape ({rows},)"
+        )
+    return value
+
+
+def repeat(batch: Batch, copies: int) -> Batch:
+    """``copies`` copy-major copies of ``batch``."""
+    return Batch(
+        batch.tokens.repeat(copies, 1), batch.attention_mask.repeat(copies, 1), batch.padding_side
+    )
+
+
+@dataclass
+class Pairs:
+    """Tokenized pairs plus what every patching method needs from them."""
+
+    clean: Batch
+    corrupt: Batch
+    metric: Metric
+    slots: Int[Tensor, "slots pairs"]  # the padded position each cell covers, per pair
+    slot_labels: list[str]
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.clean)
+
+    def source_target(self, direction: Direction) -> tuple[Batch, Batch]:
+        """(run values are taken from, run that is patched)."""
+        if direction == "denoise":
+            return self.clean, self.corrupt
+        if direction == "noise":
+            return self.corrupt, self.clean
+        raise ValueError(f"direction must be 'denoise' or 'noise', got {direction!r}")
+
+
+def _slots(positions: Any, pairs: Batch) -> tuple[Tensor, list[int] | None]:
+    n, seq = len(pairs), pairs.tokens.shape[1]
+    if isinstance(positions, str):
+        if positions == "all":
+            return torch.arange(seq)[:, None].expand(seq, n).clone(), list(range(seq))
+        if positions == "last":
+            return pairs.last_positions[None].cpu(), None
+        raise ValueError(f"positions must be 'all', 'last' or indices, got {positions!r}")
+    idx = [positions] if isinstance(positions, int) else list(positions)
+    if not idx or not all(isinstance(p, int) and not isinstance(p, bool) for p in idx):
+        raise ValueError(f"positions must be 'all', 'last' or a non-empty list of ints: {idx!r}")
+    bad = [p for p in idx if not -seq <= p < seq]
+    if bad:
+        raise ValueError(f"positions {bad} out of range; these prompts have positions 0..{seq - 1}")
+    idx = [p % seq for p in idx]
+    return torch.tensor(idx)[:, None].expand(len(idx), n).clone(), idx
+
+
+def _label(model: Any, clean: Batch, corrupt: Batch, pos: int) -> str:
+    tok = getattr(model, "tokenizer", None)
+    a, b = int(clean.tokens[0, pos]), int(corrupt.tokens[0, pos])
+    if not bool(clean.attention_mask[0, pos]):
+        return f"{pos}:<pad>"
+
+    def text(i: int) -> str:
+        return tok.decode([i]) if tok is not None else str(i)
+
+    return f"{pos}:{text(a)}" if a == b else f"{pos}:{text(a)}/{text(b)}"
+
+
+def prepare(
+    model: Any,
+    clean: Any,
+    corrupt: Any,
+    *,
+    answer: Token | Sequence[Token] | None,
+    wrong: Token | Sequence[Token] | None,
+    metric: Metric | None,
+    positions: Any,
+) -> Pairs:
+    """Tokenize (left padding), check equal lengths per pair, build the metric and slots."""
+    device = getattr(model.cfg, "device", None) or "cpu"
+    clean_b = as_batch(model, clean, padding_side="left").to(device)
+    corrupt_b = as_batch(model, corrupt, padding_side="left").to(device)
+    if len(clean_b) != len(corrupt_b):
+        raise ValueError(f"{len(clean_b)} clean prompts but {len(corrupt_b)} corrupt prompts")
+    for i, (a, b) in enumerate(
+        zip(clean_b.attention_mask.sum(1).tolist(), corrupt_b.attention_mask.sum(1).tolist())
+    ):
+        if a != b:
+            raise ValueError(
+                f"pair {i}: the clean prompt is {a} tokens, the corrupt prompt {b}; "
+                "patching needs pairs of equal token length"
+            )
+    if not torch.equal(clean_b.attention_mask.cpu(), corrupt_b.attention_mask.cpu()):
+        raise ValueError("clean and corrupt batches must use the same padding side")
+    if metric is None:
+        if answer is None:
+            raise ValueError("give answer= (and optionally wrong=), or a metric")
+        n = len(clean_b)
+        metric = LogitDiff(
+            token_ids(model, answer, n, "answer"),
+            None if wrong is None else token_ids(model, wrong, n, "wrong"),
+        )
+    slots, idx = _slots(positions, clean_b)
+    if idx is None:
+        labels = ["last"]
+    else:
+        labels = [_label(model, clean_b, corrupt_b, p) for p in idx]
+    return Pairs(clean_b, corrupt_b, metric, slots, labels)
