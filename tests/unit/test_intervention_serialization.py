@@ -11,7 +11,9 @@ import interventions
 import lens
 from interventions import (
     ActivationAddition,
+    ActivationPatch,
     DirectionAblation,
+    HeadAblation,
     LinearShortcut,
     NeuronDeactivation,
     from_dict,
@@ -21,6 +23,10 @@ from interventions.base import _REGISTRY
 
 def _vec(seed: int, d: int = 64) -> torch.Tensor:
     return torch.randn(d, generator=torch.Generator().manual_seed(seed))
+
+
+def _mat(seed: int, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
 def _cases():
@@ -47,6 +53,12 @@ def _cases():
             beta=0.7,
             meta={"note": "hand-made"},
         ),
+        "heads-zero": HeadAblation({0: [1], 2: [0, 3]}, positions="last"),
+        "heads-mean": HeadAblation(
+            {1: [2]}, mode="mean", means={1: _mat(9, 4, 16)}, positions=[1, 4]
+        ),
+        "patch-resid": ActivationPatch("resid_pre", 1, _mat(10, 6, 64), positions=[2, 5]),
+        "patch-heads": ActivationPatch("head", 2, _mat(11, 6, 4, 16), heads=[1, 3]),
     }
 
 
@@ -85,6 +97,8 @@ def test_all_exports_registered():
         DirectionAblation,
         ActivationAddition,
         LinearShortcut,
+        HeadAblation,
+        ActivationPatch,
     }
     for cls in serialisable:
         assert _REGISTRY.get(cls.__name__) is cls, f"{cls.__name__} is not registered"
