@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyConfig
 
 
@@ -13,6 +14,7 @@ class Config(StudyConfig):
     """What to measure.
 
     Attributes:
+        scoring: how an answer counts as recalled (:mod:`lens.studies.answers`).
         scripts: languages/notations (None: all; the pivot is always included).
         max_facts: facts evaluated (None: all; else sampled with ``seed``).
         checkpoints: also measure the saved training checkpoints.
@@ -28,7 +30,9 @@ class Config(StudyConfig):
         organism_folder: a trained organism folder (None: the shipped organism).
     """
 
+    data_kind: ClassVar[str | None] = "facts"
     scripts: list[str] | None = None
+    scoring: AnswerScoring = "first_token"
     max_facts: int | None = None
     checkpoints: bool = True
     max_checkpoints: int | None = None
