@@ -160,7 +160,8 @@ def _teacher_forced(
 
     hits, preds, logps = [], [], []
     for s in range(0, len(items), batch_size):
-        rows = [p + a for p, a in zip(items.prompt_ids[s:], items.answer_ids[s:])][:batch_size]
+        chunk = slice(s, s + batch_size)
+        rows = [p + a for p, a in zip(items.prompt_ids[chunk], items.answer_ids[chunk])]
         b = lens.tokens.batch(model, rows, padding_side="right")
         if shortcut is not None:
             logits = lens.shortcuts.predict(shortcut, model, b, positions="all")
