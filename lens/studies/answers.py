@@ -228,15 +228,16 @@ def score_answers(
 
 def describe_scoring(scoring: AnswerScoring) -> str:
     """One sentence for a report saying how answers were scored."""
+    exact = " Tokens must match exactly (case included: ' Euro' is not ' euro')."
     if scoring == "first_token":
         return (
             "Scoring `first_token`: an answer counts as given when the argmax of the "
-            "next-token logits at the prompt's last token is the answer's first token."
+            "next-token logits at the prompt's last token is the answer's first token." + exact
         )
     return (
         "Scoring `teacher_forced`: the answer is fed after the prompt and counts as given when "
         "every one of its tokens is the argmax at its position (the whole answer is the start "
-        "of the greedy continuation)."
+        "of the greedy continuation)." + exact
     )
 
 

@@ -111,6 +111,18 @@ class Result(StudyResult):
                 f"{d.min_accuracy}): the model hardly answers these facts in those languages, "
                 "so the transfer test is not run there.",
             ]
+        weak = [
+            f"{r} ({base[0, i]:.3f})"
+            for i, r in enumerate(rels)
+            if not base[0, i] >= (d.min_accuracy or 0.0) or base[0, i] == 0.0
+        ]
+        if weak:
+            lines += [
+                "",
+                f"Relations with near-zero base accuracy in {d.language}: {', '.join(weak)}; "
+                "zeroing neurons cannot lower their accuracy, so their own drop is 0 or "
+                "negative by construction.",
+            ]
         skipped = d.skipped or []
         if skipped:
             why = skipped_summary(
