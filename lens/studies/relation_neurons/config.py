@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import (
     StudyConfig,
 )
@@ -14,6 +16,7 @@ class Config(StudyConfig):
     """Settings of the relation-neuron study (defaults for the organism).
 
     Attributes:
+        scoring: how an answer counts as recalled (:mod:`lens.studies.answers`).
         language: selection language (None = the pivot).
         k: neurons per relation (None = :func:`lens.finders.average_precision.default_k`).
         k_multipliers: the cumulativity curve's k values as multiples of ``k``.
@@ -22,16 +25,21 @@ class Config(StudyConfig):
             subjects' queries are evaluated.
         transfer_languages: languages/notations for the transfer test (None = all others).
         n_random_seeds: random same-size neuron sets per relation.
+        min_accuracy: a transfer language whose mean baseline accuracy is below this is
+            flagged as near zero and not measured (zeroing neurons cannot lower it further).
         batch_size: prompts per forward.
     """
 
+    data_kind: ClassVar[str | None] = "facts"
     language: str | None = None
+    scoring: AnswerScoring = "first_token"
     k: int | None = None
     k_multipliers: list[float] | None = None
     neg_ratio: float = 4.0
     selection_fraction: float = 0.5
     transfer_languages: list[str] | None = None
     n_random_seeds: int = 3
+    min_accuracy: float = 0.05
     batch_size: int = 128
 
     def multipliers(self) -> list[float]:
