@@ -34,7 +34,8 @@ from lens.organism.prompts import (
     translation_pairs,
 )
 from lens.organism.tokenizer import add_text_normalizer
-from lens.organism.world import Fact, World, build_world
+from lens.organism.world import Fact, World
+from lens.organism.world_build import build_world
 
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 

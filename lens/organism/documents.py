@@ -31,7 +31,7 @@ class DocumentSampler:
     """Seeded sampler of training documents (lists of words, without BOS/EOS).
 
     Example:
-        >>> from lens.organism.world import build_world
+        >>> from lens.organism.world_build import build_world
         >>> s = DocumentSampler(build_world(0), seed=0)
         >>> words = s.sample()
         >>> 0 < len(words) <= s.max_len - 2

@@ -28,7 +28,7 @@ def examples(world: World, per_task: int = 2) -> list[Example]:
     held-out request per language, and word translations from the pivot.
 
     Example:
-        >>> from lens.organism.world import build_world
+        >>> from lens.organism.world_build import build_world
         >>> ex = examples(build_world(0), per_task=1)
         >>> ex[0].task, ex[0].lang, ex[0].prompt, ex[0].answer
         ('fact', 'en', 'the job of alice is', 'lawyer')

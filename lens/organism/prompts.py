@@ -5,7 +5,7 @@ All prompts are plain text without BOS: ``lens.tokens.batch`` prepends ``<s>`` f
 on the first generated token.
 
 Example:
-    >>> from lens.organism.world import build_world
+    >>> from lens.organism.world_build import build_world
     >>> w = build_world(0)
     >>> q = fact_queries(w, "en")[0]
     >>> q.prompt, q.answer, q.relation, q.heldout

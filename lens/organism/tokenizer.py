@@ -55,7 +55,7 @@ def build_tokenizer(world: World) -> Any:
     """A ``transformers`` fast tokenizer whose vocabulary is exactly the world's words.
 
     Example:
-        >>> from lens.organism.world import build_world
+        >>> from lens.organism.world_build import build_world
         >>> tok = build_tokenizer(build_world(0))
         >>> tok("the job of alice is")["input_ids"][0] == tok.bos_token_id
         True

@@ -22,7 +22,8 @@ from tqdm.auto import tqdm
 from lens.organism.documents import DocumentSampler
 from lens.organism.evaluate import hf_logits_fn, measure, summary_line
 from lens.organism.tokenizer import build_tokenizer
-from lens.organism.world import World, build_world
+from lens.organism.world import World
+from lens.organism.world_build import build_world
 
 
 @dataclass

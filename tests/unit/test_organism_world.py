@@ -8,7 +8,8 @@ import pytest
 from lens.organism import prompts as P
 from lens.organism.documents import DocumentSampler
 from lens.organism.tokenizer import build_tokenizer
-from lens.organism.world import World, build_world
+from lens.organism.world import World
+from lens.organism.world_build import build_world
 
 
 @pytest.fixture(scope="module")
