@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions import _heads_bridge as hb
+from interventions import _bridge as hb
 from interventions.heads import site_hook
 from lens.hooks import Probe, apply
 from lens.patching.pairs import (
@@ -49,13 +49,31 @@ def check_layers(layers: Any, model: Any) -> list[int]:
     return items
 
 
+@overload
 def source_values(
     model: Any,
-    run: Any,
+    run: Batch,
     sites: list[str],
     layers: list[int],
     interventions: Sequence[Any],
-    metric: Any = None,
+    metric: None = None,
+) -> tuple[dict[tuple[str, int], Tensor], None]: ...
+@overload
+def source_values(
+    model: Any,
+    run: Batch,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Metric,
+) -> tuple[dict[tuple[str, int], Tensor], Tensor]: ...
+def source_values(
+    model: Any,
+    run: Batch,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Metric | None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
