@@ -61,7 +61,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "name",
         help="concept_space | fact_consistency | language_neurons | refusal | relation_neurons "
-        "(an unknown name lists the installed studies)",
+        "| causal_tracing (an unknown name lists the installed studies)",
     )
     p.add_argument(
         "--model",

@@ -11,7 +11,9 @@ import interventions
 import lens
 from interventions import (
     ActivationAddition,
+    ActivationPatch,
     DirectionAblation,
+    HeadAblation,
     LinearShortcut,
     NeuronDeactivation,
     from_dict,
@@ -47,6 +49,10 @@ def _cases():
             beta=0.7,
             meta={"note": "hand-made"},
         ),
+        "head-ablation-mean": HeadAblation(
+            {1: [0, 2]}, mode="mean", means={1: torch.randn(4, 16) / 3}, positions="last"
+        ),
+        "activation-patch": ActivationPatch("resid_pre", 1, torch.randn(6, 64) / 7, positions=[2]),
     }
 
 
