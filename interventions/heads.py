@@ -2,19 +2,21 @@
 
 A head's output is read and written at ``blocks.{l}.attn.hook_z`` (``[batch, pos, n_heads,
 d_head]``); the head's contribution to the residual stream is that slice times its rows of
-``W_O``. The TransformerLens layout facts live in :mod:`interventions._heads_bridge`.
+``W_O``. The TransformerLens layout facts live in :mod:`interventions._bridge`.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-from interventions import _heads_bridge as hb
+from interventions import _bridge as hb
 from interventions._common import as_layer, at_positions, tensor_from_json, tensor_to_json
 from interventions.base import (
     HookPair,
@@ -76,6 +78,36 @@ def _finite(t: Any, what: str) -> Tensor:
     if not bool(torch.isfinite(t).all()):
         raise ValueError(f"{what} contains NaN or inf")
     return t
+
+
+def _save_folder(
+    directory: str | Path, spec: dict[str, Any], tensors: dict[str, Tensor], stem: str
+) -> Path:
+    """Write ``{stem}.json`` (``spec``) and ``{stem}.safetensors`` (``tensors``)."""
+    from safetensors.torch import save_file  # noqa: PLC0415
+
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()},
+              str(folder / f"{stem}.safetensors"))  # fmt: skip
+    (folder / f"{stem}.json").write_text(json.dumps(spec, indent=2))
+    return folder
+
+
+def _load_folder(
+    directory: str | Path, stem: str, kind: str
+) -> tuple[dict[str, Any], dict[str, Tensor]]:
+    """Read what :func:`_save_folder` wrote (no pickle involved); checks the type."""
+    from safetensors.torch import load_file  # noqa: PLC0415
+
+    folder = Path(directory)
+    for name in (f"{stem}.json", f"{stem}.safetensors"):
+        if not (folder / name).is_file():
+            raise FileNotFoundError(f"{folder / name} not found: not a saved {kind}")
+    spec = json.loads((folder / f"{stem}.json").read_text())
+    if spec.get("type") != kind:
+        raise ValueError(f"{folder / stem}.json describes {spec.get('type')!r}, not {kind}")
+    return spec, load_file(str(folder / f"{stem}.safetensors"))
 
 
 @register
@@ -163,6 +195,24 @@ class HeadAblation:
         means = spec.get("means")
         if means is not None:
             means = {int(k): tensor_from_json(v) for k, v in means.items()}
+        return cls(
+            {int(k): v for k, v in spec["heads"].items()},
+            mode=spec["mode"],
+            means=means,
+            positions=positions_from_json(spec["positions"]),
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``head_ablation.json`` and the means as ``head_ablation.safetensors``."""
+        spec = {**self.to_dict(), "means": None}
+        tensors = {f"means.{k}": v for k, v in (self.means or {}).items()}
+        return _save_folder(directory, spec, tensors, "head_ablation")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> HeadAblation:
+        """Read a HeadAblation written by :meth:`save`."""
+        spec, tensors = _load_folder(directory, "head_ablation", cls.__name__)
+        means = {int(k.split(".", 1)[1]): v for k, v in tensors.items()} or None
         return cls(
             {int(k): v for k, v in spec["heads"].items()},
             mode=spec["mode"],
@@ -271,6 +321,32 @@ class ActivationPatch:
             spec["site"],
             spec["layer"],
             tensor_from_json(spec["values"]),
+            positions=positions_from_json(spec["positions"]),
+            heads=spec.get("heads"),
+        )
+
+    def save(self, directory: str | Path) -> Path:
+        """Write ``activation_patch.json`` and the values as ``activation_patch.safetensors``
+        (``to_dict`` keeps them inline as exact JSON; this is the compact form).
+
+        Example:
+            >>> import tempfile, torch
+            >>> patch = ActivationPatch("resid_pre", 1, torch.randn(3, 64), positions=[2])
+            >>> again = ActivationPatch.load(patch.save(tempfile.mkdtemp()))
+            >>> torch.equal(again.values, patch.values), again.positions
+            (True, [2])
+        """
+        spec = {**self.to_dict(), "values": None}
+        return _save_folder(directory, spec, {"values": self.values}, "activation_patch")
+
+    @classmethod
+    def load(cls, directory: str | Path) -> ActivationPatch:
+        """Read an ActivationPatch written by :meth:`save`."""
+        spec, tensors = _load_folder(directory, "activation_patch", cls.__name__)
+        return cls(
+            spec["site"],
+            spec["layer"],
+            tensors["values"],
             positions=positions_from_json(spec["positions"]),
             heads=spec.get("heads"),
         )

@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interventions import _heads_bridge as hb
+from interventions import _bridge as hb
 from lens.hooks import Probe, apply
 from lens.patching.pairs import Token, token_ids
 from lens.tokens import as_batch
@@ -112,7 +112,7 @@ def direct_logit_attribution(
             read_b = read.view(n, *([1] * (vectors.ndim - 2)), -1)
             return (vectors * read_b).sum(-1) / frozen.view(shape)
 
-        embed = sum(project(p.value) for p in embeds)
+        embed = torch.stack([project(p.value) for p in embeds]).sum(0)
         heads = torch.stack(
             [
                 project(torch.einsum("bhd,hdm->bhm", z.value, hb.w_o(model, layer)))
@@ -121,14 +121,9 @@ def direct_logit_attribution(
             dim=1,
         )
         zero = torch.zeros(n, device=logits.device)
+        biases = [hb.b_o(model, layer) for layer in range(n_layers)]
         attn_bias = torch.stack(
-            [
-                zero
-                if hb.b_o(model, layer) is None
-                else project(hb.b_o(model, layer).expand(n, -1))
-                for layer in range(n_layers)
-            ],
-            dim=1,
+            [zero if b is None else project(b.expand(n, -1)) for b in biases], dim=1
         )
         mlp = torch.stack([project(p.value) for p in mlps], dim=1)
         bias = zero.clone()

@@ -70,7 +70,10 @@ class _Taps:
             sel = self.selection
             if sel is None:
                 raise RuntimeError("collect taps fired outside a collect batch")
-            values = sel.take(act.detach())
+            act = act.detach()
+            if act.ndim > 3:  # e.g. hook_z [batch, pos, heads, d_head]: one row of heads*d_head
+                act = act.flatten(2)
+            values = sel.take(act)
             for acc, i in users:
                 acc.update(i, values, sel.valid, sel.pooled)
 

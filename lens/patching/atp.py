@@ -17,6 +17,8 @@ from lens.patching.exact import (
     SITES,
     check_layers,
     check_sites,
+    last_token_logits,
+    metric_view,
     source_values,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
@@ -80,12 +82,11 @@ def attribution_patching(
     grads = {k: GradProbe(site_hook(*k)) for k in keys}
     track = TrackGrad()
     n = pairs.n_pairs
-    with (
-        torch.enable_grad(),
-        apply(model, track, *interventions, probes=[*acts.values(), *grads.values()]),
-    ):
+    last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
+    probes = [*acts.values(), *grads.values()]
+    with torch.enable_grad(), apply(model, track, *interventions, *last_only, probes=probes):
         logits = model(target.tokens, attention_mask=target.attention_mask)
-        target_m = check_metric_output(pairs.metric(logits, target), n)
+        target_m = check_metric_output(pairs.metric(logits, metric_view(pairs.metric, target)), n)
         if not target_m.requires_grad:
             raise ValueError(
                 "the metric is not differentiable in the logits (it returned a "

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions import _heads_bridge as hb
+from interventions import _bridge as hb
 from interventions.heads import site_hook
 from lens.hooks import Probe, apply
 from lens.patching.pairs import (
@@ -49,13 +49,31 @@ def check_layers(layers: Any, model: Any) -> list[int]:
     return items
 
 
+@overload
 def source_values(
     model: Any,
-    run: Any,
+    run: Batch,
     sites: list[str],
     layers: list[int],
     interventions: Sequence[Any],
-    metric: Any = None,
+    metric: None = None,
+) -> tuple[dict[tuple[str, int], Tensor], None]: ...
+@overload
+def source_values(
+    model: Any,
+    run: Batch,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Metric,
+) -> tuple[dict[tuple[str, int], Tensor], Tensor]: ...
+def source_values(
+    model: Any,
+    run: Batch,
+    sites: list[str],
+    layers: list[int],
+    interventions: Sequence[Any],
+    metric: Metric | None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
@@ -142,19 +160,31 @@ class LastTokenLogits:
 
 
 @dataclass(eq=False)
-class LateCopies:
-    """Private intervention: run the target once up to ``layer`` (every copy is identical to
-    it before the first patched layer), then repeat it into ``copies`` copy-major copies at
-    that layer's input. Only for one unpadded pair (its masks broadcast over the copies)."""
+class GrowCopies:
+    """Private intervention: each copy joins the batch at its first patched layer. Before it,
+    every copy equals the unpatched target, so the batch carries one target row (last) and,
+    at each start layer, appends that row once per copy starting there (copies sorted by
+    start). Only for one unpadded pair (its masks broadcast over the copies)."""
 
-    layer: int
-    copies: int
+    starts: list[int]
 
     def hooks(self, model: Any) -> list[tuple[str, Any]]:
-        def expand(act: Tensor, hook: Any) -> Tensor:
-            return act.repeat(self.copies, *[1] * (act.ndim - 1))
+        counts: dict[int, int] = {}
+        for layer in self.starts:
+            counts[layer] = counts.get(layer, 0) + 1
+        last = max(counts)
 
-        return [(f"blocks.{self.layer}.hook_resid_pre", expand)]
+        def grow(layer: int) -> Any:
+            add, keep = counts[layer], layer != last
+
+            def hook(act: Tensor, hook: Any) -> Tensor:
+                target = act[-1:]
+                parts = [act[:-1], target.expand(add, *act.shape[1:])]
+                return torch.cat(parts + [target] if keep else parts)
+
+            return hook
+
+        return [(f"blocks.{layer}.hook_resid_pre", grow(layer)) for layer in sorted(counts)]
 
 
 def run_cells(
@@ -169,9 +199,9 @@ def run_cells(
     late_copies: bool = True,
 ) -> Tensor:
     """The metric of every copy's patched run, ``[copies, pairs]`` (``interventions`` act on
-    the patched runs only). With ``late_copies`` and an unpadded target, the layers before a
-    chunk's first patched layer run once instead of once per copy (one unpadded pair only);
-    ``interventions`` must then accept a batch that grows at that layer."""
+    the patched runs only). With ``late_copies`` and an unpadded target (one pair), each copy
+    joins the batch at its first patched layer: the layers before it run once for all copies
+    (:class:`GrowCopies`); ``interventions`` must then accept a batch that grows there."""
     n = pairs.n_pairs
     copies = max(1, batch_size // n)
     out = torch.empty(len(cells), n, dtype=torch.float64)
@@ -180,21 +210,24 @@ def run_cells(
     late = late_copies and n == 1 and bool(target.attention_mask.bool().all())
     for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
         chunk = cells[start : start + copies]
+        order = list(range(len(chunk)))
+        if late:  # copies sorted by the layer where they join the batch
+            firsts = [min(layer for _, layer, _, _ in group) for group in chunk]
+            order.sort(key=lambda i: firsts[i])
+            chunk = [chunk[i] for i in order]
+            grow, tokens, mask = [GrowCopies([firsts[i] for i in order])], target.tokens, None
         big = repeat(target, len(chunk))
+        if not late:
+            grow, tokens, mask = [], big.tokens, big.attention_mask
         patch = CellPatch(chunk, source, pairs.slots, n)
         last_only = last_token_logits(pairs.metric, big)
-        first = min(layer for group in chunk for _, layer, _, _ in group)
-        if late and first > 0:
-            late_copy = [LateCopies(first, len(chunk))]
-            tokens, mask = target.tokens, None
-        else:
-            late_copy, tokens, mask = [], big.tokens, big.attention_mask
-        with torch.no_grad(), apply(model, *interventions, *late_copy, patch, *last_only):
+        with torch.no_grad(), apply(model, *interventions, *grow, patch, *last_only):
             logits = model(tokens, attention_mask=mask)
             value = check_metric_output(
                 pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
             )
-        out[start : start + len(chunk)] = value.detach().double().cpu().view(len(chunk), n)
+        rows = start + torch.tensor(order)
+        out[rows] = value.detach().double().cpu().view(len(chunk), n)
     return out
 
 

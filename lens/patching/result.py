@@ -68,7 +68,7 @@ class PatchingResult:
         arrays = {f"raw.{k}": v.double().cpu().numpy() for k, v in self.raw.items()}
         arrays["clean_metric"] = self.clean_metric.double().cpu().numpy()
         arrays["corrupt_metric"] = self.corrupt_metric.double().cpu().numpy()
-        np.savez(folder / "arrays.npz", **arrays)
+        np.savez(folder / "arrays.npz", allow_pickle=False, **arrays)
         meta = {
             "sites": self.sites,
             "dims": {s: list(self.dims(s)) for s in self.sites},

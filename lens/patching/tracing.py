@@ -111,7 +111,7 @@ def _noise(embed: Tensor, subject: Tensor, scale: float, gen: torch.Generator) -
 def causal_trace(
     model: Any,
     prompts: Sequence[str] | Batch,
-    subjects: Sequence[str] | Sequence[Sequence[int]],
+    subjects: Sequence[str | Sequence[int]],
     answer: Any = None,
     *,
     kinds: Sequence[Kind] = ("resid", "mlp", "attn"),
@@ -192,7 +192,7 @@ def causal_trace(
         corrupt += metric(logits, b).double().cpu()
         total += run_cells(model, pairs, copies, source, b, batch_size, [draw], progress)
     total, corrupt = total / samples, corrupt / samples
-    restored = {
+    restored: dict[str, Tensor] = {
         kind: total[i * n_layers * seq : (i + 1) * n_layers * seq].T.reshape(n, n_layers, seq)
         for i, kind in enumerate(kinds)
     }

@@ -34,7 +34,8 @@ def as_layer_list(model: Any, layers: str | int | Sequence[int], what: str) -> l
 
 
 def site_width(model: Any, name: str) -> int:
-    """Last-dimension size of the activation at hook ``name`` (a probe forward if unknown)."""
+    """Width of the activation at hook ``name``: its size per token (a probe forward if
+    unknown; ``attn.hook_z`` is ``n_heads * d_head``, as ``lens.collect`` flattens it)."""
     resolve_hook(model, name)
     suffix = name.split(".", 2)[-1] if name.startswith("blocks.") else name
     if suffix in _D_MLP:
@@ -45,7 +46,7 @@ def site_width(model: Any, name: str) -> int:
     device = getattr(model.cfg, "device", None) or "cpu"
     with torch.no_grad(), apply(model, probes=[probe]):
         model(torch.zeros(1, 1, dtype=torch.long, device=device))
-    return int(probe.value.shape[-1])
+    return int(probe.value[0, 0].numel())
 
 
 def layer_sites(

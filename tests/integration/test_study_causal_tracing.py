@@ -20,7 +20,7 @@ def test_quick_study_on_the_organism(tmp_path):
     en = saved["data"]["languages"]["en"]
     assert en["n_prompts"] == 2 and en["clean_prob"] > en["corrupt_prob"]
     # the study's table is the primitive's, on the same prompts and settings
-    known = ct._known(model, ct._facts(model, ct.quick_config())["en"], 2)
+    known = ct.known_facts(model, ct.facts_by_language(model, ct.quick_config())["en"], 2)
     again = causal_trace(
         model, [p for p, _, _ in known], [s for _, s, _ in known], [a for _, _, a in known],
         window=saved["data"]["window"], samples=2, progress=False,

@@ -9,7 +9,7 @@ import torch
 
 import lens
 from interventions import ActivationPatch, HeadAblation, from_dict
-from interventions import _heads_bridge as hb
+from interventions import _bridge as hb
 
 TOKENS = torch.tensor([[5, 9, 2, 7, 11], [3, 3, 8, 1, 4]])
 
@@ -89,6 +89,23 @@ def test_json_round_trip():
     for item in items:
         spec = json.loads(json.dumps(item.to_dict()))
         assert from_dict(spec).to_dict() == item.to_dict()
+
+
+def test_folder_round_trip_keeps_tensors_in_safetensors(tmp_path):
+    items = [
+        HeadAblation({2: [0, 1]}, mode="mean", means={2: torch.randn(4, 16)}, positions="last"),
+        HeadAblation({1: [3]}),
+        ActivationPatch("head", 1, torch.randn(2, 5, 4, 16), positions=[0, 2], heads=[3]),
+        ActivationPatch("mlp_out", 0, torch.randn(5, 64, dtype=torch.float64)),
+    ]
+    for i, item in enumerate(items):
+        folder = item.save(tmp_path / str(i))
+        (meta,) = folder.glob("*.json")
+        assert "data" not in meta.read_text()  # no tensor inline in the JSON
+        again = type(item).load(folder)
+        assert again.to_dict() == item.to_dict()
+    with pytest.raises(FileNotFoundError, match="not a saved ActivationPatch"):
+        ActivationPatch.load(tmp_path / "0")
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,34 @@
+"""Settings of the causal tracing study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lens.studies.base import StudyConfig
+
+
+@dataclass
+class Config(StudyConfig):
+    """What to trace (defaults: the full run on the organism).
+
+    Attributes:
+        languages: organism languages (None: all); ignored for models without the organism's
+            world, which get :data:`lens.studies.causal_tracing.ENGLISH_FACTS`.
+        prompts_per_language: prompts traced per language (the first ones the model answers
+            right).
+        samples: noise draws per prompt; noise: its std in embedding stds (3 in the paper).
+        window: layers restored together for MLP / attention (None: a fifth of the layers).
+        batch_size: rows per forward.
+    """
+
+    languages: list[str] | None = None
+    prompts_per_language: int = 8
+    samples: int = 5
+    noise: float = 3.0
+    window: int | None = None
+    batch_size: int = 128
+
+
+def quick_config() -> Config:
+    """A reduced run for tests and the demo: two languages, two prompts, two noise draws."""
+    return Config(languages=["en", "ka"], prompts_per_language=2, samples=2)

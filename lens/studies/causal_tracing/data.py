@@ -1,0 +1,29 @@
+"""The causal tracing study's numbers, as saved in results.json's ``"data"``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lens.studies.base import StudyData
+
+
+@dataclass
+class CausalTracingData(StudyData):
+    """Typed top level of the causal tracing study's numbers.
+
+    Attributes:
+        window: layers restored together for the MLP and attention traces.
+        n_layers: model depth.
+        languages: ``{lang: {...}}`` with ``n_prompts`` (0: no prompt answered right, nothing
+            else is stored), and otherwise ``prompts``, ``clean_prob``, ``corrupt_prob`` (mean
+            answer probability, clean and subject-noised), ``by_role`` (``{"resid" | "mlp" |
+            "attn": [layer][role]}`` mean indirect effect, None where no prompt has the role),
+            ``mlp_peak_layer`` and ``mlp_last_subject_peak`` (where and how high the MLP
+            effect at the last subject token peaks) and ``mlp_further_peak`` (the MLP effect's
+            peak at subject-free tokens before the last one; None when the prompts have none).
+    """
+
+    window: int
+    n_layers: int
+    languages: dict[str, dict[str, Any]]
