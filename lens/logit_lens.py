@@ -13,6 +13,7 @@ This module is the driver (capture, decode, place the results); argument checkin
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -202,12 +203,32 @@ def logit_lens(
     )
 
 
+_TOKEN_TEXT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
 def token_strings(model: Any, ids: Sequence[int]) -> dict[int, str]:
-    """Decoded text of each token id (``#id`` when the model has no tokenizer)."""
+    """Decoded text of each token id (``#id`` when the model has no tokenizer).
+
+    Each id is decoded on its own (``tokenizer.decode([id])``), once per tokenizer: the texts
+    are kept for later calls, so repeated lens calls do not pay the tokenizer again.
+
+    Example:
+        >>> import lens
+        >>> token_strings(lens.load_model(lens.tiny_config("llama")), [3, 7])
+        {3: '#3', 7: '#7'}
+    """
+    ids = [int(i) for i in ids]
     tok = getattr(model, "tokenizer", None)
     if tok is None:
-        return {int(i): f"#{int(i)}" for i in ids}
-    return {int(i): tok.decode([int(i)]) for i in ids}
+        return {i: f"#{i}" for i in ids}
+    try:
+        known = _TOKEN_TEXT.setdefault(tok, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no cache
+        known = {}
+    for i in ids:
+        if i not in known:
+            known[i] = tok.decode([i])
+    return {i: known[i] for i in ids}
 
 
 # ---------------------------------------------------------------------- helpers
@@ -251,14 +272,19 @@ def _capture(
             model(b.tokens[rows], attention_mask=b.attention_mask[rows])
         except _StopForward:
             pass
-    keep = valid[rows].to(b.tokens.device)
-    return torch.stack([_as_rows_pos(p.value, positions)[keep] for p in probes])
+    stack = torch.stack([_as_rows_pos(p.value, positions) for p in probes])
+    keep = valid[rows]
+    if bool(keep.all()):  # e.g. "last": no padding slot to drop
+        return stack.reshape(len(probes), -1, stack.shape[-1])
+    return stack[:, keep.to(stack.device)]
 
 
 def _probe_positions(positions: Any, chunk_index: Tensor) -> Any:
-    if isinstance(positions, str):
+    """What the probes select: "all", a per-row index tensor ("last" is given as the rows'
+    last positions, already computed, so no probe recomputes them from the mask), or columns."""
+    if isinstance(positions, str) and positions == "all":
         return positions
-    if isinstance(positions, Tensor):
+    if isinstance(positions, (str, Tensor)):
         return chunk_index[:, 0]
     return chunk_index[0].tolist()
 
