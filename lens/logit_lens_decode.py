@@ -3,10 +3,10 @@
 Vectors are normalized by the model's final norm (statistics recomputed from each vector) and
 multiplied by ``W_U`` in chunks of rows, so the full ``[rows, vocab]`` logits never exist. Per
 chunk the work is one matmul into a preallocated buffer plus a few streaming passes over it
-(top-k, shift by the row maximum, ``exp`` into a second buffer, its sum, one dot product for
-the entropy); the two buffers are allocated once per call, not per chunk, so a long decode
-does not pay page faults for fresh chunk-sized allocations (glibc maps buffers above 32 MB
-afresh each time).
+(top-k, shift by the row maximum, ``exp`` into a second buffer, its sum, an in-place product
+and its sum for the entropy); the two buffers are allocated once per call, not per chunk,
+so a long decode does not pay page faults for fresh chunk-sized allocations (glibc maps
+buffers above 32 MB afresh each time).
 
 One home for the chunk sizing of every full-vocabulary readout (:func:`chunk_rows`).
 """
@@ -111,7 +111,7 @@ def decode_stack(
             parts["target_probs"].append(torch.exp(z_t[:, 0] - values[:, 0]) / total)
         if category_matrix is not None:
             parts["category_mass"].append((e @ category_matrix) / total[:, None])
-        dot = torch.bmm(e[:, None, :], z[:, :, None])[:, 0, 0]  # sum e (z - m), no buffer
+        dot = e.mul_(z).sum(-1)  # sum e (z - m); e is not read again (faster than a bmm)
         parts["entropy"].append(total.log() - dot / total)
     return {k: torch.cat(v) for k, v in parts.items()}
 
