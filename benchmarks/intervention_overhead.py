@@ -5,7 +5,8 @@ All cases run interleaved (A B C ... A B C ...) after a warm-up, in one process
 ratios to the plain forward, and the absolute medians. The orthogonalised case runs an identical
 twin model whose weights were edited. Cases: each hook intervention applied at every
 layer, orthogonalised weights (plain forward on edited weights), and ``lens.shortcuts.predict``
-skipping k of L layers (target: about (L-k)/L; the embedding and the unembedding are still paid).
+skipping k of L layers, decoding the last position as the studies do (target: about (L-k)/L;
+the embedding and one row's unembedding are still paid).
 
 Run:  python -m benchmarks.intervention_overhead [--quick] [--json out.json]
 Import: ``from benchmarks.intervention_overhead import run; rows = run(quick=True)``.
@@ -82,8 +83,8 @@ def _cases(model: Any, twin: Any, tokens: torch.Tensor) -> tuple[dict[str, Any],
         sc = LinearShortcut(
             torch.eye(d) + 0.01 * torch.randn(d, d, generator=g), r, n - 1 - k, n - 1
         )
-        cases[f"lens.shortcuts.predict skipping {k}/{n} layers"] = (
-            lambda sc=sc: lens.shortcuts.predict(sc, model, tokens),
+        cases[f"lens.shortcuts.predict skipping {k}/{n} layers, last position"] = (
+            lambda sc=sc: lens.shortcuts.predict(sc, model, tokens, positions="last"),
             f"<= {(n - k) / n + 0.05:.2f}",
         )
     return {k: v[0] for k, v in cases.items()}, {k: v[1] for k, v in cases.items()}

@@ -2,7 +2,8 @@
 
 One home for the map that a linear shortcut (one map, layer l -> last layer) and a tuned lens
 (one map per layer, layer l -> its readout) both apply: checked weights, identity
-construction, application in the activation's device and dtype, and safetensors keys.
+construction, application in the activation's device and dtype (with an optional scale,
+the shortcut's ``beta``), and safetensors keys.
 """
 
 from __future__ import annotations
@@ -29,17 +30,7 @@ class Affine:
     bias: Tensor
 
     def __post_init__(self) -> None:
-        w, b = torch.as_tensor(self.weight), torch.as_tensor(self.bias)
-        if w.ndim != 2:
-            raise ValueError(f"weight must be [d_out, d_in], got shape {tuple(w.shape)}")
-        if b.ndim != 1 or b.shape[0] != w.shape[0]:
-            raise ValueError(f"bias must be [{w.shape[0]}], got shape {tuple(b.shape)}")
-        for name, t in (("weight", w), ("bias", b)):
-            if not t.is_floating_point():
-                raise TypeError(f"{name} must be a float tensor, got {t.dtype}")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} contains NaN or inf")
-        self.weight, self.bias = w, b
+        self.weight, self.bias = checked(self.weight, self.bias)
 
     @classmethod
     def identity(cls, d: int, dtype: torch.dtype = torch.float32) -> Affine:
@@ -54,10 +45,14 @@ class Affine:
     def d_out(self) -> int:
         return int(self.weight.shape[0])
 
-    def __call__(self, h: Float[Tensor, "... d_in"]) -> Float[Tensor, "... d_out"]:
-        """``W h + b`` in ``h``'s device and dtype."""
-        w = self.weight.to(h.device, h.dtype)
-        return h @ w.T + self.bias.to(h.device, h.dtype)
+    def __call__(
+        self, h: Float[Tensor, "... d_in"], scale: float = 1.0
+    ) -> Float[Tensor, "... d_out"]:
+        """``scale * W h + b`` in ``h``'s device and dtype."""
+        out = h @ self.weight.to(h.device, h.dtype).T
+        if scale != 1.0:
+            out = out * scale
+        return out + self.bias.to(h.device, h.dtype)
 
     def tensors(self, prefix: str = "") -> dict[str, Tensor]:
         """``{prefix + "weight": W, prefix + "bias": b}``, contiguous, for safetensors."""
@@ -73,3 +68,30 @@ class Affine:
         if missing:
             raise KeyError(f"affine map tensors {missing} not found")
         return cls(tensors[f"{prefix}weight"], tensors[f"{prefix}bias"])
+
+
+def checked(
+    weight: Tensor, bias: Tensor, square: bool = False
+) -> tuple[Float[Tensor, "d_out d_in"], Float[Tensor, " d_out"]]:
+    """``(weight, bias)`` as tensors after checking an affine map's shapes and values.
+
+    Raises a ValueError (shapes; NaN/inf, or a non-square weight when ``square``) or a
+    TypeError (integer tensors) that says what was given.
+
+    Example:
+        >>> w, b = checked([[1.0, 0.0], [0.0, 1.0]], [0.0, 0.0])
+        >>> tuple(w.shape), tuple(b.shape)
+        ((2, 2), (2,))
+    """
+    w, b = torch.as_tensor(weight), torch.as_tensor(bias)
+    if w.ndim != 2 or (square and w.shape[0] != w.shape[1]):
+        want = "square [d_model, d_model]" if square else "[d_out, d_in]"
+        raise ValueError(f"weight must be {want}, got shape {tuple(w.shape)}")
+    if b.ndim != 1 or b.shape[0] != w.shape[0]:
+        raise ValueError(f"bias must be [{w.shape[0]}], got shape {tuple(b.shape)}")
+    for name, t in (("weight", w), ("bias", b)):
+        if not t.is_floating_point():
+            raise TypeError(f"{name} must be a float tensor, got {t.dtype}")
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} contains NaN or inf")
+    return w, b

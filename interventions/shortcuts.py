@@ -1,10 +1,12 @@
 """LinearShortcut: an affine map from one layer's residual stream to a later layer's.
 
 ``z_hat = beta * W h + b`` with ``h = blocks.{src}.hook_resid_post`` and
-``z = blocks.{dst}.hook_resid_post``. This module holds the data, its JSON/safetensors forms
-and the hook that applies a fitted map (``lens.apply(model, shortcut)``: ``h`` is captured at
-``src`` and ``blocks.{dst}.hook_resid_post`` is replaced by ``z_hat`` at every position; the
-layers still run, so this form saves no compute).
+``z = blocks.{dst}.hook_resid_post``. The map is an :class:`interventions.affine.Affine`
+(checks, application, safetensors keys ``weight``/``bias``). This module holds the data, its
+JSON/safetensors forms and the hook that applies a fitted map
+(``lens.apply(model, shortcut)``: ``h`` is captured at ``src`` and
+``blocks.{dst}.hook_resid_post`` is replaced by ``z_hat`` at every position; the layers
+still run, so this form saves no compute).
 
 Fitting, early-stopping prediction and faithfulness run the model and live on the read side:
 ``lens.shortcuts.fit``, ``lens.shortcuts.predict``, ``lens.shortcuts.faithfulness``
@@ -18,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from jaxtyping import Float
 from torch import Tensor
 
@@ -29,6 +30,7 @@ from interventions._common import (
     tensor_from_json,
     tensor_to_json,
 )
+from interventions.affine import Affine, checked
 from interventions.base import HookPair, check_layers, register
 
 _WEIGHTS_FILE = "shortcut.safetensors"
@@ -65,24 +67,23 @@ class LinearShortcut:
                 f"dst_layer ({self.dst_layer}) must be >= src_layer ({self.src_layer})"
             )
         self.beta = finite_float(self.beta, "beta")
-        w, b = torch.as_tensor(self.weight), torch.as_tensor(self.bias)
-        if w.ndim != 2 or w.shape[0] != w.shape[1]:
-            raise ValueError(f"weight must be square [d_model, d_model], got {tuple(w.shape)}")
-        if b.ndim != 1 or b.shape[0] != w.shape[0]:
-            raise ValueError(f"bias must be [{w.shape[0]}], got {tuple(b.shape)}")
-        for name, t in (("weight", w), ("bias", b)):
-            if not t.is_floating_point():
-                raise TypeError(f"{name} must be a float tensor, got {t.dtype}")
-            if not bool(torch.isfinite(t).all()):
-                raise ValueError(f"{name} contains NaN or inf")
-        json.dumps(self.meta)  # must be JSON-safe
+        w, b = checked(self.weight, self.bias, square=True)
         self.weight, self.bias = w.detach().clone(), b.detach().clone()
+        self._affine = Affine(self.weight, self.bias)
+        json.dumps(self.meta)  # must be JSON-safe
+
+    @property
+    def affine(self) -> Affine:
+        """The map ``W h + b`` as an :class:`~interventions.affine.Affine` (rebuilt, and so
+        re-checked, when ``weight`` or ``bias`` was reassigned)."""
+        if self._affine.weight is not self.weight or self._affine.bias is not self.bias:
+            self._affine = Affine(self.weight, self.bias)
+        return self._affine
 
     # ------------------------------------------------------------------ applying
     def transform(self, h: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
         """``beta * W h + b`` in ``h``'s device and dtype."""
-        w = self.weight.to(h.device, h.dtype)
-        return self.beta * (h @ w.T) + self.bias.to(h.device, h.dtype)
+        return self.affine(h, scale=self.beta)
 
     def check(self, model: Any) -> None:
         """Raise unless both layers exist on ``model`` and the map has its ``d_model``."""
@@ -136,10 +137,7 @@ class LinearShortcut:
 
         folder = Path(directory)
         folder.mkdir(parents=True, exist_ok=True)
-        save_file(
-            {"weight": self.weight.contiguous(), "bias": self.bias.contiguous()},
-            str(folder / _WEIGHTS_FILE),
-        )
+        save_file(self.affine.tensors(), str(folder / _WEIGHTS_FILE))
         spec = {k: v for k, v in self.to_dict().items() if k not in ("weight", "bias")}
         (folder / _META_FILE).write_text(json.dumps(spec, indent=2))
         return folder
@@ -158,10 +156,10 @@ class LinearShortcut:
             raise ValueError(
                 f"{folder / _META_FILE} describes {spec.get('type')!r}, not {cls.__name__}"
             )
-        tensors = load_file(str(folder / _WEIGHTS_FILE))
+        affine = Affine.from_tensors(load_file(str(folder / _WEIGHTS_FILE)))
         return cls(
-            tensors["weight"],
-            tensors["bias"],
+            affine.weight,
+            affine.bias,
             spec["src_layer"],
             spec["dst_layer"],
             spec["beta"],

@@ -6,30 +6,37 @@ requested positions only. The captured vectors of all layers are stacked into on
 recomputed from each vector (never the final layer's cached scale, TransformerLens #1076), and
 multiplied by ``W_U`` in chunks of ``chunk_size`` rows, so the full
 ``[layers, batch, positions, vocab]`` logits never exist.
+
+This module is the driver (capture, decode, place the results); argument checking lives in
+:mod:`lens.logit_lens_args`, the decode kernel in :mod:`lens.logit_lens_decode`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions import _bridge
-from interventions.base import Positions, check_layers, validate_positions
+from interventions.base import Positions, validate_positions
 from lens.hooks import Probe, apply
+from lens.logit_lens_args import (
+    SITES,
+    ResidSite,
+    category_matrix,
+    check_args,
+    position_index,
+    target_token_ids,
+)
+from lens.logit_lens_decode import NORMS, Norm, decode_stack, unembed_parts
 from lens.logit_lens_result import LogitLensResult
-from lens.readout import final_norm
-from lens.tokens import Batch, PaddingSide, as_batch, first_token_id
+from lens.tokens import Batch, PaddingSide, as_batch
 
-ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]
-Norm = Literal["recompute", "none"]
-SITES: tuple[ResidSite, ...] = ("resid_post", "resid_pre", "resid_mid")
-NORMS: tuple[Norm, ...] = ("recompute", "none")
+__all__ = ["NORMS", "SITES", "Norm", "ResidSite", "decode_stack", "logit_lens", "token_strings"]
 
 
 @torch.no_grad()
@@ -108,16 +115,16 @@ def logit_lens(
         >>> res.top_ids.shape, res.target_ranks.shape
         ((3, 2, 1, 5), (3, 2, 1))
     """
-    layer_list = _check_args(model, layers, site, norm, top_k, batch_size, chunk_size)
+    layer_list = check_args(model, layers, site, norm, top_k, batch_size, chunk_size)
     validate_positions(positions)
     if translator is not None:
         translator.check(model, layer_list, site)
     b = as_batch(model, prompts_or_batch, padding_side=padding_side)
     n_rows, seq = b.tokens.shape
     device = b.tokens.device
-    pos_index, valid = _position_index(positions, b)
-    target_ids = _target_ids(model, targets, n_rows)
-    cat_names, cat_matrix = _category_matrix(model, categories, device)
+    pos_index, valid = position_index(positions, b)
+    target_ids = target_token_ids(model, targets, n_rows)
+    cat_names, cat_matrix = category_matrix(model, categories, device)
 
     shape = (len(layer_list), n_rows, pos_index.shape[1])
     top_ids = torch.full((*shape, top_k), -1, dtype=torch.long)
@@ -126,7 +133,7 @@ def logit_lens(
     t_probs = torch.full(shape, float("nan")) if target_ids is not None else None
     t_ranks = torch.full(shape, -1, dtype=torch.long) if target_ids is not None else None
     mass = torch.full((*shape, len(cat_names)), float("nan")) if cat_names else None
-    weight, bias = _unembed_parts(model)
+    weight, bias = unembed_parts(model)
 
     outputs = {
         "top_ids": top_ids,
@@ -196,142 +203,35 @@ def logit_lens(
     )
 
 
-@torch.no_grad()
-def decode_stack(
-    model: Any,
-    h: Float[Tensor, "rows d_model"],
-    *,
-    top_k: int = 10,
-    target_ids: Int[Tensor, " rows"] | None = None,
-    category_matrix: Float[Tensor, "d_vocab category"] | None = None,
-    norm: str = "recompute",
-    chunk_size: int = 256,
-    weight: Tensor | None = None,
-    bias: Tensor | None = None,
-) -> dict[str, Tensor]:
-    """Decode a stack of residual vectors in chunks of ``chunk_size`` rows (float32).
-
-    Extra memory: at most two ``chunk_size x d_vocab`` float32 buffers and one bool buffer
-    of the same size at a time.
-
-    Returns:
-        ``top_ids``/``top_probs`` ``[rows, k]``, ``entropy`` ``[rows]`` (nats), and when asked
-        ``target_probs``/``target_ranks`` ``[rows]`` and ``category_mass`` ``[rows, category]``.
-
-    Example:
-        >>> import lens, torch
-        >>> model = lens.load_model(lens.tiny_config("gpt2"))
-        >>> from lens.logit_lens import decode_stack
-        >>> out = decode_stack(model, torch.randn(4, 64), top_k=2)
-        >>> out["top_ids"].shape, out["entropy"].shape
-        (torch.Size([4, 2]), torch.Size([4]))
-    """
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    if weight is None:
-        weight, bias = _unembed_parts(model)
-    h = h.to(weight.dtype)  # float32 throughout, also for bf16/fp16 models
-    x = final_norm(model, h) if norm == "recompute" else h
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-    parts: dict[str, list[Tensor]] = {"top_ids": [], "top_probs": [], "entropy": []}
-    if target_ids is not None:
-        parts |= {"target_probs": [], "target_ranks": []}
-    if category_matrix is not None:
-        parts["category_mass"] = []
-    for start in range(0, x.shape[0], chunk_size):
-        logits = x[start : start + chunk_size] @ weight.T  # buffer 1: [chunk, vocab]
-        if bias is not None:
-            logits.add_(bias)
-        if cap is not None and cap > 0:
-            logits.div_(cap).tanh_().mul_(cap)
-        values, ids = logits.topk(top_k, dim=-1)
-        probs = torch.softmax(logits, dim=-1)  # buffer 2: one fused pass over the vocab
-        # softmax's own float32 normaliser is off by up to ~1e-5 on large vocabularies;
-        # a cascade sum corrects every value read from ``probs`` (p = probs / total)
-        total = probs.sum(-1)
-        top_p = probs.gather(1, ids) / total[:, None]
-        lse = values[:, 0] - top_p[:, 0].log()  # log-normaliser: p_top1 = exp(z_top1 - lse)
-        parts["top_ids"].append(ids)
-        parts["top_probs"].append(top_p)
-        if target_ids is not None:
-            t = target_ids[start : start + chunk_size, None].to(logits.device)
-            parts["target_probs"].append(probs.gather(1, t)[:, 0] / total)
-            parts["target_ranks"].append((logits > logits.gather(1, t)).sum(-1))  # bools
-        if category_matrix is not None:
-            parts["category_mass"].append((probs @ category_matrix) / total[:, None])
-        # entropy H = lse - sum_v p_v z_v (logits overwritten in place: they are done)
-        parts["entropy"].append(lse - logits.mul_(probs).sum(-1) / total)
-        del logits, probs
-    return {k: torch.cat(v) for k, v in parts.items()}
+_TOKEN_TEXT: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def token_strings(model: Any, ids: Sequence[int]) -> dict[int, str]:
-    """Decoded text of each token id (``#id`` when the model has no tokenizer)."""
+    """Decoded text of each token id (``#id`` when the model has no tokenizer).
+
+    Each id is decoded on its own (``tokenizer.decode([id])``), once per tokenizer: the texts
+    are kept for later calls, so repeated lens calls do not pay the tokenizer again.
+
+    Example:
+        >>> import lens
+        >>> token_strings(lens.load_model(lens.tiny_config("llama")), [3, 7])
+        {3: '#3', 7: '#7'}
+    """
+    ids = [int(i) for i in ids]
     tok = getattr(model, "tokenizer", None)
     if tok is None:
-        return {int(i): f"#{int(i)}" for i in ids}
-    return {int(i): tok.decode([int(i)]) for i in ids}
+        return {i: f"#{i}" for i in ids}
+    try:
+        known = _TOKEN_TEXT.setdefault(tok, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no cache
+        known = {}
+    for i in ids:
+        if i not in known:
+            known[i] = tok.decode([i])
+    return {i: known[i] for i in ids}
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def _check_args(
-    model: Any,
-    layers: Any,
-    site: ResidSite,
-    norm: str,
-    top_k: int,
-    batch_size: int,
-    chunk_size: int,
-) -> list[int]:
-    if site not in SITES:
-        raise ValueError(f"site must be one of {SITES}, got {site!r}")
-    if norm not in NORMS:
-        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-    vocab = int(model.cfg.d_vocab)
-    if not isinstance(top_k, int) or not 1 <= top_k <= vocab:
-        raise ValueError(f"top_k must be an int in 1..{vocab} (the vocabulary), got {top_k!r}")
-    if batch_size < 1 or chunk_size < 1:
-        raise ValueError("batch_size and chunk_size must be >= 1")
-    if isinstance(layers, str):
-        if layers != "all":
-            raise ValueError(f"layers must be 'all' or a list of ints, got {layers!r}")
-        return list(range(model.cfg.n_layers))
-    layer_list = [layers] if isinstance(layers, int) else list(layers)
-    if not layer_list or not all(isinstance(x, int) for x in layer_list):
-        raise ValueError(f"layers must be 'all' or a non-empty list of ints, got {layers!r}")
-    check_layers(layer_list, model, "logit_lens")
-    return layer_list
-
-
-def _position_index(positions: Any, b: Batch) -> tuple[Tensor, Tensor]:
-    """Per row, the padded-row index of every decoded position, and whether it is real."""
-    mask = b.attention_mask.cpu().bool()
-    n_rows, seq = mask.shape
-    if isinstance(positions, str) and positions == "last":
-        index = b.last_positions.cpu()[:, None]
-    elif isinstance(positions, str):  # all
-        index = torch.arange(seq).expand(n_rows, seq)
-    elif isinstance(positions, Tensor):
-        if positions.dtype == torch.bool or positions.ndim != 1 or len(positions) != n_rows:
-            raise ValueError(
-                "a positions tensor must be 1-D with one integer index per prompt "
-                f"({n_rows}); for shared indices pass a list of ints"
-            )
-        index = positions.cpu().long()[:, None]
-    else:
-        given = [positions] if isinstance(positions, int) else list(positions)
-        bad = [p for p in given if not -seq <= p < seq]
-        if bad:
-            raise IndexError(f"positions {bad} out of range for sequence length {seq}")
-        shared = sorted({p % seq for p in given})  # increasing order, duplicates dropped
-        index = torch.tensor(shared).expand(n_rows, -1)
-    outside = index[(index < 0) | (index >= seq)]
-    if outside.numel():
-        raise IndexError(f"positions {outside.unique().tolist()} out of range for length {seq}")
-    index = index.contiguous()
-    return index, mask.gather(1, index)
 
 
 class _StopForward(Exception):
@@ -372,14 +272,19 @@ def _capture(
             model(b.tokens[rows], attention_mask=b.attention_mask[rows])
         except _StopForward:
             pass
-    keep = valid[rows].to(b.tokens.device)
-    return torch.stack([_as_rows_pos(p.value, positions)[keep] for p in probes])
+    stack = torch.stack([_as_rows_pos(p.value, positions) for p in probes])
+    keep = valid[rows]
+    if bool(keep.all()):  # e.g. "last": no padding slot to drop
+        return stack.reshape(len(probes), -1, stack.shape[-1])
+    return stack[:, keep.to(stack.device)]
 
 
 def _probe_positions(positions: Any, chunk_index: Tensor) -> Any:
-    if isinstance(positions, str):
+    """What the probes select: "all", a per-row index tensor ("last" is given as the rows'
+    last positions, already computed, so no probe recomputes them from the mask), or columns."""
+    if isinstance(positions, str) and positions == "all":
         return positions
-    if isinstance(positions, Tensor):
+    if isinstance(positions, (str, Tensor)):
         return chunk_index[:, 0]
     return chunk_index[0].tolist()
 
@@ -389,62 +294,6 @@ def _as_rows_pos(value: Tensor, positions: Any) -> Tensor:
     if isinstance(positions, Tensor) or (isinstance(positions, str) and positions == "last"):
         return value[:, None]
     return value
-
-
-def _target_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
-    if targets is None:
-        return None
-    if isinstance(targets, (str, int)):
-        targets = [targets] * n_rows
-    if isinstance(targets, Tensor):
-        targets = targets.tolist()
-    targets = list(targets)
-    if len(targets) != n_rows:
-        raise ValueError(f"got {len(targets)} targets for {n_rows} prompts (or pass one)")
-    ids = [_first_token(model, t) for t in targets]
-    vocab = int(model.cfg.d_vocab)
-    bad = [i for i in ids if not 0 <= i < vocab]
-    if bad:
-        raise ValueError(f"target ids {bad} out of range for vocabulary size {vocab}")
-    return torch.tensor(ids, dtype=torch.long)
-
-
-def _first_token(model: Any, target: Any) -> int:
-    if isinstance(target, str):
-        return first_token_id(model, target)
-    if isinstance(target, (list, tuple)):
-        if not target:
-            raise ValueError("an empty target")
-        return _first_token(model, target[0])
-    if isinstance(target, (bool, float)) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"targets must be token ids or strings, got {target!r}")
-    return int(target)
-
-
-def _category_matrix(
-    model: Any, categories: Mapping[str, Any] | None, device: Any
-) -> tuple[list[str], Tensor | None]:
-    if not categories:
-        return [], None
-    vocab = int(model.cfg.d_vocab)
-    names = list(categories)
-    matrix = torch.zeros(vocab, len(names))
-    for j, name in enumerate(names):
-        ids = sorted({int(i) for i in categories[name]})
-        bad = [i for i in ids if not 0 <= i < vocab]
-        if bad:
-            raise ValueError(f"category {name!r}: ids {bad[:5]} out of range for vocab {vocab}")
-        matrix[ids, j] = 1.0
-    return names, matrix.to(device)
-
-
-def _unembed_parts(model: Any) -> tuple[Tensor, Tensor | None]:
-    """W_U as [vocab, d_model] and b_U, in float32 (converted once when the model is not)."""
-    head = _bridge.unembed_module(model)
-    weight = head.weight.detach()
-    bias = getattr(head, "bias", None)
-    bias = None if bias is None else bias.detach().float()
-    return weight.float(), bias
 
 
 def _model_name(model: Any) -> str:

@@ -1,7 +1,8 @@
 """What training and evaluation share: one forward capturing every layer's residual at the
 real tokens, and per-token KL(final distribution || a layer's readout), decoded exactly as
 the logit lens decodes (``lens.readout.decode``: final norm with the vector's own
-statistics, then the unembedding)."""
+statistics, then the unembedding). Chunks of rows are sized by
+``lens.logit_lens_decode.chunk_rows``, the one home of full-vocabulary chunk sizing."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens.hooks import Probe, apply
+from lens.logit_lens_decode import chunk_rows
 from lens.readout import decode
 
-CHUNK_FLOATS = 1 << 24  # rows x vocab floats per decode chunk (64 MB of float32)
+__all__ = ["capture", "chunk_rows", "kl_per_token", "readout_logprobs"]
 
 
 @torch.no_grad()
@@ -30,11 +32,6 @@ def capture(
     keep = mask.bool()
     resid = torch.stack([p.value[keep].float() for p in probes])
     return resid, torch.log_softmax(logits[keep].float(), dim=-1)
-
-
-def chunk_rows(model: Any) -> int:
-    """Rows per decode chunk so that one ``[rows, d_vocab]`` buffer stays near 64 MB."""
-    return max(1, CHUNK_FLOATS // int(model.cfg.d_vocab))
 
 
 def readout_logprobs(model: Any, h: Float[Tensor, "n d_model"]) -> Float[Tensor, "n d_vocab"]:

@@ -11,7 +11,8 @@ on SmolLM2, whose residuals reach norms of 2e4, it drifted to 1.3 bits of KL in 
 The paper trains 250 steps of 2^18 tokens; on a CPU use what fits (recorded per run).
 
 Streamed: one step of token rows and its residuals exist at a time. Resumable: with
-``checkpoint=path`` the translators, momentum buffers and progress are written atomically
+``checkpoint=path`` the translators, momentum buffers and progress are written atomically,
+with a sha256 of the tensors (``lens.stats.save_tensors``; a corrupt file raises on resume),
 every ``checkpoint_every`` steps; a rerun with the same arguments continues and ends
 bit-identical to an uninterrupted run (checked against a hash of the rows already used).
 
@@ -33,14 +34,14 @@ import torch
 from tqdm.auto import tqdm
 
 from interventions.affine import Affine
-from lens.stats.checkpoint import digest
+from lens.stats.checkpoint import digest, load_tensors, read_tensor_meta, save_tensors
 from lens.stats.distributed import all_reduce_sum, barrier, rank, world_size
 from lens.tuned_lens import data
-from lens.tuned_lens.checkpoint import load_state, save_state
 from lens.tuned_lens.readout import capture, chunk_rows, kl_per_token, readout_logprobs
 from lens.tuned_lens.translators import TunedLens, model_binding
 
 LN2 = math.log(2.0)
+CHECKPOINT_FORMAT = "lens.tuned_lens.train/1"  # atomic, sha256-checked (lens.stats)
 
 
 def train(
@@ -119,9 +120,8 @@ def train(
     done, tokens_done, seconds, corpus_hash = 0, 0, 0.0, None
     if checkpoint is not None:
         barrier(process_group)
-        state = load_state(checkpoint)
-        if state is not None:
-            tensors, meta = state
+        if read_tensor_meta(checkpoint, CHECKPOINT_FORMAT) is not None:
+            tensors, meta = load_tensors(checkpoint, CHECKPOINT_FORMAT)
             if meta["run"] != run_id:
                 raise ValueError(
                     f"checkpoint {checkpoint} was written by a run with other arguments or "
@@ -150,7 +150,7 @@ def train(
                 "seconds": seconds,
                 "corpus_sha256": hasher.hexdigest(),
             }
-            save_state(checkpoint, _state_tensors(params, opt), record)
+            save_tensors(checkpoint, _state_tensors(params, opt), record, CHECKPOINT_FORMAT)
         barrier(process_group)
 
     losses = torch.zeros(len(lens_.layers), dtype=torch.float64)

@@ -191,3 +191,30 @@ def test_predict_decodes_only_the_positions_asked_for(native_model):
     assert torch.allclose(last, full[rows, b.last_positions], atol=1e-5)
     assert torch.allclose(cols, full[:, [0, -1]], atol=1e-5)
     assert not torch.allclose(last, full[:, -1], atol=1e-3)  # right padding: not the last column
+
+
+def test_reassigned_weight_is_used_and_checked():
+    """The map is an interventions.affine.Affine rebuilt (and re-checked) on reassignment."""
+    g = torch.Generator().manual_seed(0)
+    w, b, h = torch.randn(6, 6, generator=g), torch.randn(6, generator=g), torch.randn(3, 6)
+    sc = LinearShortcut(torch.eye(6), b, 0, 1, beta=0.5)
+    torch.testing.assert_close(sc.transform(h), 0.5 * h + b, atol=1e-6, rtol=0)
+    sc.weight = w
+    expected = 0.5 * torch.einsum("ij,nj->ni", w.double(), h.double()) + b.double()
+    torch.testing.assert_close(sc.transform(h).double(), expected, atol=1e-5, rtol=0)
+    sc.weight = torch.full((6, 6), float("nan"))
+    with pytest.raises(ValueError, match="NaN"):
+        sc.transform(h)
+
+
+def test_loads_a_folder_in_the_original_layout(tmp_path):
+    """A folder written by hand in the first release's layout (keys weight/bias) still loads."""
+    from safetensors.torch import save_file
+
+    g = torch.Generator().manual_seed(1)
+    w, b = torch.randn(4, 4, generator=g), torch.randn(4, generator=g)
+    save_file({"weight": w, "bias": b}, str(tmp_path / "shortcut.safetensors"))
+    spec = {"type": "LinearShortcut", "src_layer": 0, "dst_layer": 2, "beta": 2.0, "meta": {}}
+    (tmp_path / "shortcut.json").write_text(json.dumps(spec))
+    sc = LinearShortcut.load(tmp_path)
+    assert torch.equal(sc.weight, w) and torch.equal(sc.bias, b) and sc.beta == 2.0

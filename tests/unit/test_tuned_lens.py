@@ -149,6 +149,22 @@ def test_resume_is_bit_identical(tmp_path, monkeypatch):
         lens.tuned_lens.train(model, corpus(seed=9), checkpoint=ckpt, **kw)
 
 
+def test_corrupt_training_checkpoint_raises(tmp_path):
+    """A flipped byte in a checkpoint's tensor data fails the stored sha256 on resume."""
+    from lens.stats import CheckpointError
+
+    model = lens.load_model(lens.tiny_config("llama"))
+    kw = dict(steps=2, tokens_per_step=48, progress=False, seed=3)
+    ckpt = tmp_path / "train.safetensors"
+    lens.tuned_lens.train(model, corpus(), checkpoint=ckpt, **kw)
+    data = bytearray(ckpt.read_bytes())
+    lens.tuned_lens.train(model, corpus(), checkpoint=ckpt, **kw)  # intact: resumes (done)
+    data[-5] ^= 0x01  # the last bytes are tensor data (the header comes first)
+    ckpt.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match the checksum"):
+        lens.tuned_lens.train(model, corpus(), checkpoint=ckpt, **kw)
+
+
 def test_translators_of_another_model_are_refused():
     model = lens.load_model(lens.tiny_config("llama"))
     tl = TunedLens.identity(model)

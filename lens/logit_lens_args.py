@@ -1,0 +1,128 @@
+"""Argument checking of :func:`lens.logit_lens`: layers, positions, targets, categories.
+
+Everything here runs before any hook is installed, so bad input raises with nothing changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from interventions.base import check_layers
+from lens.logit_lens_decode import NORMS
+from lens.tokens import Batch, first_token_id
+
+ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]
+SITES: tuple[ResidSite, ...] = ("resid_post", "resid_pre", "resid_mid")
+
+
+def check_args(
+    model: Any,
+    layers: Any,
+    site: ResidSite,
+    norm: str,
+    top_k: int,
+    batch_size: int,
+    chunk_size: int,
+) -> list[int]:
+    """The layer list to decode, after checking every scalar argument of the logit lens."""
+    if site not in SITES:
+        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    vocab = int(model.cfg.d_vocab)
+    if not isinstance(top_k, int) or not 1 <= top_k <= vocab:
+        raise ValueError(f"top_k must be an int in 1..{vocab} (the vocabulary), got {top_k!r}")
+    if batch_size < 1 or chunk_size < 1:
+        raise ValueError("batch_size and chunk_size must be >= 1")
+    if isinstance(layers, str):
+        if layers != "all":
+            raise ValueError(f"layers must be 'all' or a list of ints, got {layers!r}")
+        return list(range(model.cfg.n_layers))
+    layer_list = [layers] if isinstance(layers, int) else list(layers)
+    if not layer_list or not all(isinstance(x, int) for x in layer_list):
+        raise ValueError(f"layers must be 'all' or a non-empty list of ints, got {layers!r}")
+    check_layers(layer_list, model, "logit_lens")
+    return layer_list
+
+
+def position_index(positions: Any, b: Batch) -> tuple[Tensor, Tensor]:
+    """Per row, the padded-row index of every decoded position, and whether it is real."""
+    mask = b.attention_mask.cpu().bool()
+    n_rows, seq = mask.shape
+    if isinstance(positions, str) and positions == "last":
+        index = b.last_positions.cpu()[:, None]
+    elif isinstance(positions, str):  # all
+        index = torch.arange(seq).expand(n_rows, seq)
+    elif isinstance(positions, Tensor):
+        if positions.dtype == torch.bool or positions.ndim != 1 or len(positions) != n_rows:
+            raise ValueError(
+                "a positions tensor must be 1-D with one integer index per prompt "
+                f"({n_rows}); for shared indices pass a list of ints"
+            )
+        index = positions.cpu().long()[:, None]
+    else:
+        given = [positions] if isinstance(positions, int) else list(positions)
+        bad = [p for p in given if not -seq <= p < seq]
+        if bad:
+            raise IndexError(f"positions {bad} out of range for sequence length {seq}")
+        shared = sorted({p % seq for p in given})  # increasing order, duplicates dropped
+        index = torch.tensor(shared).expand(n_rows, -1)
+    outside = index[(index < 0) | (index >= seq)]
+    if outside.numel():
+        raise IndexError(f"positions {outside.unique().tolist()} out of range for length {seq}")
+    index = index.contiguous()
+    return index, mask.gather(1, index)
+
+
+def target_token_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
+    """One target token id per prompt (a string stands for its first token), or None."""
+    if targets is None:
+        return None
+    if isinstance(targets, (str, int)):
+        targets = [targets] * n_rows
+    if isinstance(targets, Tensor):
+        targets = targets.tolist()
+    targets = list(targets)
+    if len(targets) != n_rows:
+        raise ValueError(f"got {len(targets)} targets for {n_rows} prompts (or pass one)")
+    ids = [_first_token(model, t) for t in targets]
+    vocab = int(model.cfg.d_vocab)
+    bad = [i for i in ids if not 0 <= i < vocab]
+    if bad:
+        raise ValueError(f"target ids {bad} out of range for vocabulary size {vocab}")
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def _first_token(model: Any, target: Any) -> int:
+    if isinstance(target, str):
+        return first_token_id(model, target)
+    if isinstance(target, (list, tuple)):
+        if not target:
+            raise ValueError("an empty target")
+        return _first_token(model, target[0])
+    if isinstance(target, (bool, float)) or not isinstance(target, (int, np.integer)):
+        raise ValueError(f"targets must be token ids or strings, got {target!r}")
+    return int(target)
+
+
+def category_matrix(
+    model: Any, categories: Mapping[str, Any] | None, device: Any
+) -> tuple[list[str], Tensor | None]:
+    """Category names and a ``[d_vocab, category]`` 0/1 membership matrix (float32)."""
+    if not categories:
+        return [], None
+    vocab = int(model.cfg.d_vocab)
+    names = list(categories)
+    matrix = torch.zeros(vocab, len(names))
+    for j, name in enumerate(names):
+        ids = sorted({int(i) for i in categories[name]})
+        bad = [i for i in ids if not 0 <= i < vocab]
+        if bad:
+            raise ValueError(f"category {name!r}: ids {bad[:5]} out of range for vocab {vocab}")
+        matrix[ids, j] = 1.0
+    return names, matrix.to(device)
