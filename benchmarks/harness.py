@@ -33,6 +33,17 @@ SMOLLM2_SHAPE = dict(
     d_vocab=49152,
     n_ctx=2048,
 )
+# a SmolLM2-like shape small enough for --quick (fewer layers, narrower, smaller vocabulary)
+QUICK_SHAPE = dict(
+    n_layers=8,
+    d_model=192,
+    d_head=64,
+    n_heads=3,
+    n_key_value_heads=1,
+    d_mlp=512,
+    d_vocab=8192,
+    n_ctx=256,
+)
 STORIES_SHAPE = dict(
     n_layers=5,
     d_model=64,

@@ -33,6 +33,7 @@ import torch
 
 import lens
 from benchmarks.harness import (
+    QUICK_SHAPE,
     SMOLLM2_SHAPE,
     interleaved,
     machine_info,
@@ -41,16 +42,6 @@ from benchmarks.harness import (
     report_memory_case,
 )
 
-QUICK_SHAPE = dict(
-    n_layers=8,
-    d_model=192,
-    d_head=64,
-    n_heads=3,
-    n_key_value_heads=1,
-    d_mlp=512,
-    d_vocab=8192,
-    n_ctx=256,
-)
 TARGETS = {
     "lens last": "<= 1.15x",
     "lens last, full forward": "<= 1.15x",

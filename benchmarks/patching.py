@@ -33,6 +33,7 @@ import transformer_lens.patching as tlp
 
 import lens
 from benchmarks.harness import (
+    QUICK_SHAPE,
     SMOLLM2_SHAPE,
     interleaved,
     machine_info,
@@ -42,10 +43,6 @@ from benchmarks.harness import (
 )
 from lens.patching import activation_patching, attribution_patching
 
-QUICK_SHAPE = dict(
-    n_layers=8, d_model=192, d_head=64, n_heads=3, n_key_value_heads=1, d_mlp=512,
-    d_vocab=8192, n_ctx=256,
-)  # fmt: skip
 SEQ = 16
 BATCH_SIZE = 64
 TARGETS = {
