@@ -31,22 +31,35 @@ from lens.tokens import batch as make_batch
 
 
 def texts_by_language(model: Any, config: Config) -> tuple[str, dict[str, list[str]]]:
-    """(corpus name, {language: texts}) as chosen by ``config.corpus``."""
-    from lens import organism
-    from lens.studies.samples import samples
+    """(data name, {language: texts}) as chosen by ``config.data``: on the organism with no
+    data, its own corpora (named ``"organism"``); else the texts dataset (default: the
+    built-in ``"texts"``), in the order of the file.
 
-    if config.corpus not in ("auto", "organism", "samples"):
-        raise ValueError(f"corpus must be 'auto', 'organism' or 'samples', got {config.corpus!r}")
-    world = organism_world(model, required=False) if config.corpus != "samples" else None
-    if config.corpus == "organism" and world is None:
-        raise ValueError("corpus='organism' but this model's tokenizer is not an organism's")
+    Example:
+        >>> import lens
+        >>> from lens.studies import language_neurons
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> name, texts = texts_by_language(model, language_neurons.Config(languages=["fr"]))
+        >>> name, list(texts), len(texts["fr"]) > 10
+        ('texts', ['fr'], True)
+    """
+    from lens.data import load_dataset
+    from lens.data.organism_export import organism_texts
+
+    world = organism_world(model, required=False) if config.data is None else None
     if world is not None:
-        langs = config.languages or world.scripts
-        unknown = [x for x in langs if x not in world.scripts]
-        if unknown:
-            raise ValueError(f"unknown languages {unknown}; the organism has {world.scripts}")
-        return "organism", {x: organism.corpus(world, x) for x in langs}
-    return "samples", samples(config.languages)
+        name, dataset = "organism", organism_texts(world)
+    else:
+        name = config.data or "texts"
+        dataset = load_dataset(name)
+        if dataset.kind != "texts":
+            raise ValueError(f"language_neurons reads a texts dataset, got {dataset.kind} ({name})")
+    known = dataset.languages()
+    langs = config.languages or known
+    unknown = [x for x in langs if x not in known]
+    if unknown:
+        raise ValueError(f"unknown languages {unknown}; the data ({name}) has {known}")
+    return name, {x: [r.text for r in dataset.by_language(x)] for x in langs}
 
 
 @torch.no_grad()
