@@ -32,6 +32,20 @@ def load_config(module: Any, path: str | None) -> Any:
         raise ValueError(f"config {path}: {error_line(exc)}") from exc
 
 
+def with_data(module: Any, config: Any, source: str) -> Any:
+    """``config`` reading ``source`` (a JSONL file or built-in name), checked before any model
+    is loaded: a missing or malformed file, or one of the wrong kind, is a ValueError/OSError."""
+    import dataclasses
+
+    from lens.studies.datasets import load_source
+
+    kind = getattr(module.Config, "data_kind", None)
+    if kind is None:
+        raise ValueError(f"this study reads no dataset: --data does not apply to it ({source})")
+    load_source(source, kind)
+    return dataclasses.replace(config, data=str(source))
+
+
 def run_study(args: argparse.Namespace) -> int:
     from lens.cli.paths import check_out_dir
     from lens.studies import STUDIES
@@ -41,6 +55,8 @@ def run_study(args: argparse.Namespace) -> int:
     out = check_out_dir(args.out or Path("results") / args.name)
     module = STUDIES[args.name]
     config = load_config(module, args.config)
+    if getattr(args, "data", None) is not None:
+        config = with_data(module, config, args.data)
     model = _load(args.model)
     result = module.run(model, config)
     out = result.save(out)
@@ -70,6 +86,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--out", default=None, help="output folder (default: results/NAME)")
     p.add_argument("--config", default=None, help="JSON file of config overrides")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="dataset: a JSONL file (see `lens data check`) or a built-in name such as facts "
+        "(default: the organism's own data on the organism, lens's real data elsewhere)",
+    )
     p.set_defaults(func=run_study)
 
     d = sub.add_parser("demo", help="all studies on the organism, with an index report")

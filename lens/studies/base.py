@@ -78,9 +78,21 @@ class StudyConfig:
     Every value is checked against its field's declared type when the config is built
     (directly, from a dict or from a JSON file): a wrong one raises :class:`StudyConfigError`
     (a ``ValueError``) naming the key and the expected type.
+
+    Attributes:
+        seed: seed of every random choice the study makes.
+        data: the study's dataset: a JSONL file (``lens.data`` formats) or a built-in dataset
+            name (``lens.data.builtin_names()``). None: the study's default, the organism's
+            own data on the organism and lens's built-in real data on any other model
+            (:func:`lens.studies.datasets.study_dataset`).
+
+    A study that reads a dataset names its kind in the class attribute ``data_kind``
+    (``"facts"``, ``"translations"``, ``"requests"`` or ``"texts"``; None: no dataset).
     """
 
+    data_kind: ClassVar[str | None] = None
     seed: int = 0
+    data: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)

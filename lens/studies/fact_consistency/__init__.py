@@ -8,7 +8,13 @@ with a linear shortcut over the last layers (arXiv 2504.04264, 2505.14824).
   token of ``lens.generate``, which the integration test checks).
 * **Cross-lingual consistency** with the pivot: ``CLC(L) = |C_L ∩ C_pivot| / |C_L ∪ C_pivot|``
   where ``C_L`` is the set of facts answered correctly in ``L``.
-* **Training dynamics**: the same on every saved checkpoint of the organism
+* **Data**: facts come from ``Config.data`` (a ``lens.data`` facts file or built-in name;
+  default: the organism's own facts on the organism, lens's built-in real facts elsewhere).
+  Answers are scored by ``Config.scoring`` (:mod:`lens.studies.answers`; default
+  ``"first_token"``); answers the model cannot tokenize are reported and skipped. A language
+  whose baseline recall is below ``min_recall`` is flagged and gets no CLC.
+* **Training dynamics**: the same on every saved checkpoint of the organism (other models: not
+  measured, said so in the report)
   (``lens.load_model("organism", checkpoint=step)``) and the final model.
 * **Linear shortcut**: for each layer ``l`` an affine map from ``blocks.l.hook_resid_post`` to
   the last layer's residual (``interventions.LinearShortcut``, fitted on the queries of one
@@ -23,8 +29,9 @@ import sys
 from lens.studies.base import register_study
 from lens.studies.fact_consistency.config import Config, quick_config
 from lens.studies.fact_consistency.findings import findings
+from lens.studies.fact_consistency.measure import clc
 from lens.studies.fact_consistency.report import Result
-from lens.studies.fact_consistency.run import clc, run
+from lens.studies.fact_consistency.run import run
 
 __all__ = ["Config", "Result", "clc", "findings", "quick_config", "run"]
 

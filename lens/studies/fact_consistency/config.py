@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyConfig
 
 
@@ -13,7 +14,8 @@ class Config(StudyConfig):
     """What to measure.
 
     Attributes:
-        scripts: languages/notations (None: all; the pivot is always included).
+        scoring: how an answer counts as recalled (:mod:`lens.studies.answers`).
+        scripts: languages/notations of the data (None: all; the pivot is always included).
         max_facts: facts evaluated (None: all; else sampled with ``seed``).
         checkpoints: also measure the saved training checkpoints.
         max_checkpoints: at most this many checkpoints, evenly spread, first and last kept
@@ -24,11 +26,15 @@ class Config(StudyConfig):
         shortcut_ridge: ridge penalty for ``"lstsq"`` (relative to the mean Gram eigenvalue).
         fit_fraction: share of the facts whose queries (in every language) fit the shortcut;
             the rest evaluate it (split with ``seed``).
+        min_recall: a language whose baseline recall (full model) is below this is flagged
+            as near zero and gets no CLC (it would compare near-empty sets).
         batch_size: prompts per forward.
         organism_folder: a trained organism folder (None: the shipped organism).
     """
 
+    data_kind: ClassVar[str | None] = "facts"
     scripts: list[str] | None = None
+    scoring: AnswerScoring = "first_token"
     max_facts: int | None = None
     checkpoints: bool = True
     max_checkpoints: int | None = None
@@ -36,6 +42,7 @@ class Config(StudyConfig):
     shortcut_method: Literal["lstsq", "jacobian"] = "lstsq"
     shortcut_ridge: float = 1e-3
     fit_fraction: float = 0.5
+    min_recall: float = 0.05
     batch_size: int = 256
     organism_folder: str | None = None
 

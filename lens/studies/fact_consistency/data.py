@@ -16,6 +16,10 @@ class FactConsistencyData(StudyData):
         pivot, scripts: the pivot and every measured language/notation (pivot first).
         facts: indexes of the facts evaluated; heldout: ``{script: held-out fact indexes}``.
         n_layers: model depth.
+        source: the dataset (file or built-in name); scoring: how answers were scored;
+        fact_ids: the dataset id of every fact in ``facts``; skipped: ``{language: [{"id",
+            "answer", "reason"}]}`` queries whose answer the model cannot tokenize (left out);
+        near_zero: languages whose baseline recall is below ``min_recall`` (no CLC).
         final: the final model: ``recall``, ``recall_split`` (trained / held out),
             ``correct`` (``C_L``: sorted fact indexes per script), ``clc``,
             ``mean_recall_others``, ``mean_clc``.
@@ -34,3 +38,9 @@ class FactConsistencyData(StudyData):
     final: dict[str, Any]
     training: dict[str, Any] | None = None
     shortcut: dict[str, Any] | None = None
+    source: str = "organism-facts"
+    scoring: str = "first_token"
+    fact_ids: list[str] | None = None
+    skipped: dict[str, list[dict[str, str]]] | None = None
+    near_zero: list[str] | None = None
+    min_recall: float | None = None

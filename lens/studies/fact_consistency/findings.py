@@ -9,6 +9,38 @@ from lens.studies.fact_consistency.data import FactConsistencyData
 # ---------------------------------------------------------------------- findings
 
 
+def near_zero_note(data: FactConsistencyData) -> str:
+    """A sentence naming the languages flagged for near-zero baseline recall ("" if none)."""
+    flagged = data.near_zero or []
+    if not flagged:
+        return ""
+    min_recall = _num(data.min_recall) if data.min_recall is not None else "the threshold"
+    return (
+        f" Near-zero baseline recall (below {min_recall}) in {', '.join(flagged)}: the model "
+        "hardly answers these facts in those languages at all, so their consistency is not "
+        "computed (it would compare near-empty sets)."
+    )
+
+
+def _shortcut_recall_only(data: FactConsistencyData) -> Finding:
+    """The shortcut claim where no language has a measurable CLC: its recall half only."""
+    sc = data.shortcut
+    full = sc["full"]
+    best = max(sc["layers"], key=lambda e: e["mean_recall"])
+    per = "; ".join(
+        f"L{e['layer']}: recall {e['mean_recall']:.2f}, top-1 agreement {e['agreement']:.2f}"
+        for e in sc["layers"]
+    )
+    return Finding(
+        "A linear shortcut that bypasses the last layers raises recall (its effect on "
+        "cross-lingual consistency cannot be measured here: no non-pivot language has "
+        "usable recall).",
+        best["mean_recall"] > full["mean_recall"],
+        f"On the {len(sc['eval_facts'])} held-out-from-fit facts the full model has recall "
+        f"{full['mean_recall']:.2f} (mean over languages). With the shortcut from {per}.",
+    )
+
+
 def _full_pivot_note(pivot_recall: float | None, pivot: str) -> str:
     if pivot_recall != 1.0:
         return ""
@@ -24,7 +56,7 @@ def findings(data: FactConsistencyData) -> list[Finding]:
     out = []
     if others:
         rec = final["recall"]
-        lagging = [s for s in others if rec[s] < rec[pivot]]
+        lagging = [s for s in others if (rec[s] or 0.0) < (rec[pivot] or 0.0)]
         split = final["recall_split"]
         trained = ", ".join(
             f"{s} {split[s]['trained']:.2f}" for s in others if split[s]["trained"] is not None
@@ -35,19 +67,26 @@ def findings(data: FactConsistencyData) -> list[Finding]:
         trained_lag = sum(
             split[s]["trained"] is not None and split[s]["trained"] < rec[pivot] for s in others
         )
+        has_heldout = any(data.heldout.get(s) for s in others)
+        split_note = (
+            f" On facts trained in that language: {trained or 'n/a'}; on its held-out facts: "
+            f"{held or 'n/a'}. {trained_lag}/{len(others)} lag the pivot on their trained "
+            "facts alone."
+            if has_heldout
+            else ""
+        )
         out.append(
             Finding(
                 "Factual recall in every non-pivot language and notation lags the pivot.",
                 len(lagging) == len(others),
-                f"Recall (all {len(data.facts)} facts): {pivot} {rec[pivot]:.2f}; "
-                + ", ".join(f"{s} {rec[s]:.2f}" for s in others)
-                + f" ({len(lagging)}/{len(others)} below the pivot). On facts trained in that "
-                f"language: {trained or 'n/a'}; on its held-out facts: {held or 'n/a'}. "
-                f"{trained_lag}/{len(others)} lag the pivot on their trained facts alone. "
+                f"Recall (all {len(data.facts)} facts): {pivot} {_num(rec[pivot])}; "
+                + ", ".join(f"{s} {_num(rec[s])}" for s in others)
+                + f" ({len(lagging)}/{len(others)} below the pivot).{split_note} "
                 f"CLC with {pivot}: "
                 + ", ".join(f"{s} {_num(final['clc'][s])}" for s in others)
                 + "."
-                + _full_pivot_note(rec[pivot], pivot),
+                + _full_pivot_note(rec[pivot], pivot)
+                + near_zero_note(data),
             )
         )
     points = (data.training or {}).get("points", [])
@@ -65,7 +104,9 @@ def findings(data: FactConsistencyData) -> list[Finding]:
             )
         )
     sc = data.shortcut
-    if sc and sc["layers"] and others:
+    if sc and sc["layers"] and others and sc["full"]["mean_clc"] is None:
+        out.append(_shortcut_recall_only(data))
+    elif sc and sc["layers"] and others:
         full = sc["full"]
         best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
         per = "; ".join(

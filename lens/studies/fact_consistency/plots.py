@@ -32,15 +32,22 @@ def plot_final(data: FactConsistencyData, path: Path) -> Path:
     ax = fig.add_subplot()
     split = final["recall_split"]
     ax.bar(x - 0.27, _nan([final["recall"][s] for s in scripts]), 0.18, label="recall (all)")
-    ax.bar(
-        x - 0.09, _nan([split[s]["trained"] for s in scripts]), 0.18, label="recall (trained facts)"
-    )
-    ax.bar(
-        x + 0.09,
-        _nan([split[s]["heldout"] for s in scripts]),
-        0.18,
-        label="recall (held-out facts)",
-    )
+    if any(data.heldout.get(s) for s in scripts):  # the organism's held-out pairs
+        ax.bar(
+            x - 0.09,
+            _nan([split[s]["trained"] for s in scripts]),
+            0.18,
+            label="recall (trained facts)",
+        )
+        ax.bar(
+            x + 0.09,
+            _nan([split[s]["heldout"] for s in scripts]),
+            0.18,
+            label="recall (held-out facts)",
+        )
+    for i, s in enumerate(scripts):
+        if s in (data.near_zero or []):
+            ax.text(i, 0.02, "near-zero\nrecall", ha="center", fontsize=7, color="firebrick")
     ax.bar(
         x + 0.27,
         _nan([final["clc"].get(s) for s in scripts]),

@@ -7,9 +7,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from lens.plots.common import markdown_table
+from lens.studies.answers import SkippedAnswer, describe_scoring, skipped_summary
 from lens.studies.base import StudyResult
 from lens.studies.base import fmt_number as _num
 from lens.studies.fact_consistency.data import FactConsistencyData
+from lens.studies.fact_consistency.findings import near_zero_note
 
 
 @dataclass
@@ -32,6 +34,8 @@ class Result(StudyResult):
             f"{_num(f['mean_recall_others'])} on average in the other languages; overlap of "
             f"the facts known with those known in {d.pivot} (CLC) {_num(f['mean_clc'])}"
         ]
+        if d.near_zero:
+            parts.append(f"near-zero recall in {', '.join(d.near_zero)} (no CLC there)")
         points = (d.training or {}).get("points", [])
         if len(points) >= 2:
             parts[0] += f", up from {_num(points[0]['mean_clc'])} at {points[0]['label']}"
@@ -44,11 +48,17 @@ class Result(StudyResult):
                 and full_clc is not None
                 and best["mean_clc"] > full_clc
             )
-            parts.append(
-                f"the best linear shortcut (from layer {best['layer']}) keeps "
-                f"{100 * (best['recall_kept'] or 0.0):.0f}% of recall and "
-                f"{'raises' if raises else 'does not raise'} CLC "
+            kept = "n/a" if best["recall_kept"] is None else f"{100 * best['recall_kept']:.0f}%"
+            clc_part = (
+                "CLC is not measurable"
+                if full_clc is None
+                else f"{'raises' if raises else 'does not raise'} CLC "
                 f"({_num(best['mean_clc'])} vs {_num(full_clc)} for the full model)"
+            )
+            parts.append(
+                f"the best linear shortcut (from layer {best['layer']}) keeps {kept} of "
+                f"recall ({_num(best['mean_recall'])} vs {_num(sc['full']['mean_recall'])}); "
+                + clc_part
             )
         return "; ".join(parts)
 
@@ -65,30 +75,51 @@ def report_body(data: FactConsistencyData) -> str:
     """Markdown tables: recall and CLC per script, over training, per shortcut layer."""
     pivot, final, scripts = data.pivot, data.final, data.scripts
     others = [s for s in scripts if s != pivot]
+    has_heldout = any(data.heldout.get(s) for s in scripts)
+    split_cols = ["trained facts", "held-out facts"] if has_heldout else []
     final_rows = [
-        [
-            s,
-            _num(final["recall"][s]),
-            _num(final["recall_split"][s]["trained"]),
-            _num(final["recall_split"][s]["heldout"]),
-            "-" if s == pivot else _num(final["clc"].get(s)),
-        ]
+        [s, _num(final["recall"][s])]
+        + (
+            [_num(final["recall_split"][s]["trained"]), _num(final["recall_split"][s]["heldout"])]
+            if has_heldout
+            else []
+        )
+        + ["-" if s == pivot else _num(final["clc"].get(s))]
         for s in scripts
     ]
     lines = [
-        "A fact counts as recalled in a language when the model's greedy answer to the query "
-        "in that language starts with the gold object word; organism answers are one token, "
-        "so this is the argmax at the query's last position. `C_L` is the set of facts "
-        f"recalled in `L`; CLC = |C_L ∩ C_{pivot}| / |C_L ∪ C_{pivot}| (1 = the same facts "
-        "known in both languages, 0 = disjoint). Held-out facts never appear in training in "
-        "that language: recalling them needs cross-lingual transfer.",
+        f"Data: `{data.source}`. " + describe_scoring(data.scoring) + " (The default is "
+        "`first_token`, the seed papers' scoring; organism answers are one token, where both "
+        "scorings agree.) "
+        f"`C_L` is the set of facts recalled in `L`; CLC = |C_L ∩ C_{pivot}| / "
+        f"|C_L ∪ C_{pivot}| over the facts whose answer is usable in both languages (1 = the "
+        "same facts known in both languages, 0 = disjoint)."
+        + (
+            " Held-out facts never appear in training in that language: recalling them needs "
+            "cross-lingual transfer."
+            if has_heldout
+            else ""
+        ),
         "",
         f"### Final model ({len(data.facts)} facts)",
         "",
-        markdown_table(
-            ["script", "recall", "trained facts", "held-out facts", "CLC with pivot"], final_rows
-        ),
+        markdown_table(["script", "recall", *split_cols, "CLC with pivot"], final_rows),
     ]
+    flagged = near_zero_note(data).strip()
+    if flagged:
+        lines += ["", f"**{flagged}**"]
+    for s in scripts:
+        skipped = (data.skipped or {}).get(s) or []
+        if skipped:
+            why = skipped_summary(
+                [SkippedAnswer(0, "", k["answer"], k["reason"]) for k in skipped],
+                len(data.facts),
+            )
+            lines += [
+                "",
+                f"{s}: {why} Examples: "
+                + ", ".join(f"{k['id']} ({k['answer']!r})" for k in skipped[:3]),
+            ]
     training = data.training or {}
     if training.get("points"):
         header = ["point", *(f"recall {s}" for s in scripts), *(f"CLC {s}" for s in others)]

@@ -7,32 +7,25 @@ import random
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from lens.studies._organism_data import organism_world, word_ids
+from lens.studies._organism_data import model_label
 from lens.studies.base import jsonable
+from lens.studies.datasets import is_organism, study_dataset
 from lens.studies.fact_consistency.config import Config
 from lens.studies.fact_consistency.data import FactConsistencyData
 from lens.studies.fact_consistency.findings import findings
+from lens.studies.fact_consistency.measure import Prepared, mean_all, measure, prepare, strip
 from lens.studies.fact_consistency.report import Result
+from lens.studies.facts import FactQuery, fact_queries, pivot_language
 from lens.tokens import batch as make_batch
-
-
-def clc(correct_l: set[int], correct_pivot: set[int]) -> float | None:
-    """``|C_L ∩ C_pivot| / |C_L ∪ C_pivot|`` (None when both sets are empty).
-
-    Example:
-        >>> clc({1, 2, 3}, {2, 3, 4})
-        0.5
-    """
-    union = correct_l | correct_pivot
-    return len(correct_l & correct_pivot) / len(union) if union else None
 
 
 def run(model: Any, config: Config) -> Result:
     """Measure recall and CLC on the model, its checkpoints and with shortcuts.
+
+    Facts come from ``config.data`` (default: the organism's own facts on the organism, lens's
+    built-in real facts on any other model; :func:`lens.studies.datasets.study_dataset`).
 
     Example:
         >>> import lens
@@ -42,127 +35,72 @@ def run(model: Any, config: Config) -> Result:
     """
     if not 0.0 < config.fit_fraction < 1.0:
         raise ValueError(f"fit_fraction must be in (0, 1), got {config.fit_fraction}")
-    world = organism_world(model, config.organism_folder)
-    scripts = _scripts(world, config.scripts)
+    dataset, source, world = study_dataset(model, config, config.organism_folder)
+    queries = fact_queries(dataset, world)
+    known = list(dict.fromkeys(q.language for q in queries))
+    pivot = pivot_language(known, world)
+    scripts = _scripts(known, pivot, config.scripts)
     rng = random.Random(config.seed)
-    facts = list(range(len(world.facts)))
+    facts = sorted({q.index for q in queries})
     if config.max_facts is not None and config.max_facts < len(facts):
         facts = sorted(rng.sample(facts, config.max_facts))
-    queries = _queries(world, scripts, set(facts))
+    chosen = set(facts)
+    by_lang = {s: [q for q in queries if q.language == s and q.index in chosen] for s in scripts}
+    prep = prepare(model, by_lang, pivot)
     data: dict[str, Any] = {
-        "pivot": world.pivot,
+        "pivot": pivot,
         "scripts": scripts,
         "facts": facts,
         "n_layers": int(model.cfg.n_layers),
-        "heldout": {s: sorted(set(facts) & set(world.heldout.get(s, []))) for s in scripts},
+        "heldout": {s: sorted(q.index for q in by_lang[s] if q.heldout) for s in scripts},
+        "source": source,
+        "scoring": config.scoring,
+        "fact_ids": _fact_ids(queries, facts),
+        "skipped": prep.skipped,
     }
-    final = _measure(model, queries, world, config.batch_size)
-    data["final"] = _strip(final)
+    final = measure(model, prep, config.scoring, config.batch_size)
+    prep.near_zero = [s for s in scripts if (final["recall"][s] or 0.0) < config.min_recall]
+    if prep.near_zero:  # CLC is not computed for them (it would compare near-empty sets)
+        final = measure(model, prep, config.scoring, config.batch_size, given=final["_scores"])
+    data["near_zero"], data["min_recall"] = prep.near_zero, config.min_recall
+    data["final"] = strip(final)
     if config.checkpoints:
-        data["training"] = _training(model, queries, world, config, data["final"])
+        if world is not None or is_organism(model, config.organism_folder):
+            data["training"] = _training(model, prep, config, data["final"])
+        else:
+            data["training"] = {"points": [], "note": NO_CHECKPOINTS}
     layers = _shortcut_layers(model, config.shortcut_layers)
     if layers:
-        data["shortcut"] = _shortcut_study(
-            model, queries, world, facts, layers, config, rng, final["_predictions"]
-        )
+        data["shortcut"] = _shortcut_study(model, prep, facts, layers, config, rng, final)
     typed = FactConsistencyData.from_dict(jsonable(data))
-    return Result(
-        config=config.to_dict(), model=_label(config), data=typed, findings=findings(typed)
-    )
+    label = _label(config) if world is not None else model_label(model)
+    return Result(config=config.to_dict(), model=label, data=typed, findings=findings(typed))
+
+
+NO_CHECKPOINTS = (
+    "this model has no training checkpoints lens can load (only the organism ships them), "
+    "so consistency over training is not measured"
+)
 
 
 # ---------------------------------------------------------------------- measuring
 
 
-def _scripts(world: Any, chosen: list[str] | None) -> list[str]:
+def _scripts(known: list[str], pivot: str, chosen: list[str] | None) -> list[str]:
     if chosen is None:
-        return list(world.scripts)
-    bad = [s for s in chosen if s not in world.scripts]
+        return [pivot] + [s for s in known if s != pivot]
+    bad = [s for s in chosen if s not in known]
     if bad:
-        raise ValueError(f"unknown languages/notations {bad}; known: {world.scripts}")
-    return [world.pivot] + [s for s in dict.fromkeys(chosen) if s != world.pivot]
+        raise ValueError(f"unknown languages/notations {bad}; the data has {known}")
+    return [pivot] + [s for s in dict.fromkeys(chosen) if s != pivot]
 
 
-def _queries(world: Any, scripts: list[str], facts: set[int]) -> dict[str, list[Any]]:
-    from lens.organism import fact_queries
-
-    return {s: [q for q in fact_queries(world, s) if q.fact_index in facts] for s in scripts}
-
-
-@torch.no_grad()
-def _predict_last(
-    model: Any, prompts: list[str], batch_size: int, shortcut: Any = None
-) -> list[int]:
-    """Argmax id at each prompt's last real position; through ``shortcut`` when given."""
-    import lens
-
-    if shortcut is None:
-        return (
-            lens.readout.last_token_logits(model, prompts, batch_size=batch_size)
-            .argmax(-1)
-            .tolist()
-        )
-    out: list[int] = []
-    for start in range(0, len(prompts), batch_size):
-        b = lens.tokens.batch(model, prompts[start : start + batch_size], padding_side="left")
-        out += lens.shortcuts.predict(shortcut, model, b, positions="last").argmax(-1).tolist()
-    return out
+def _fact_ids(queries: list[FactQuery], facts: list[int]) -> list[str]:
+    ids = {q.index: q.id for q in queries}
+    return [ids[i] for i in facts]
 
 
-def _measure(
-    model: Any,
-    queries: dict[str, list[Any]],
-    world: Any,
-    batch_size: int,
-    shortcut: Any = None,
-    only: set[int] | None = None,
-    given: dict[str, dict[int, int]] | None = None,
-) -> dict[str, Any]:
-    """Recall (all / trained / held out), ``correct`` sets and CLC per script, on the facts
-    in ``only`` (None: all). ``given``: predictions already made (``{script: {fact: id}}``)."""
-    correct: dict[str, list[int]] = {}
-    recall: dict[str, float] = {}
-    split: dict[str, dict[str, float | None]] = {}
-    predictions: dict[str, dict[int, int]] = {}
-    for s, qs in queries.items():
-        qs = [q for q in qs if only is None or q.fact_index in only]
-        if given is not None:
-            pred = [given[s][q.fact_index] for q in qs]
-        else:
-            pred = _predict_last(model, [q.prompt for q in qs], batch_size, shortcut)
-        gold = word_ids(model, [q.answer for q in qs])
-        hit = [p == g for p, g in zip(pred, gold)]
-        correct[s] = sorted(q.fact_index for q, h in zip(qs, hit) if h)
-        recall[s] = sum(hit) / len(hit) if hit else None
-        trained = [h for q, h in zip(qs, hit) if not q.heldout]
-        held = [h for q, h in zip(qs, hit) if q.heldout]
-        split[s] = {
-            "trained": sum(trained) / len(trained) if trained else None,
-            "heldout": sum(held) / len(held) if held else None,
-        }
-        predictions[s] = {q.fact_index: p for q, p in zip(qs, pred)}
-    pivot = world.pivot
-    clcs = {s: clc(set(correct[s]), set(correct[pivot])) for s in queries if s != pivot}
-    others = [recall[s] for s in queries if s != pivot and recall[s] is not None]
-    valid = [c for c in clcs.values() if c is not None]
-    return {
-        "recall": recall,
-        "recall_split": split,
-        "correct": correct,
-        "clc": clcs,
-        "mean_recall_others": float(np.mean(others)) if others else None,
-        "mean_clc": float(np.mean(valid)) if valid else None,
-        "_predictions": predictions,
-    }
-
-
-def _strip(m: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in m.items() if not k.startswith("_")}
-
-
-def _training(
-    model: Any, queries: dict[str, list[Any]], world: Any, config: Config, final: dict[str, Any]
-) -> dict[str, Any]:
+def _training(model: Any, prep: Prepared, config: Config, final: dict[str, Any]) -> dict[str, Any]:
     """Recall and CLC of every saved checkpoint, then of the final model (``model``)."""
     import lens
     from lens import organism
@@ -180,13 +118,13 @@ def _training(
             folder=config.organism_folder,
             device=next(model.parameters()).device,
         )
-        m = _strip(_measure(ckpt, queries, world, config.batch_size))
+        m = strip(measure(ckpt, prep, config.scoring, config.batch_size))
         points.append({"step": step, "label": f"step {step}", **m})
         del ckpt
     final_step = _final_step(config.organism_folder)
     label = f"final (step {final_step})" if final_step is not None else "final"
     x = final_step if final_step is not None else (steps[-1] + 1 if steps else 0)
-    points.append({"step": x, "label": label, **_strip(final)})
+    points.append({"step": x, "label": label, **final})
     return {"points": points}
 
 
@@ -225,21 +163,22 @@ def _shortcut_layers(model: Any, chosen: list[int] | None) -> list[int]:
 
 def _shortcut_study(
     model: Any,
-    queries: dict[str, list[Any]],
-    world: Any,
+    prep: Prepared,
     facts: list[int],
     layers: list[int],
     config: Config,
     rng: random.Random,
-    full_predictions: dict[str, dict[int, int]],
+    final: dict[str, Any],
 ) -> dict[str, Any]:
     import lens
 
     n_fit = max(1, round(config.fit_fraction * len(facts)))
     fit = set(rng.sample(facts, n_fit))
     held = set(facts) - fit
-    fit_prompts = [q.prompt for qs in queries.values() for q in qs if q.fact_index in fit]
-    full = _measure(model, queries, world, config.batch_size, only=held, given=full_predictions)
+    fit_prompts = [q.prompt for qs in prep.queries.values() for q in qs if q.index in fit]
+    args = (config.scoring, config.batch_size)
+    full = measure(model, prep, *args, only=held, given=final["_scores"])
+    base = mean_all(full["recall"])
     entries = []
     for layer in tqdm(layers, desc="linear shortcuts"):
         sc = lens.shortcuts.fit(
@@ -251,16 +190,15 @@ def _shortcut_study(
             batch_size=config.batch_size,
             progress=False,
         )
-        m = _measure(model, queries, world, config.batch_size, shortcut=sc, only=held)
-        ours, theirs = m["_predictions"], full["_predictions"]
-        same = [ours[s][i] == theirs[s][i] for s in queries for i in ours[s]]
-        entry = {"layer": layer, **_strip(m), "agreement": sum(same) / len(same)}
-        entry["mean_recall"] = _mean_all(m["recall"])
-        base = _mean_all(full["recall"])
+        m = measure(model, prep, *args, shortcut=sc, only=held)
+        ours, theirs = m["_scores"], full["_scores"]
+        same = [ours[s][i][1] == theirs[s][i][1] for s in ours for i in ours[s]]
+        entry = {"layer": layer, **strip(m), "agreement": sum(same) / len(same)}
+        entry["mean_recall"] = mean_all(m["recall"])
         entry["recall_kept"] = entry["mean_recall"] / base if base else None
         entries.append(entry)
-    full_out = _strip(full)
-    full_out["mean_recall"] = _mean_all(full["recall"])
+    full_out = strip(full)
+    full_out["mean_recall"] = base
     return {
         "fit_facts": sorted(fit),
         "eval_facts": sorted(held),
@@ -269,11 +207,6 @@ def _shortcut_study(
         "full": full_out,
         "layers": entries,
     }
-
-
-def _mean_all(recall: dict[str, float | None]) -> float:
-    vals = [v for v in recall.values() if v is not None]
-    return float(np.mean(vals)) if vals else 0.0
 
 
 def _label(config: Config) -> str:

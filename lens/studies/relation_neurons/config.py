@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import (
     StudyConfig,
 )
@@ -14,6 +16,7 @@ class Config(StudyConfig):
     """Settings of the relation-neuron study (defaults for the organism).
 
     Attributes:
+        scoring: how an answer counts as recalled (:mod:`lens.studies.answers`).
         language: selection language (None = the pivot).
         k: neurons per relation (None = :func:`lens.finders.average_precision.default_k`).
         k_multipliers: the cumulativity curve's k values as multiples of ``k``.
@@ -25,7 +28,9 @@ class Config(StudyConfig):
         batch_size: prompts per forward.
     """
 
+    data_kind: ClassVar[str | None] = "facts"
     language: str | None = None
+    scoring: AnswerScoring = "first_token"
     k: int | None = None
     k_multipliers: list[float] | None = None
     neg_ratio: float = 4.0
