@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from lens.studies.base import StudyConfig
 
@@ -44,6 +44,7 @@ class Config(StudyConfig):
             is read as the ``code answer`` curve when every item has one.
     """
 
+    data_kind: ClassVar[str | None] = "translations"
     sources: list[str] | None = None
     targets: list[str] | None = None
     kinds: list[str] = field(default_factory=lambda: ["concept"])
@@ -54,7 +55,6 @@ class Config(StudyConfig):
     min_mass: float = 0.05
     batch_size: int = 256
     organism_folder: str | None = None
-    data: str | None = None
     pivot: str = "en"
     tasks: list[Task] = field(default_factory=lambda: ["translation", "repetition"])
     n_shots: int = 4

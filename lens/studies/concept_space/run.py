@@ -11,7 +11,6 @@ from tqdm.auto import tqdm
 from lens.studies._organism_data import (
     language_token_ids,
     non_pivot_scripts,
-    organism_world,
     word_ids,
 )
 from lens.studies.base import jsonable
@@ -38,16 +37,14 @@ def run(model: Any, config: Config) -> Result:
 
     if not 0.0 <= config.min_mass <= 1.0:
         raise ValueError(f"min_mass must be in [0, 1], got {config.min_mass}")
-    world = None
-    if config.data is None:
-        world = organism_world(model, config.organism_folder, required=False)
+    from lens.studies.datasets import study_dataset
+
+    dataset, source, world = study_dataset(model, config, config.organism_folder)
     if world is None:
-        from lens.data import load_dataset
         from lens.studies._organism_data import model_label
         from lens.studies.concept_space.on_data import run_on_data
 
-        source = config.data or "translations"
-        return run_on_data(model, config, load_dataset(source), source, model_label(model))
+        return run_on_data(model, config, dataset, source, model_label(model))
     sources = non_pivot_scripts(world, config.sources)
     targets = non_pivot_scripts(world, config.targets)
     facts = non_pivot_scripts(world, config.fact_scripts)

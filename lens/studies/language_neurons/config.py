@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lens.studies.base import StudyConfig
 
@@ -26,7 +27,7 @@ class Config(StudyConfig):
         batch_size: examples per forward.
     """
 
-    data: str | None = None
+    data_kind: ClassVar[str | None] = "texts"
     languages: list[str] | None = None
     max_texts: int | None = 300
     eval_fraction: float = 0.25

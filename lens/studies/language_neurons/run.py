@@ -17,7 +17,7 @@ from interventions.neurons import NeuronDeactivation
 from lens.finders.lape import activation_probabilities, lape
 from lens.hooks import apply
 from lens.stats.corpus import labelled
-from lens.studies._organism_data import model_label, organism_world, split
+from lens.studies._organism_data import model_label, split
 from lens.studies.base import (
     jsonable,
 )
@@ -43,17 +43,11 @@ def texts_by_language(model: Any, config: Config) -> tuple[str, dict[str, list[s
         >>> name, list(texts), len(texts["fr"]) > 10
         ('texts', ['fr'], True)
     """
-    from lens.data import load_dataset
-    from lens.data.organism_export import organism_texts
+    from lens.studies.datasets import study_dataset
 
-    world = organism_world(model, required=False) if config.data is None else None
+    dataset, name, world = study_dataset(model, config)
     if world is not None:
-        name, dataset = "organism", organism_texts(world)
-    else:
-        name = config.data or "texts"
-        dataset = load_dataset(name)
-        if dataset.kind != "texts":
-            raise ValueError(f"language_neurons reads a texts dataset, got {dataset.kind} ({name})")
+        name = "organism"
     known = dataset.languages()
     langs = config.languages or known
     unknown = [x for x in langs if x not in known]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from lens.studies.base import (
     StudyConfig,
@@ -51,6 +51,7 @@ class Config(StudyConfig):
         progress: tqdm bars.
     """
 
+    data_kind: ClassVar[str | None] = "requests"
     languages: list[str] | None = None
     pivot: str | None = None
     positions: list[int] = field(default_factory=lambda: [-2, -1])
@@ -70,7 +71,6 @@ class Config(StudyConfig):
     max_logit_diff: float = 1e-3
     world: str | None = None
     progress: bool = True
-    data: str | None = None
     min_baseline_refusal: float = 0.5
     refusal_phrases: dict[str, list[str]] | None = None
     chat_template: bool = True

@@ -161,8 +161,6 @@ def from_dataset(
 ) -> Requests:
     """A requests dataset split by id (the same ids in every language) into train / val /
     heldout by ``fractions`` (train, val; the rest is held out), per class, with ``seed``."""
-    if dataset.kind != "requests":
-        raise ValueError(f"the refusal study reads a requests dataset, got {dataset.kind}")
     langs = _check_languages(langs, dataset.languages(), f"the data ({source})")
     pivot = _check_pivot(pivot if pivot is not None else "en", langs)
     table = {**REFUSAL_PHRASES, **(phrases or {})}

@@ -31,17 +31,16 @@ from lens.tokens import batch as make_batch
 def build_requests(model: Any, config: Config) -> Requests:
     """The organism's requests (model of the organism's world, ``data`` None), else the
     requests dataset ``config.data`` (default: the built-in ``"requests"``)."""
-    from lens.data import load_dataset
+    from lens.studies.datasets import study_dataset
 
-    world = None
-    if config.data is None:
-        world = organism_world(model, config.world, required=config.world is not None)
+    if config.world is not None:
+        organism_world(model, config.world)  # a world was asked for: the model must fit it
+    dataset, source, world = study_dataset(model, config, config.world)
     if world is not None:
         return from_world(model, world, config.languages, config.pivot)
-    source = config.data or "requests"
     return from_dataset(
         model,
-        load_dataset(source),
+        dataset,
         source,
         config.languages,
         config.pivot,
