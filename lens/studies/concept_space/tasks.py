@@ -8,8 +8,9 @@ Translation (``fr -> de``): a few-shot prompt whose last line leaves the target 
     Français: "fleur" - Deutsch: "
 
 Repetition (``de``): the same with the target language on both sides
-(``Deutsch: "Blume" - Deutsch: "``). The answer is read by its first token (the word right
-after the opening quote); the English word of the same concept is the pivot answer.
+(``Deutsch: "Blume" - Deutsch: "``). The answer is read by its first token as the tokenizer
+splits the word right after the opening quote (:func:`first_token_after`); the English word of
+the same concept, at the same place, is the pivot answer.
 """
 
 from __future__ import annotations
@@ -76,6 +77,27 @@ def line(src: str, src_word: str, tgt: str, tgt_word: str | None = None) -> str:
     return head if tgt_word is None else f'{head}{tgt_word}"'
 
 
+def first_token_after(model: Any, context: str, word: str) -> int:
+    """Id of the first token of ``word`` written right after ``context`` (no space between).
+
+    Tokenizers that mark word starts (SentencePiece's ``▁``) split a word differently alone
+    and after a quote; this reads the token the model would emit at that place. When the
+    word merges into the context's last token, the word's own first token is used.
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model("organism")
+        >>> first_token_after(model, 'x: "', "alice") == lens.tokens.first_token_id(model, "alice")
+        True
+    """
+    tok = model.tokenizer
+    head = tok.encode(context, add_special_tokens=False)
+    full = tok.encode(context + word, add_special_tokens=False)
+    if len(full) > len(head) and full[: len(head)] == head:
+        return int(full[len(head)])
+    return first_token_id(model, word)
+
+
 def build_panel(
     model: Any,
     words: dict[str, dict[str, str]],
@@ -96,8 +118,13 @@ def build_panel(
     kind = "repetition" if src == tgt else "translation"
     usable = sorted(c for c in words[tgt] if c in words[src] and c in words[pivot])
     rng = random.Random(f"{seed}:{src}:{tgt}")
-    tgt_ids = {c: first_token_id(model, words[tgt][c]) for c in usable}
-    pivot_ids = {c: first_token_id(model, words[pivot][c]) for c in usable}
+    context = line(src, "", tgt)  # what comes right before the answer: '... - Deutsch: "'
+
+    def token(word: str) -> int:
+        return first_token_after(model, context, word)
+
+    tgt_ids = {c: token(words[tgt][c]) for c in usable}
+    pivot_ids = {c: token(words[pivot][c]) for c in usable}
     excluded = [c for c in usable if tgt_ids[c] == pivot_ids[c]]
     kept = [c for c in usable if c not in excluded]
     items = kept if max_items is None or max_items >= len(kept) else rng.sample(kept, max_items)
@@ -120,9 +147,9 @@ def build_panel(
         curves["target answer"].append(tgt_ids[c])
         curves["pivot answer"].append(pivot_ids[c])
         if kind == "translation":
-            curves["source word"].append(first_token_id(model, words[src][c]))
+            curves["source word"].append(token(words[src][c]))
         if code_lang is not None:
-            curves["code answer"].append(first_token_id(model, words[code_lang][c]))
+            curves["code answer"].append(token(words[code_lang][c]))
     return TaskPanel(
         name=f"{src}->{tgt}",
         kind=kind,
