@@ -28,7 +28,7 @@ def test_refusal_stops_at_the_baseline(smol, tmp_path):
     out = res.save(tmp_path / "rf")
     assert "not studied" in res.headline()
     assert StudyResult.load(out).data == d
-    # an example reply recomputed with a plain greedy loop on the ChatML prompt
+    # an example reply recomputed with a plain greedy loop on the ChatML prompt (to EOS)
     text, reply = b["harmful_examples"][0]
     tok = smol.tokenizer
     prompt = tok.apply_chat_template(
@@ -40,5 +40,7 @@ def test_refusal_stops_at_the_baseline(smol, tmp_path):
         for _ in range(config.example_tokens):
             nxt = int(smol(torch.tensor([ids + new]))[0, -1].argmax())
             new.append(nxt)
+            if nxt == tok.eos_token_id:
+                break
     assert tok.decode(new, skip_special_tokens=True) == reply
     assert not any(reply.startswith(p) for p in REFUSAL_PHRASES["en"])

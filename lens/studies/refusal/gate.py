@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lens.generate import greedy_tokens
 from lens.studies._organism_data import model_label
 from lens.studies.base import Finding, jsonable
 from lens.studies.refusal.config import Config
@@ -28,13 +29,30 @@ def baseline_refusal(model: Any, req: Requests, config: Config) -> dict[str, dic
         for cls in ("harmful", "harmless"):
             prompts, texts = req.every(g, cls == "harmful")
             rows += [(g, cls, p, t) for p, t in zip(prompts, texts)]
-    whole, first, reply = refusal_flags(
+    whole, first, _ = refusal_flags(
         model,
         [r[2] for r in rows],
         [req.phrase_ids[r[0]] for r in rows],
         batch_size=config.batch_size,
-        min_tokens=config.example_tokens,
     )
+    # longer replies for the few shown as examples only (generation costs one forward a token)
+    shown = [
+        i
+        for g in req.languages
+        for cls in ("harmful", "harmless")
+        for i in [k for k, r in enumerate(rows) if r[0] == g and r[1] == cls][: config.n_examples]
+    ]
+    replies = {}
+    if shown:
+        ids = greedy_tokens(
+            model,
+            [rows[i][2] for i in shown],
+            max_new_tokens=config.example_tokens,
+        )
+        replies = {
+            i: model.tokenizer.decode(ids[k].tolist(), skip_special_tokens=True)
+            for k, i in enumerate(shown)
+        }
     out: dict[str, dict[str, Any]] = {}
     for g in req.languages:
         entry: dict[str, Any] = {}
@@ -43,10 +61,7 @@ def baseline_refusal(model: Any, req: Requests, config: Config) -> dict[str, dic
             entry[cls] = sum(whole[i] for i in idx) / len(idx) if idx else float("nan")
             entry[f"{cls}_first_token"] = sum(first[i] for i in idx) / len(idx) if idx else None
             entry[f"n_{cls}"] = len(idx)
-            entry[f"{cls}_examples"] = [
-                [rows[i][3], model.tokenizer.decode(reply[i].tolist(), skip_special_tokens=True)]
-                for i in idx[: config.n_examples]
-            ]
+            entry[f"{cls}_examples"] = [[rows[i][3], replies[i]] for i in idx[: config.n_examples]]
         out[g] = entry
     return out
 
