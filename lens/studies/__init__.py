@@ -6,6 +6,12 @@ dataclass with defaults for the organism, and ``quick_config()``: seconds, for t
 against the numbers), ``report.py`` (``Result``: headline, markdown report; ``Result.save(dir)``
 writes results.json, report.md and PNG plots) and ``plots.py``. Each package re-exports these
 names and registers itself in ``STUDIES``.
+
+Shared by the studies: ``Config.data`` (every study config; a ``lens.data`` file or built-in
+name) resolved by :mod:`lens.studies.datasets` (the organism's own data on the organism, lens's
+real data on any other model), answer scoring in :mod:`lens.studies.answers` (``first_token`` /
+``teacher_forced``; answers a model cannot tokenize are reported and skipped) and fact queries
+in :mod:`lens.studies.facts`.
 """
 
 # Study packages register themselves on import (one line each):

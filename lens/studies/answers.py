@@ -160,7 +160,8 @@ def _teacher_forced(
 
     hits, preds, logps = [], [], []
     for s in range(0, len(items), batch_size):
-        rows = [p + a for p, a in zip(items.prompt_ids[s:], items.answer_ids[s:])][:batch_size]
+        chunk = slice(s, s + batch_size)
+        rows = [p + a for p, a in zip(items.prompt_ids[chunk], items.answer_ids[chunk])]
         b = lens.tokens.batch(model, rows, padding_side="right")
         if shortcut is not None:
             logits = lens.shortcuts.predict(shortcut, model, b, positions="all")
@@ -227,15 +228,16 @@ def score_answers(
 
 def describe_scoring(scoring: AnswerScoring) -> str:
     """One sentence for a report saying how answers were scored."""
+    exact = " Tokens must match exactly (case included: ' Euro' is not ' euro')."
     if scoring == "first_token":
         return (
             "Scoring `first_token`: an answer counts as given when the argmax of the "
-            "next-token logits at the prompt's last token is the answer's first token."
+            "next-token logits at the prompt's last token is the answer's first token." + exact
         )
     return (
         "Scoring `teacher_forced`: the answer is fed after the prompt and counts as given when "
         "every one of its tokens is the argmax at its position (the whole answer is the start "
-        "of the greedy continuation)."
+        "of the greedy continuation)." + exact
     )
 
 

@@ -16,8 +16,10 @@ import torch
 import lens
 from interventions import NeuronDeactivation
 from lens import organism
+from lens.data.organism_export import organism_facts
 from lens.studies import StudyResult, relation_neurons
 from lens.studies.base import jsonable
+from lens.studies.facts import fact_queries
 from tests.integration.conftest import FOLDER, require_organism
 
 require_organism()
@@ -108,10 +110,14 @@ def test_drop_entries_recomputed(model, world, result, lang_index):
         assert base - after == pytest.approx(d["drop"][lang_index][i][j], abs=1e-12)
 
 
-def test_gold_tokens_are_answer_words(model, world):
-    qs = organism.fact_queries(world, "lisp")[:20]
-    got = relation_neurons.gold_tokens(model, [q.prompt for q in qs], [q.answer for q in qs])
-    assert got == model.tokenizer.convert_tokens_to_ids([q.answer for q in qs])
+def test_answer_tokens_are_answer_words(model, world):
+    """The study's answer tokens (lens.studies.answers) are the organism's answer words."""
+    qs = [q for q in fact_queries(organism_facts(world), world) if q.language == "lisp"][:20]
+    got = relation_neurons.make_queries(model, qs, ["lisp"], list(world.relations))
+    assert not got.skipped and len(got) == len(qs)
+    assert got.answers.first_ids.tolist() == model.tokenizer.convert_tokens_to_ids(
+        [q.answer for q in qs]
+    )
 
 
 def test_findings_follow_the_numbers(result):
@@ -126,7 +132,11 @@ def test_findings_follow_the_numbers(result):
     assert jac[0, 1] == pytest.approx(len(sets[0] & sets[1]) / len(sets[0] | sets[1]))
 
 
-def test_needs_the_organism():
-    tiny = lens.load_model(lens.tiny_config("llama"))
-    with pytest.raises(ValueError, match="organism"):
-        relation_neurons.run(tiny, relation_neurons.quick_config())
+def test_other_models_get_the_builtin_real_facts(stories_model):
+    """Not the organism: the default data is lens's built-in real facts (checked before any
+    neuron is selected); an unknown selection language is a clear error."""
+    with pytest.raises(
+        ValueError,
+        match=r"unknown languages \['ka', 'py'\]; the data has \['en', 'fr', 'de', 'es'\]",
+    ):
+        relation_neurons.run(stories_model, relation_neurons.quick_config())

@@ -1,4 +1,11 @@
-"""Relation-specific neurons (Liu et al. 2025, arXiv 2502.17355) on the organism.
+"""Relation-specific neurons (Liu et al. 2025, arXiv 2502.17355) on the organism or any model.
+
+0. Data: fact queries from ``Config.data`` (a ``lens.data`` facts file or built-in name;
+   default: the organism's own facts on the organism, lens's built-in real facts elsewhere).
+   Subjects are keyed across languages (parallel ids), relations are the data's relations.
+   Answers are scored by ``Config.scoring`` (:mod:`lens.studies.answers`, default
+   ``"first_token"``); answers the model cannot tokenize are reported and skipped. A transfer
+   language with near-zero baseline accuracy (``min_accuracy``) is flagged and not measured.
 
 1. Selection: the organism's subjects are split (``seed``) into a selection half and an
    evaluation half. On the selection subjects' fact queries in the selection language (the
@@ -6,10 +13,10 @@
    (``mlp.hook_post``, mean over the prompt's tokens) by the average precision with which it
    separates one relation's prompts from sampled other relations' prompts, and keeps the top
    ``k`` per relation (default: the paper's 3,000 of 352,256 neurons, scaled to the model).
-2. Accuracy: a query is answered correctly when the argmax of the next-token logits at the
-   prompt's last position is the gold answer's first token (the organism's answers are one
-   token, so this equals the first token of greedy generation). Evaluated on the evaluation
-   subjects' trained (not held-out) queries.
+2. Accuracy: with ``"first_token"`` scoring a query is answered correctly when the argmax of
+   the next-token logits at the prompt's last position is the gold answer's first token (the
+   organism's answers are one token, so this equals the first token of greedy generation).
+   Evaluated on the evaluation subjects' trained (not held-out) queries.
 3. Drop matrix: ``drop[i, j]`` = accuracy on relation j without intervention minus accuracy
    with relation i's neurons set to 0 (``NeuronDeactivation``, every position); positive =
    worse. Negative entries are interference (accuracy improves).
@@ -34,9 +41,7 @@ from lens.studies.relation_neurons.run import (
     accuracy_table,
     correct,
     drops,
-    gold_tokens,
     make_queries,
-    prefix_by_layer,
     run,
 )
 
@@ -48,9 +53,7 @@ __all__ = [
     "correct",
     "drops",
     "findings",
-    "gold_tokens",
     "make_queries",
-    "prefix_by_layer",
     "quick_config",
     "run",
     "summary",

@@ -25,6 +25,8 @@ class Config(StudyConfig):
             subjects' queries are evaluated.
         transfer_languages: languages/notations for the transfer test (None = all others).
         n_random_seeds: random same-size neuron sets per relation.
+        min_accuracy: a transfer language whose mean baseline accuracy is below this is
+            flagged as near zero and not measured (zeroing neurons cannot lower it further).
         batch_size: prompts per forward.
     """
 
@@ -37,6 +39,7 @@ class Config(StudyConfig):
     selection_fraction: float = 0.5
     transfer_languages: list[str] | None = None
     n_random_seeds: int = 3
+    min_accuracy: float = 0.05
     batch_size: int = 128
 
     def multipliers(self) -> list[float]:

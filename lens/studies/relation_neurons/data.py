@@ -27,6 +27,10 @@ class RelationNeuronsData(StudyData):
         cumulativity: ``{"k", "own", "others", "random_own"}`` curves over ``k_grid``.
         jaccard: ``[a][b]`` overlap of the neuron sets; n_shared_neurons, n_distinct_neurons.
         seconds: timings.
+        source: the dataset (file or built-in name); scoring: how answers were scored.
+        near_zero: languages whose mean baseline accuracy is below ``min_accuracy`` (their
+            drop rows are None: not measured).
+        skipped: evaluation queries whose answer the model cannot tokenize (left out).
     """
 
     language: str
@@ -53,3 +57,8 @@ class RelationNeuronsData(StudyData):
     n_shared_neurons: int
     n_distinct_neurons: int
     seconds: dict[str, float]
+    source: str = "organism-facts"
+    scoring: str = "first_token"
+    near_zero: list[str] | None = None
+    min_accuracy: float | None = None
+    skipped: list[dict[str, str]] | None = None

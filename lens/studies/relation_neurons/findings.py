@@ -19,12 +19,15 @@ def as_array(x: Any) -> np.ndarray:
 
 
 def summary(data: RelationNeuronsData) -> dict[str, Any]:
-    """Diagonal / off-diagonal means of the drop matrix per language, random baseline too."""
+    """Diagonal / off-diagonal means of the drop matrix per measured language (languages
+    flagged for near-zero accuracy have no entry), random baseline too."""
     drop, rnd = as_array(data.drop), as_array(data.random_mean)
     out: dict[str, Any] = {}
     nan = np.full_like(drop[0], np.nan)
     for li, x in enumerate(data.languages):
         m, r = drop[li], (rnd[li] if li < len(rnd) else nan)
+        if np.isnan(m).all():
+            continue
         out[x] = {
             "diag": float(np.nanmean(np.diag(m))),
             "off": float(np.nanmean(off_diagonal(m))),
@@ -47,7 +50,18 @@ def findings(data: RelationNeuronsData) -> list[Finding]:
     lang = data.language
     p = s[lang]
     n_rel = len(data.relations)
-    out = [
+    out = []
+    if lang in (data.near_zero or []):
+        out.append(
+            Finding(
+                claim=f"The model recalls the facts in the selection language {lang} (needed "
+                "for every claim below).",
+                reproduced=False,
+                evidence=f"Mean baseline accuracy {np.nanmean(as_array(data.base_accuracy)[0]):.2f}"
+                f" is below {data.min_accuracy}: the drops below are meaningless.",
+            )
+        )
+    out += [
         Finding(
             claim=f"Deactivating a relation's neurons lowers recall of that relation more than of "
             f"the others (drop-matrix diagonal > off-diagonal mean, {lang}).",
@@ -114,7 +128,21 @@ def findings(data: RelationNeuronsData) -> list[Finding]:
             + ".",
         )
     )
-    transfer = [x for x in data.languages if x != lang]
+    flagged = [x for x in data.languages if x != lang and x not in s]
+    transfer = [x for x in data.languages if x != lang and x in s]
+    if flagged:
+        base = as_array(data.base_accuracy)
+        accs = ", ".join(f"{x} {np.nanmean(base[data.languages.index(x)]):.2f}" for x in flagged)
+        out.append(
+            Finding(
+                claim=f"Relation neurons selected in {lang} also lower recall of the same "
+                "relation in other languages — not testable in " + ", ".join(flagged) + ".",
+                reproduced=False,
+                evidence=f"Baseline accuracy there is near zero ({accs}; threshold "
+                f"{data.min_accuracy}): the model hardly answers these facts in those "
+                "languages at all, so there is no recall for the neurons to lower.",
+            )
+        )
     if transfer:
         holds = [x for x in transfer if s[x]["diag"] > s[x]["off"]]
         out.append(

@@ -58,7 +58,7 @@ def plot_all(d: RelationNeuronsData, out: Path) -> list[Path]:
     paths.append(save_figure(fig, out / "overlap.png"))
 
     s = summary(d)
-    langs = d.languages
+    langs = [la for la in d.languages if la in s]
     fig = new_figure(max(5.0, 0.7 * len(langs) + 2), 3.6)
     ax = fig.add_subplot()
     x = np.arange(len(langs))

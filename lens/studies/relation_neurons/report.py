@@ -9,6 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from lens.plots.common import markdown_table
+from lens.studies.answers import SkippedAnswer, describe_scoring, skipped_summary
 from lens.studies.base import StudyResult, fmt_number
 from lens.studies.relation_neurons.data import RelationNeuronsData
 from lens.studies.relation_neurons.findings import as_array, summary
@@ -56,23 +57,26 @@ class Result(StudyResult):
             for i, r in enumerate(rels)
         ]
         per_language = [
-            [
-                x,
-                d.n_eval_prompts[x],
-                f"{np.nanmean(base[li]):.3f}",
-                f"{s[x]['diag']:.3f}",
-                f"{s[x]['off']:.3f}",
-                fmt_number(s[x]["random_diag"], 3),
-            ]
+            [x, d.n_eval_prompts[x], f"{np.nanmean(base[li]):.3f}"]
+            + (
+                [
+                    f"{s[x]['diag']:.3f}",
+                    f"{s[x]['off']:.3f}",
+                    fmt_number(s[x]["random_diag"], 3),
+                ]
+                if x in s
+                else ["near-zero baseline: not measured", "", ""]
+            )
             for li, x in enumerate(d.languages)
         ]
+        flagged = [x for x in d.languages if x not in s]
         lines = [
-            f"Neurons were selected on {d.n_selection_prompts} {d.language} fact queries "
-            f"of {len(d.selection_subjects)} subjects and evaluated on the other "
-            f"{len(d.eval_subjects)} subjects' trained queries. Accuracy: the argmax of the "
-            "next-token logits at the last prompt position equals the answer's first token. "
-            "Drop = accuracy without intervention minus accuracy with the neurons zeroed "
-            "(positive = worse).",
+            f"Data: `{d.source}`. Neurons were selected on {d.n_selection_prompts} "
+            f"{d.language} fact queries of {len(d.selection_subjects)} subjects and evaluated "
+            f"on the other {len(d.eval_subjects)} subjects' trained queries. "
+            + describe_scoring(d.scoring)
+            + " (Default `first_token`, the paper's scoring.) Drop = accuracy without "
+            "intervention minus accuracy with the neurons zeroed (positive = worse).",
             "",
             markdown_table(
                 [
@@ -100,6 +104,32 @@ class Result(StudyResult):
             "",
             f"Time: {d.seconds['total']:.1f} s (selection {d.seconds['selection']:.1f} s).",
         ]
+        if flagged:
+            lines += [
+                "",
+                f"**Near-zero baseline accuracy in {', '.join(flagged)}** (mean below "
+                f"{d.min_accuracy}): the model hardly answers these facts in those languages, "
+                "so the transfer test is not run there.",
+            ]
+        weak = [
+            f"{r} ({base[0, i]:.3f})"
+            for i, r in enumerate(rels)
+            if not base[0, i] >= (d.min_accuracy or 0.0) or base[0, i] == 0.0
+        ]
+        if weak:
+            lines += [
+                "",
+                f"Relations with near-zero base accuracy in {d.language}: {', '.join(weak)}; "
+                "zeroing neurons cannot lower their accuracy, so their own drop is 0 or "
+                "negative by construction.",
+            ]
+        skipped = d.skipped or []
+        if skipped:
+            why = skipped_summary(
+                [SkippedAnswer(0, "", k["answer"], k["reason"]) for k in skipped],
+                len(skipped) + sum(d.n_eval_prompts.values()),
+            )
+            lines += ["", why]
         return "\n".join(lines)
 
     def plots(self, out: Path) -> list[Path]:

@@ -12,79 +12,68 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions.neurons import NeuronDeactivation
+from interventions.neurons import NeuronDeactivation, neurons_by_layer
 from lens.finders.average_precision import average_precision_neurons, default_k
-from lens.hooks import apply
-from lens.studies._organism_data import model_label, organism_world, split
+from lens.studies._organism_data import model_label, split
+from lens.studies.answers import (
+    Answers,
+    AnswerScoring,
+    SkippedAnswer,
+    score_answers,
+    tokenize_answers,
+)
 from lens.studies.base import (
     jsonable,
     off_diagonal,
 )
+from lens.studies.datasets import study_dataset
+from lens.studies.facts import FactQuery, fact_queries, pivot_language
 from lens.studies.neuron_sets import random_like
 from lens.studies.relation_neurons.config import Config
 from lens.studies.relation_neurons.data import RelationNeuronsData
 from lens.studies.relation_neurons.findings import findings
 from lens.studies.relation_neurons.report import Result
-from lens.tokens import Batch
-from lens.tokens import batch as make_batch
 
 
 @dataclass
 class Queries:
-    """Fact queries as one left-padded batch, with gold first-answer tokens and groups."""
+    """Fact queries whose answers the model can express, tokenized (:mod:`lens.studies.answers`),
+    with their language and relation as indexes; ``skipped``: the queries left out."""
 
-    batch: Batch
-    gold: Int[Tensor, " n"]
+    answers: Answers
     lang: Int[Tensor, " n"]
     relation: Int[Tensor, " n"]
+    skipped: list[SkippedAnswer]
+
+    def __len__(self) -> int:
+        return len(self.answers)
 
 
-def make_queries(model: Any, qs: list[Any], langs: list[str], relations: list[str]) -> Queries:
+def make_queries(
+    model: Any, qs: list[FactQuery], langs: list[str], relations: list[str]
+) -> Queries:
     """FactQuery list -> :class:`Queries` (language and relation as indexes)."""
-    prompts = [q.prompt for q in qs]
+    items = tokenize_answers(model, [q.prompt for q in qs], [q.answer for q in qs])
+    kept = [qs[i] for i in items.kept]
     return Queries(
-        batch=make_batch(model, prompts, padding_side="left"),
-        gold=torch.tensor(gold_tokens(model, prompts, [q.answer for q in qs])),
-        lang=torch.tensor([langs.index(q.lang) for q in qs]),
-        relation=torch.tensor([relations.index(q.relation) for q in qs]),
+        answers=items,
+        lang=torch.tensor([langs.index(q.language) for q in kept], dtype=torch.long),
+        relation=torch.tensor([relations.index(q.relation) for q in kept], dtype=torch.long),
+        skipped=items.skipped,
     )
 
 
-def gold_tokens(model: Any, prompts: list[str], answers: list[str]) -> list[int]:
-    """First token of each answer after its prompt (tokenizing ``prompt + " " + answer``).
-
-    Example:
-        >>> import lens                                               # doctest: +SKIP
-        >>> gold_tokens(lens.load_model("organism"), ["the job of alice is"], ["lawyer"])
-        ... # doctest: +SKIP
-    """
-    tok = model.tokenizer
-    plain = tok(prompts, add_special_tokens=False)["input_ids"]
-    full = tok([f"{p} {a}" for p, a in zip(prompts, answers)], add_special_tokens=False)
-    out = []
-    for p, a, f, prompt in zip(plain, answers, full["input_ids"], prompts):
-        if len(f) <= len(p) or list(f[: len(p)]) != list(p):
-            raise ValueError(f"{prompt!r} + {a!r}: the prompt's tokens are not a prefix")
-        out.append(int(f[len(p)]))
-    return out
-
-
-@torch.no_grad()
 def correct(
-    model: Any, queries: Queries, interventions: list[Any] | tuple = (), batch_size: int = 128
+    model: Any,
+    queries: Queries,
+    interventions: list[Any] | tuple = (),
+    batch_size: int = 128,
+    scoring: AnswerScoring = "first_token",
 ) -> Bool[Tensor, " n"]:
-    """Whether the last-position argmax equals the gold token, for every query."""
-    out = []
-    b = queries.batch
-    last = b.last_positions
-    with apply(model, *interventions):
-        for s in range(0, len(b), batch_size):
-            logits = model(
-                b.tokens[s : s + batch_size], attention_mask=b.attention_mask[s : s + batch_size]
-            )
-            rows = torch.arange(logits.shape[0])
-            out.append(logits[rows, last[s : s + batch_size]].argmax(-1).cpu())
-    return torch.cat(out) == queries.gold
+    """Whether each query is answered correctly (``scoring``), under ``interventions``."""
+    return score_answers(
+        model, queries.answers, *interventions, scoring=scoring, batch_size=batch_size
+    ).hit
 
 
 def accuracy_table(ok: Bool[Tensor, " n"], queries: Queries, n_lang: int, n_rel: int) -> np.ndarray:
@@ -96,14 +85,6 @@ def accuracy_table(ok: Bool[Tensor, " n"], queries: Queries, n_lang: int, n_rel:
     return acc.view(n_lang, n_rel).numpy()
 
 
-def prefix_by_layer(pairs: list[tuple[int, int]], k: int) -> dict[int, list[int]]:
-    """The first ``k`` (layer, neuron) pairs as ``{layer: [neurons]}``."""
-    out: dict[int, list[int]] = {}
-    for layer, j in pairs[:k]:
-        out.setdefault(layer, []).append(j)
-    return out
-
-
 def drops(
     model: Any,
     queries: Queries,
@@ -112,43 +93,79 @@ def drops(
     shape: tuple[int, int],
     batch_size: int,
     desc: str,
+    scoring: AnswerScoring = "first_token",
 ) -> np.ndarray:
     """``[lang, i, j]`` accuracy drop on relation j with ``sets[i]`` deactivated."""
     n_lang, n_rel = shape
     out = np.zeros((n_lang, len(sets), n_rel))
     for i, neurons in enumerate(tqdm(sets, desc=desc, leave=False)):
-        ok = correct(model, queries, [NeuronDeactivation(neurons)], batch_size)
+        ok = correct(model, queries, [NeuronDeactivation(neurons)], batch_size, scoring)
         out[:, i, :] = base - accuracy_table(ok, queries, n_lang, n_rel)
     return out
 
 
-def run(model: Any, config: Config) -> Result:
-    """Run the study; see the module docstring."""
-    from lens.organism import fact_queries
-
-    start = time.perf_counter()
-    world = organism_world(model, required=False)
-    if world is None:
-        raise ValueError(
-            "relation_neurons needs the organism (its relation prompts and ground "
-            "truth): load it with lens.load_model('organism')"
-        )
-    lang = config.language or world.pivot
+def _setup(model: Any, config: Config) -> dict[str, Any]:
+    """Data, languages, relations and the subject split (organism: its world's order)."""
+    dataset, source, world = study_dataset(model, config)
+    queries = [q for q in fact_queries(dataset, world) if not q.heldout]
+    known = list(dict.fromkeys(q.language for q in queries))
+    lang = config.language or pivot_language(known, world)
     others = config.transfer_languages
-    others = [x for x in world.scripts if x != lang] if others is None else list(others)
-    unknown = [x for x in [lang, *others] if x not in world.scripts]
+    others = [x for x in known if x != lang] if others is None else list(others)
+    unknown = [x for x in [lang, *others] if x not in known]
     if unknown:
-        raise ValueError(f"unknown languages {unknown}; the organism has {world.scripts}")
+        raise ValueError(f"unknown languages {unknown}; the data has {known}")
+    if world is not None:
+        relations, subjects = list(world.relations), list(world.persons)
+    else:
+        relations = list(dict.fromkeys(q.relation for q in queries))
+        subjects = list(dict.fromkeys(q.subject for q in queries))
+    if len(relations) < 2:
+        raise ValueError(f"relation_neurons needs at least two relations, the data has {relations}")
+    sel, ev = split(subjects, config.selection_fraction, config.seed)
     langs = [lang, *[x for x in others if x != lang]]
-    relations = list(world.relations)
+    return {
+        "source": source,
+        "world": world,
+        "queries": [q for q in queries if q.language in langs],
+        "lang": lang,
+        "langs": langs,
+        "relations": relations,
+        "sel_subjects": set(sel),
+        "eval_subjects": set(ev),
+    }
+
+
+def _chance(world: Any, queries: list[FactQuery], lang: str, relation: str) -> float:
+    """Chance accuracy of a relation: the organism's pool, else 1 / its distinct answers."""
+    if world is not None:
+        return world.chance(relation)
+    answers = {q.answer for q in queries if q.language == lang and q.relation == relation}
+    return 1.0 / max(1, len(answers))
+
+
+def _skipped(queries: Queries, qs: list[FactQuery]) -> list[dict[str, str]]:
+    return [{"id": qs[s.index].id, "answer": s.answer, "reason": s.reason} for s in queries.skipped]
+
+
+def run(model: Any, config: Config) -> Result:
+    """Run the study; see the package docstring.
+
+    Facts come from ``config.data`` (default: the organism's own facts on the organism, lens's
+    built-in real facts on any other model); answers are scored by ``config.scoring``.
+    """
+    start = time.perf_counter()
+    setup = _setup(model, config)
+    world, lang, langs = setup["world"], setup["lang"], setup["langs"]
+    relations, all_qs = setup["relations"], setup["queries"]
+    sel_subjects, eval_subjects = setup["sel_subjects"], setup["eval_subjects"]
     k = config.k or default_k(model)
     total = int(model.cfg.n_layers) * int(model.cfg.d_mlp)
     grid = sorted({min(total, max(1, round(m * k))) for m in config.multipliers()} | {k})
-    sel_subjects, eval_subjects = split(list(world.persons), config.selection_fraction, config.seed)
-    sel_subjects, eval_subjects = set(sel_subjects), set(eval_subjects)
+    score = {"batch_size": config.batch_size, "scoring": config.scoring}
 
     # 1. selection
-    sel = [q for q in fact_queries(world, lang, heldout=False) if q.subject in sel_subjects]
+    sel = [q for q in all_qs if q.language == lang and q.subject in sel_subjects]
     ap = average_precision_neurons(
         model,
         [q.prompt for q in sel],
@@ -160,26 +177,26 @@ def run(model: Any, config: Config) -> Result:
         progress=True,
     )
     top = {r: ap.top[r] for r in relations}
-    sets = [prefix_by_layer(top[r], k) for r in relations]
+    sets = [neurons_by_layer(top[r][:k]) for r in relations]
     t_select = time.perf_counter() - start
 
     # 2. evaluation queries (trained facts of the evaluation subjects), every language
-    qs = [
-        q
-        for x in langs
-        for q in fact_queries(world, x, heldout=False)
-        if q.subject in eval_subjects
-    ]
+    qs = [q for x in langs for q in all_qs if q.language == x and q.subject in eval_subjects]
     queries = make_queries(model, qs, langs, relations)
-    own_qs = [q for q in qs if q.lang == lang]
-    own = make_queries(model, own_qs, langs, relations)
-    per_rel = [
-        make_queries(model, [q for q in own_qs if q.relation == r], langs, relations)
-        for r in relations
-    ]
     shape = (len(langs), len(relations))
-    base = accuracy_table(correct(model, queries, (), config.batch_size), queries, *shape)
-    drop = drops(model, queries, sets, base, shape, config.batch_size, "drop matrix")
+    base = accuracy_table(correct(model, queries, (), **score), queries, *shape)
+    base_lang = [float(np.nanmean(row)) if not np.isnan(row).all() else 0.0 for row in base]
+    near_zero = [x for x, b in zip(langs, base_lang) if b < config.min_accuracy]
+    measured = [i for i, x in enumerate(langs) if x not in near_zero or x == lang]
+    keep = torch.isin(queries.lang, torch.tensor(measured))
+    usable = _rows(queries, keep)
+    drop = drops(model, usable, sets, base, shape, config.batch_size, "drop matrix", config.scoring)
+    drop[[i for i in range(len(langs)) if i not in measured]] = np.nan
+    own = _rows(queries, queries.lang == 0)
+    per_rel = [
+        _rows(queries, (queries.lang == 0) & (queries.relation == i)) for i in range(shape[1])
+    ]
+
     # 7. random baseline (selection language)
     width = int(model.cfg.d_mlp)
     base_own = base[:1]
@@ -188,16 +205,22 @@ def run(model: Any, config: Config) -> Result:
     for s in range(config.n_random_seeds):
         gen = torch.Generator().manual_seed(config.seed * 1000 + s)
         rsets = [random_like(n, width, gen) for n in sets]
-        rand.append(drops(model, own, rsets, base_own, one, config.batch_size, f"random {s}"))
+        rand.append(
+            drops(
+                model, own, rsets, base_own, one, config.batch_size, f"random {s}", config.scoring
+            )
+        )
 
     # 4. cumulativity on the selection language (random: own relation's queries only)
     curve, curve_off, rcurve = [], [], []
     for kk in tqdm(grid, desc="cumulativity", leave=False):
-        ksets = [prefix_by_layer(top[r], kk) for r in relations]
+        ksets = [neurons_by_layer(top[r][:kk]) for r in relations]
         m = (
             drop[:1]
             if kk == k
-            else drops(model, own, ksets, base_own, one, config.batch_size, f"k={kk}")
+            else drops(
+                model, own, ksets, base_own, one, config.batch_size, f"k={kk}", config.scoring
+            )
         )
         curve.append(float(np.mean(np.diag(m[0]))))
         curve_off.append(float(np.mean(off_diagonal(m[0]))))
@@ -205,12 +228,10 @@ def run(model: Any, config: Config) -> Result:
         for s in range(config.n_random_seeds):
             gen = torch.Generator().manual_seed(config.seed * 1000 + 100 + s)
             for i, n in enumerate(ksets):
-                ok = correct(
-                    model,
-                    per_rel[i],
-                    [NeuronDeactivation(random_like(n, width, gen))],
-                    config.batch_size,
-                )
+                if len(per_rel[i]) == 0:
+                    continue
+                dea = NeuronDeactivation(random_like(n, width, gen))
+                ok = correct(model, per_rel[i], [dea], **score)
                 vals.append(base[0, i] - float(ok.double().mean()))
         rcurve.append(float(np.mean(vals)) if vals else None)
 
@@ -235,7 +256,7 @@ def run(model: Any, config: Config) -> Result:
         "n_eval_prompts": {x: int((queries.lang == i).sum()) for i, x in enumerate(langs)},
         "selection_subjects": sorted(sel_subjects),
         "eval_subjects": sorted(eval_subjects),
-        "chance": [world.chance(r) for r in relations],
+        "chance": [_chance(world, all_qs, lang, r) for r in relations],
         "neurons": {r: [list(p) for p in top[r][:k]] for r in relations},
         "ap_of_selected": {
             r: [float(ap.scores[i, ap.layers.index(la), j]) for la, j in top[r][:k]]
@@ -255,8 +276,19 @@ def run(model: Any, config: Config) -> Result:
         "n_shared_neurons": shared,
         "n_distinct_neurons": len(owners),
         "seconds": {"selection": t_select, "total": time.perf_counter() - start},
+        "source": setup["source"],
+        "scoring": config.scoring,
+        "near_zero": near_zero,
+        "min_accuracy": config.min_accuracy,
+        "skipped": _skipped(queries, qs),
     }
     typed = RelationNeuronsData.from_dict(jsonable(data))
     return Result(
         config=config.to_dict(), model=model_label(model), data=typed, findings=findings(typed)
     )
+
+
+def _rows(queries: Queries, mask: Bool[Tensor, " n"]) -> Queries:
+    """The queries where ``mask`` is True (skipped ones are not repeated)."""
+    rows = torch.nonzero(mask).flatten().tolist()
+    return Queries(queries.answers.subset(rows), queries.lang[rows], queries.relation[rows], [])
