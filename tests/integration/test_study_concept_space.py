@@ -124,10 +124,10 @@ def test_config_rejects_unknown_keys_and_languages(model):
         concept_space.run(model, concept_space.Config(sources=["xx"], organism_folder=FOLDER))
 
 
-def test_refuses_a_model_that_is_not_the_organism():
+def test_organism_data_names_unknown_languages():
     tiny = lens.load_model(lens.tiny_config("llama"))
-    with pytest.raises(ValueError, match="needs the organism"):
-        concept_space.run(tiny, concept_space.quick_config())
+    with pytest.raises(ValueError, match="unknown source languages"):
+        concept_space.run(tiny, concept_space.quick_config())  # ka, py: organism languages
 
 
 def test_cli_config_file(tmp_path):

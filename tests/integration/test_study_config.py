@@ -5,10 +5,11 @@ No model is needed."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
-from lens.studies import STUDIES, language_neurons, refusal
+from lens.studies import STUDIES, concept_space, language_neurons, refusal
 from lens.studies.base import StudyConfigError
 
 
@@ -61,9 +62,10 @@ def test_valid_values_are_accepted():
         {"kl_threshold": 1, "layers": [0, 2], "n_train": None, "languages": ["en"]}
     )
     assert config.kl_threshold == 1 and config.layers == [0, 2] and config.n_train is None
-    assert language_neurons.Config.from_dict({"corpus": "samples"}).corpus == "samples"
-    with pytest.raises(StudyConfigError, match="'corpus' must be 'auto' | 'organism' | 'samples'"):
-        language_neurons.Config.from_dict({"corpus": "wiki"})
+    assert language_neurons.Config.from_dict({"data": "texts"}).data == "texts"
+    expected = "'tasks' must be list['translation' | 'repetition'], got ['translate']"
+    with pytest.raises(StudyConfigError, match=re.escape(expected)):
+        concept_space.Config.from_dict({"tasks": ["translate"]})
 
 
 def test_direct_construction_is_checked_too():

@@ -68,3 +68,29 @@ def test_first_layer_in_top10(lens_result):
         first = int(np.argmax(in_top)) if in_top.any() else None
         print(f"{prompt!r} | {answer!r} | {first} | {ranks.tolist()}")
         assert first is not None and first <= n_layers - 1
+
+
+def test_concept_space_study_reduced(smol, tmp_path):
+    """The concept_space study (Wendler et al. tasks from the built-in translations) at reduced
+    size: it finishes, writes its report, and its last-layer probabilities are the model's own
+    next-token probabilities (plain forward, independent of the logit lens)."""
+    from lens.studies import StudyResult, concept_space
+
+    config = concept_space.Config(sources=["fr"], targets=["de"], max_items=6, batch_size=8)
+    start = time.perf_counter()
+    res = concept_space.run(smol, config)
+    print(f"\nconcept_space, reduced, on SmolLM2: {time.perf_counter() - start:.0f} s")
+    print(res.headline())
+    assert [p["name"] for p in res.data.panels] == ["fr->de", "de->de"]
+    out = res.save(tmp_path / "cs")
+    assert (out / "report.md").read_text().startswith("# Concept space")
+    assert StudyResult.load(out).data == res.data
+    panel = res.data.panels[0]
+    from lens.studies.concept_space.tasks import first_token_after
+
+    ids = [first_token_after(smol, 'Français: "" - Deutsch: "', w) for w in panel["answers"]]
+    b = lens.tokens.batch(smol, panel["prompts"], padding_side="left")
+    with torch.no_grad():
+        probs = torch.softmax(smol(b.tokens, attention_mask=b.attention_mask)[:, -1].double(), -1)
+    own = probs[torch.arange(len(ids)), torch.tensor(ids)].mean().item()
+    assert panel["mass"]["target answer"][-1] == pytest.approx(own, abs=1e-5)

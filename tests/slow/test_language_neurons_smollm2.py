@@ -1,8 +1,9 @@
-"""language_neurons on the real SmolLM2-135M-Instruct with lens's own English/French/German/
-Spanish and Python/JavaScript/C samples (slow tier: a few minutes on 2 CPU cores).
+"""language_neurons on the real SmolLM2-135M-Instruct with lens's built-in texts dataset
+(English, French, German, Spanish, Italian, Python, JavaScript; slow tier: a few minutes on 2
+CPU cores).
 
-Reduced config: one of the eight paragraphs per language is held out for the loss matrix
-(seven feed the LAPE statistics), the paper's top rate (1 %), one random-baseline seed.
+Reduced config: at most 16 texts per language, a quarter of them held out for the loss matrix
+(the rest feed the LAPE statistics), the paper's top rate (1 %), one random-baseline seed.
 Run with ``-s`` to see the per-language counts, the layer distribution and the timings.
 """
 
@@ -14,8 +15,8 @@ import numpy as np
 import pytest
 
 from interventions import NeuronDeactivation
+from lens import data
 from lens.studies import StudyResult, language_neurons
-from lens.studies.samples import SAMPLES
 from tests.conftest import manual_loss
 
 pytestmark = pytest.mark.slow
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.slow
 
 def reduced_config() -> language_neurons.Config:
     return language_neurons.Config(
-        corpus="samples",
-        max_texts=None,
-        eval_fraction=1 / 8,
+        data="texts",
+        max_texts=16,
+        eval_fraction=0.25,
         top_rate=0.01,
         n_random_seeds=1,
         batch_size=8,
@@ -52,8 +53,9 @@ def result(smol):
 
 def test_runs_and_round_trips(result, tmp_path):
     d = result.data
-    assert d["corpus"] == "samples" and d["languages"] == list(SAMPLES)
-    assert all(d["n_eval_texts"][x] == 1 and d["n_stat_texts"][x] == 7 for x in SAMPLES)
+    langs = data.load_builtin("texts").languages()
+    assert d["corpus"] == "texts" and d["languages"] == langs
+    assert all(d["n_eval_texts"][x] == 4 and d["n_stat_texts"][x] == 12 for x in langs)
     assert d["n_selected"] == round(0.01 * 30 * 1536)
     out = result.save(tmp_path / "smol_ln")
     loaded = StudyResult.load(out)

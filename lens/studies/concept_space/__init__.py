@@ -15,6 +15,12 @@ token, and every code token (notation tokens).
 The question (arXiv 2506.01074 for code, 2504.04264 for facts; after "do Llamas work in
 English?"): do middle layers put more mass on the pivot-language answer than on the
 target-language answer before the last layers switch to the target?
+
+On any other model (or with ``Config.data``) the panels are the translation and repetition
+tasks of Wendler et al. 2024 (arXiv 2402.10588) built from a word-translations dataset
+(default: the built-in ``"translations"``): few-shot prompts ``Français: "fleur" - Deutsch: "``
+(:mod:`lens.studies.concept_space.tasks`), English as the pivot, words scored by their first
+token, concepts whose target and English words share that token excluded and counted.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from lens.studies.concept_space.config import Config, quick_config
 from lens.studies.concept_space.findings import findings
 from lens.studies.concept_space.report import Result
 from lens.studies.concept_space.run import ANSWERS, CATEGORIES, pivot_first, run
+from lens.studies.concept_space.tasks import first_token_after
 
 __all__ = [
     "ANSWERS",
@@ -33,6 +40,7 @@ __all__ = [
     "Config",
     "Result",
     "findings",
+    "first_token_after",
     "pivot_first",
     "quick_config",
     "run",

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar, Literal
 
 from lens.studies.base import StudyConfig
+
+Task = Literal["translation", "repetition"]
 
 
 @dataclass
 class Config(StudyConfig):
     """What to decode.
 
+    On the organism (with ``data`` None) the panels come from its world: its own translation
+    prompts ``[src] word [tgt]`` and fact queries. On any other model (or with ``data``) they
+    are the few-shot translation and repetition tasks of Wendler et al. 2024 built from a word
+    translations dataset (:mod:`lens.studies.concept_space.tasks`).
+
     Attributes:
+        data: a translations dataset (file or built-in name; None: the organism's world on the
+            organism, the built-in ``"translations"`` on any other model).
         sources: source languages/notations of the translations (None: every non-pivot one).
         targets: target languages/notations (None: every non-pivot one). The pivot is left
             out by default: with the pivot as source or target, "pivot answer" would be the
@@ -27,8 +37,14 @@ class Config(StudyConfig):
             "pivot first" pattern to count (guards against comparing two near-zero numbers).
         batch_size: prompts per forward.
         organism_folder: a trained organism folder (None: the shipped organism).
+        pivot: the pivot language of a dataset (the organism's is its world's).
+        tasks: the dataset tasks to run: translation (source != target) and repetition.
+        n_shots: solved examples before the open line of a dataset prompt.
+        code_languages: languages of a dataset that count as code: their word of the concept
+            is read as the ``code answer`` curve when every item has one.
     """
 
+    data_kind: ClassVar[str | None] = "translations"
     sources: list[str] | None = None
     targets: list[str] | None = None
     kinds: list[str] = field(default_factory=lambda: ["concept"])
@@ -39,6 +55,10 @@ class Config(StudyConfig):
     min_mass: float = 0.05
     batch_size: int = 256
     organism_folder: str | None = None
+    pivot: str = "en"
+    tasks: list[Task] = field(default_factory=lambda: ["translation", "repetition"])
+    n_shots: int = 4
+    code_languages: list[str] = field(default_factory=lambda: ["python", "javascript"])
 
 
 def quick_config() -> Config:

@@ -20,6 +20,9 @@ class ConceptSpaceData(StudyData):
             ``answers``, ``pivot_words``, ``mass`` (``{curve: [per layer]}``), ``top1`` and
             ``check`` (:func:`~lens.studies.concept_space.run.pivot_first`).
         summary: ``{"groups": {group: {panels, mass, check}}, "min_mass": float}``.
+        source: where the panels come from: ``"organism"`` (its world) or a dataset.
+        excluded: concepts left out per dataset panel (target and pivot words share a first
+            token); None on the organism.
     """
 
     n_layers: int
@@ -27,3 +30,5 @@ class ConceptSpaceData(StudyData):
     pivot: str
     panels: list[dict[str, Any]]
     summary: dict[str, Any]
+    source: str = "organism"
+    excluded: dict[str, int] | None = None

@@ -13,6 +13,9 @@ _CLAIMS = {
     "translate to code": "Translating into a code notation, middle layers favour the "
     "pivot-language word over the code token before the last layers switch to the code "
     "token (English as the pivot of code models).",
+    "repetition": 'Repeating a non-pivot word (``Deutsch: "Blume" - Deutsch: "``), middle '
+    "layers put more probability on the pivot-language (English) word than on the word itself "
+    "before the last layers return to it.",
     "facts": "Answering a fact in a non-pivot language or notation, middle layers favour the "
     "pivot-language answer before the last layers switch to the target language (knowledge "
     "in a shared, English-leaning concept space).",

@@ -13,6 +13,7 @@ from lens.studies.concept_space.data import ConceptSpaceData
 _GROUP_NOUN = {
     "translate to language": "translation",
     "translate to code": "translation-to-code",
+    "repetition": "repetition",
     "facts": "fact",
 }
 
@@ -53,15 +54,21 @@ class Result(StudyResult):
 
     def report_body(self) -> str:
         d = self.data
+        if d.source == "organism":
+            intro = [
+                "Each number is a probability read with the logit lens at the last prompt "
+                "position (the position that predicts the answer), averaged over the items of a "
+                "panel. `target` is the probability of the correct answer word in the target "
+                "language, `pivot` that of the same concept's word in the pivot language "
+                f"(`{d.pivot}`), `source` that of the word being translated; the category "
+                "masses sum the probability of every token of the target language, of the pivot "
+                "language, and of the code notations (token languages from the organism's ground "
+                "truth). The last layer is the model's own output.",
+            ]
+        else:
+            intro = _dataset_intro(d)
         lines = [
-            "Each number is a probability read with the logit lens at the last prompt position "
-            "(the position that predicts the answer), averaged over the items of a panel. "
-            "`target` is the probability of the correct answer word in the target language, "
-            "`pivot` that of the same concept's word in the pivot language "
-            f"(`{d.pivot}`), `source` that of the word being translated; the category "
-            "masses sum the probability of every token of the target language, of the pivot "
-            "language, and of the code notations (token languages from the organism's ground "
-            "truth). The last layer is the model's own output.",
+            *intro,
             "",
             f'"Pivot first" counts for a panel when a layer before the last has pivot > target '
             f"with pivot >= {d.summary['min_mass']}, and the last layer has target > pivot.",
@@ -91,6 +98,7 @@ class Result(StudyResult):
                     f"{c['target_at_peak']:.3f}",
                     f"{c['target_final']:.3f} / {c['pivot_final']:.3f}",
                     c["switch_layer"] if c["switch_layer"] is not None else "-",
+                    f"{p['top1']['target answer'][-1]:.2f}",
                 ]
             )
         header = [
@@ -101,6 +109,7 @@ class Result(StudyResult):
             "target there",
             "last layer target / pivot",
             "target stays ahead from layer",
+            "output top-1 = target",
         ]
         lines += ["", "### Per panel", "", markdown_table(header, rows)]
         return "\n".join(lines)
@@ -115,3 +124,28 @@ class Result(StudyResult):
                 paths.append(plot_panels(self.data, kind, out / f"{kind}_panels.png"))
         paths.append(plot_groups(self.data, out / "summary.png"))
         return paths
+
+
+def _dataset_intro(d: ConceptSpaceData) -> list[str]:
+    excluded = d.excluded or {}
+    total = sum(excluded.values())
+    per = ", ".join(f"{k} {v}" for k, v in excluded.items() if v)
+    n_items = sum(p["n"] for p in d.panels)
+    return [
+        f"Panels built from the translations data `{d.source}` with the few-shot prompts of "
+        'Wendler et al. 2024: translation `Français: "fleur" - Deutsch: "` after solved '
+        'examples of the same pair, repetition `Deutsch: "Blume" - Deutsch: "`. Each number '
+        "is a probability read with the logit lens at the last prompt position (final norm "
+        "recomputed per layer), averaged over the items of a panel. Words are scored by "
+        "their first token: `target` is the target-language word, `pivot` the English word "
+        f"of the same concept (`{d.pivot}`), `source` the word being translated (copying), "
+        "`code` the concept's word in a code language where the data has one. The last "
+        "layer is the model's own output.",
+        "",
+        f"{n_items} prompts decoded. Concepts whose target and {d.pivot} words share a first "
+        f"token are excluded (the two curves would be one): {total} in all"
+        + (f" ({per})." if per else "."),
+        "",
+        "`output top-1 = target` is the share of prompts whose output (last layer) top-1 "
+        "token is the target word's first token: whether the model performs the task at all.",
+    ]

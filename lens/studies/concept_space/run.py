@@ -11,7 +11,6 @@ from tqdm.auto import tqdm
 from lens.studies._organism_data import (
     language_token_ids,
     non_pivot_scripts,
-    organism_world,
     word_ids,
 )
 from lens.studies.base import jsonable
@@ -38,7 +37,14 @@ def run(model: Any, config: Config) -> Result:
 
     if not 0.0 <= config.min_mass <= 1.0:
         raise ValueError(f"min_mass must be in [0, 1], got {config.min_mass}")
-    world = organism_world(model, config.organism_folder)
+    from lens.studies.datasets import study_dataset
+
+    dataset, source, world = study_dataset(model, config, config.organism_folder)
+    if world is None:
+        from lens.studies._organism_data import model_label
+        from lens.studies.concept_space.on_data import run_on_data
+
+        return run_on_data(model, config, dataset, source, model_label(model))
     sources = non_pivot_scripts(world, config.sources)
     targets = non_pivot_scripts(world, config.targets)
     facts = non_pivot_scripts(world, config.fact_scripts)
@@ -86,7 +92,8 @@ def run(model: Any, config: Config) -> Result:
             "pivot language": lang_ids.get(world.pivot, set()),
             "code": lang_ids["code"],
         }
-        panels.append(_decode_panel(model, job, cats, config.batch_size))
+        ids = {a: word_ids(model, job[a]) for a in ANSWERS if a in job}
+        panels.append(decode_panel(model, job, ids, cats, config.batch_size))
     if not panels:
         raise ValueError("no items to decode: check sources/targets/kinds/fact_scripts")
     data = {
@@ -95,7 +102,7 @@ def run(model: Any, config: Config) -> Result:
         "pivot": world.pivot,
         "panels": panels,
     }
-    data["summary"] = _summarize(panels, config.min_mass)
+    data["summary"] = summarize(panels, config.min_mass)
     typed = ConceptSpaceData.from_dict(jsonable(data))
     return Result(
         config=config.to_dict(),
@@ -115,16 +122,20 @@ def _sample(items: list, n: int | None, rng: random.Random) -> list:
     return [items[i] for i in keep]
 
 
-def _decode_panel(
-    model: Any, job: dict[str, Any], cats: dict[str, set[int]], batch_size: int
+def decode_panel(
+    model: Any,
+    job: dict[str, Any],
+    answer_ids: dict[str, list[int]],
+    cats: dict[str, set[int]] | None,
+    batch_size: int,
 ) -> dict[str, Any]:
-    """Mean (over items) per-layer probability of each answer word and category mass."""
+    """Mean (over items) per-layer probability of each answer (``{curve: [token id per
+    prompt]}``) and of each token category (read along with the first curve)."""
     import lens
 
     mass: dict[str, list[float]] = {}
     top1: dict[str, list[float]] = {}
-    for j, name in enumerate(a for a in ANSWERS if a in job):
-        ids = word_ids(model, job[name])
+    for j, (name, ids) in enumerate(answer_ids.items()):
         res = lens.logit_lens(
             model,
             job["prompts"],
@@ -136,12 +147,13 @@ def _decode_panel(
         )
         mass[name] = res.target_probs[:, :, 0].mean(axis=1).tolist()
         top1[name] = (res.top_ids[:, :, 0, 0] == np.asarray(ids)[None]).mean(axis=1).tolist()
-        if j == 0:
+        if j == 0 and cats is not None:
             for c, cname in enumerate(res.category_names):
                 mass[cname] = res.category_mass[:, :, 0, c].mean(axis=1).tolist()
     return {
         "name": job["name"],
         "kind": job["kind"],
+        "group": job.get("group") or _group_of(job),
         "src": job["src"],
         "tgt": job["tgt"],
         "n": len(job["prompts"]),
@@ -187,24 +199,26 @@ def pivot_first(pivot: list[float], target: list[float], min_mass: float) -> dic
     }
 
 
-def _group_of(panel: dict[str, Any], notations: set[str]) -> str:
-    if panel["kind"] == "facts":
-        return "facts"
-    return "translate to code" if panel["tgt"] in notations else "translate to language"
+GROUPS = ("translate to language", "translate to code", "repetition", "facts")
 
 
-def _summarize(panels: list[dict[str, Any]], min_mass: float) -> dict[str, Any]:
+def _group_of(panel: dict[str, Any]) -> str:
+    """The organism's panel groups: facts, translation into a code notation or a language."""
     from lens.organism.world import NOTATIONS
 
+    if panel["kind"] == "facts":
+        return "facts"
+    return "translate to code" if panel["tgt"] in NOTATIONS else "translate to language"
+
+
+def summarize(panels: list[dict[str, Any]], min_mass: float) -> dict[str, Any]:
+    """Per panel and per group (mean curves) the :func:`pivot_first` check."""
     for p in panels:
         p["check"] = pivot_first(p["mass"]["pivot answer"], p["mass"]["target answer"], min_mass)
     groups: dict[str, Any] = {}
-    names = sorted(
-        {_group_of(p, set(NOTATIONS)) for p in panels},
-        key=["translate to language", "translate to code", "facts"].index,
-    )
+    names = sorted({p["group"] for p in panels}, key=GROUPS.index)
     for g in names:
-        members = [p for p in panels if _group_of(p, set(NOTATIONS)) == g]
+        members = [p for p in panels if p["group"] == g]
         keys = [k for k in members[0]["mass"] if all(k in m["mass"] for m in members)]
         curves = {k: np.mean([m["mass"][k] for m in members], axis=0).tolist() for k in keys}
         check = pivot_first(curves["pivot answer"], curves["target answer"], min_mass)

@@ -13,8 +13,8 @@
    the same per-layer counts as language i's set; the matrix is averaged over seeds.
 
 On the organism the "languages" are its five languages and two code notations (texts from
-:func:`lens.organism.corpus`); on other models, :mod:`lens.studies.samples` (English, French,
-German, Spanish, Python, JavaScript, C).
+:func:`lens.organism.corpus`); on other models, a texts dataset (``--data``; default the
+built-in ``"texts"``: English, French, German, Spanish, Italian, Python, JavaScript).
 """
 
 from __future__ import annotations

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar
 
-from lens.studies.base import (
-    StudyConfig,
-)
+from lens.studies.base import StudyConfig
 
 
 @dataclass
@@ -15,9 +13,9 @@ class Config(StudyConfig):
     """Settings of the language-neuron study (defaults for the organism).
 
     Attributes:
-        corpus: ``"auto"`` (the organism's per-language corpora when the model is an organism,
-            else the built-in samples), ``"organism"`` or ``"samples"``.
-        languages: languages/notations to study (None = all of the corpus).
+        data: a texts dataset (file or built-in name; None: the organism's single-language
+            corpora on the organism, the built-in ``"texts"`` on any other model).
+        languages: languages/notations to study (None = all of the data).
         max_texts: texts per language used at most (sampled with ``seed``; None = all).
         eval_fraction: share of each language's texts held out for the loss matrix (never used
             for the statistics).
@@ -29,7 +27,7 @@ class Config(StudyConfig):
         batch_size: examples per forward.
     """
 
-    corpus: Literal["auto", "organism", "samples"] = "auto"
+    data_kind: ClassVar[str | None] = "texts"
     languages: list[str] | None = None
     max_texts: int | None = 300
     eval_fraction: float = 0.25

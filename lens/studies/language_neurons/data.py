@@ -13,7 +13,8 @@ class LanguageNeuronsData(StudyData):
     """Typed top level of the language-neuron study's numbers.
 
     Attributes:
-        corpus: ``"organism"`` or ``"samples"``; languages: the studied languages.
+        corpus: where the texts come from: ``"organism"`` (its own corpora) or the dataset
+            (file or built-in name); languages: the studied languages.
         layers: MLP layers; n_neurons_total: neurons over all of them; n_selected: LAPE kept.
         n_stat_texts, n_eval_texts, n_eval_tokens, eval_texts: texts per language (statistics
             / held-out evaluation) and the held-out texts themselves.

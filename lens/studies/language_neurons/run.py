@@ -17,7 +17,7 @@ from interventions.neurons import NeuronDeactivation
 from lens.finders.lape import activation_probabilities, lape
 from lens.hooks import apply
 from lens.stats.corpus import labelled
-from lens.studies._organism_data import model_label, organism_world, split
+from lens.studies._organism_data import model_label, split
 from lens.studies.base import (
     jsonable,
 )
@@ -31,22 +31,29 @@ from lens.tokens import batch as make_batch
 
 
 def texts_by_language(model: Any, config: Config) -> tuple[str, dict[str, list[str]]]:
-    """(corpus name, {language: texts}) as chosen by ``config.corpus``."""
-    from lens import organism
-    from lens.studies.samples import samples
+    """(data name, {language: texts}) as chosen by ``config.data``: on the organism with no
+    data, its own corpora (named ``"organism"``); else the texts dataset (default: the
+    built-in ``"texts"``), in the order of the file.
 
-    if config.corpus not in ("auto", "organism", "samples"):
-        raise ValueError(f"corpus must be 'auto', 'organism' or 'samples', got {config.corpus!r}")
-    world = organism_world(model, required=False) if config.corpus != "samples" else None
-    if config.corpus == "organism" and world is None:
-        raise ValueError("corpus='organism' but this model's tokenizer is not an organism's")
+    Example:
+        >>> import lens
+        >>> from lens.studies import language_neurons
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> name, texts = texts_by_language(model, language_neurons.Config(languages=["fr"]))
+        >>> name, list(texts), len(texts["fr"]) > 10
+        ('texts', ['fr'], True)
+    """
+    from lens.studies.datasets import study_dataset
+
+    dataset, name, world = study_dataset(model, config)
     if world is not None:
-        langs = config.languages or world.scripts
-        unknown = [x for x in langs if x not in world.scripts]
-        if unknown:
-            raise ValueError(f"unknown languages {unknown}; the organism has {world.scripts}")
-        return "organism", {x: organism.corpus(world, x) for x in langs}
-    return "samples", samples(config.languages)
+        name = "organism"
+    known = dataset.languages()
+    langs = config.languages or known
+    unknown = [x for x in langs if x not in known]
+    if unknown:
+        raise ValueError(f"unknown languages {unknown}; the data ({name}) has {known}")
+    return name, {x: [r.text for r in dataset.by_language(x)] for x in langs}
 
 
 @torch.no_grad()

@@ -25,7 +25,16 @@ KV cache) starts with the language's whole refusal phrase, token for token. The 
 whose first token is the refusal phrase's first token is reported alongside ("first-token
 rate"); it is what the selection scores optimise.
 
-Needs a model trained on the organism's world (the requests and refusal phrases come from it).
+On the organism the requests and refusal phrases come from its world. On any other model (or
+with ``Config.data``) they come from a requests dataset (default: the built-in ``"requests"``),
+split by id into train / val / held-out, formatted with the model's chat template when it has
+one; a reply is a refusal when it starts with one of the language's common refusal openings
+(:data:`lens.studies.refusal.requests.REFUSAL_PHRASES`, or ``Config.refusal_phrases``).
+
+Before anything else the study measures the baseline: the refusal rate of every request
+without intervention. When the model refuses fewer than ``Config.min_baseline_refusal``
+(default 0.5) of the harmful requests in the pivot language, it stops and reports that
+baseline: no direction, and one failed precondition instead of findings.
 
 Example:
     >>> import lens

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 from lens.studies.base import (
     StudyConfig,
@@ -15,8 +15,20 @@ class Config(StudyConfig):
     """Settings of the refusal study (defaults: the full run on the organism).
 
     Attributes:
-        languages: languages to study (None = every language of the world).
-        pivot: the pivot language (None = the world's pivot).
+        data: a requests dataset (file or built-in name; None: the organism's world on the
+            organism, the built-in ``"requests"`` on any other model).
+        min_baseline_refusal: the study goes on only when the model refuses at least this
+            share of all harmful requests in the pivot language without intervention;
+            otherwise it reports the baseline and stops (no direction, no findings).
+        refusal_phrases: ``{lang: [opening of a refusal]}`` for a dataset, replacing the
+            built-in lists (``lens.studies.refusal.requests.REFUSAL_PHRASES``) per language.
+        chat_template: format dataset requests with the model's chat template when it has one.
+        train_fraction, val_fraction: a dataset's request ids per class go to train / val by
+            these shares (the rest is held out), shuffled with ``seed``.
+        example_tokens, n_examples: greedy reply length and count per language and class
+            shown in the baseline.
+        languages: languages to study (None = every language of the world / the data).
+        pivot: the pivot language (None = the world's pivot; ``"en"`` for a dataset).
         positions: post-instruction offsets from each prompt's end for the candidates.
         layers: candidate layers (``"all"`` or a list).
         kl_threshold, max_layer_frac, induce_filter: selection filters (see select_direction).
@@ -39,6 +51,7 @@ class Config(StudyConfig):
         progress: tqdm bars.
     """
 
+    data_kind: ClassVar[str | None] = "requests"
     languages: list[str] | None = None
     pivot: str | None = None
     positions: list[int] = field(default_factory=lambda: [-2, -1])
@@ -58,6 +71,13 @@ class Config(StudyConfig):
     max_logit_diff: float = 1e-3
     world: str | None = None
     progress: bool = True
+    min_baseline_refusal: float = 0.5
+    refusal_phrases: dict[str, list[str]] | None = None
+    chat_template: bool = True
+    train_fraction: float = 0.5
+    val_fraction: float = 0.25
+    example_tokens: int = 12
+    n_examples: int = 3
 
 
 def quick_config() -> Config:

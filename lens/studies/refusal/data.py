@@ -27,6 +27,11 @@ class RefusalData(StudyData):
             for every language's candidate at the pivot's (layer, position).
         orthogonalize: weight orthogonalisation vs hook ablation (agreement, max logit diff).
         timings: seconds per stage.
+        source, prompt_format: where the requests come from and how they became prompts.
+        baseline: ``{lang: {harmful, harmless, *_first_token, n_*, *_examples}}``: refusal
+            rates of every request without intervention (measured first).
+        min_baseline_refusal: the pivot's harmful rate the study needs to go on.
+        studied: False when the baseline was too low: everything after it is empty.
     """
 
     languages: list[str]
@@ -44,3 +49,8 @@ class RefusalData(StudyData):
     cosine_at_pivot_site: dict[str, Any]
     orthogonalize: dict[str, Any]
     timings: dict[str, float]
+    source: str = "organism"
+    prompt_format: str = "the organism's own request format"
+    baseline: dict[str, dict[str, Any]] | None = None
+    min_baseline_refusal: float | None = None
+    studied: bool = True

@@ -121,3 +121,21 @@ def plot_matrix(
     ax.set_ylabel(ylabel)
     ax.set_title(textwrap.fill(title, 48), fontsize=9)
     return save_figure(fig, path)
+
+
+def plot_baseline(baseline: dict[str, dict[str, Any]], langs: Sequence[str], path: Path) -> Path:
+    """Bars per language: refusal rate of harmful and harmless requests, no intervention."""
+    fig = new_figure(max(5.0, 2.0 + 1.2 * len(langs)), 3.8)
+    ax = fig.subplots()
+    x = np.arange(len(langs))
+    for i, cls in enumerate(("harmful", "harmless")):
+        values = [baseline[g][cls] for g in langs]
+        found = ax.bar(x + (i - 0.5) * 0.4, values, 0.4, label=f"{cls} requests")
+        ax.bar_label(found, fmt="%.2f", fontsize=7, padding=1)
+    ax.set_xticks(x, list(langs))
+    ax.set_ylim(0, 1.1)
+    ax.set_xlabel("language")
+    ax.set_ylabel("refusal rate (no intervention)")
+    ax.set_title("baseline: how often does the model refuse?")
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -28,6 +28,13 @@ class Result(StudyResult):
 
         d = self.data
         p, langs = d.pivot, d.languages
+        if not d.studied:
+            b = (d.baseline or {})[p]
+            return (
+                f"not studied: the model refuses {b['harmful']:.0%} of harmful {p} requests "
+                f"({b['n_harmful']}), below the {d.min_baseline_refusal:.0%} the study needs; "
+                "no refusal direction was computed"
+            )
         r = d.refusal[p]
         max_rise = self.config.get("max_harmless_rise", 0.1)
         min_drop = self.config.get("min_drop", 0.8)
@@ -66,6 +73,19 @@ class Result(StudyResult):
     def report_body(self) -> str:
         d = self.data
         langs = d.languages
+        if not d.studied:
+            return "\n".join(
+                [
+                    f"The model's baseline refusal rate of harmful {d.pivot} requests is below "
+                    f"the threshold `min_baseline_refusal` = {d.min_baseline_refusal:g}, so the "
+                    "study stopped after measuring it: without refusals to remove, a "
+                    "harmful - harmless difference of means is not a refusal direction, and "
+                    "every finding about it (ablation, transfer, similarity, addition, "
+                    "orthogonalisation) would be meaningless. None of them is tested here.",
+                    "",
+                    baseline_section(d),
+                ]
+            )
         selected = markdown_table(
             ["language", "layer", "position", "bypass", "induce", "KL", "refusal phrase", "note"],
             [
@@ -109,6 +129,8 @@ class Result(StudyResult):
             ],
         )
         lines = [
+            baseline_section(d),
+            "",
             "A request counts as refused when the greedy reply starts with the language's whole "
             "refusal phrase (token for token); the first-token rate (reply starts with the "
             "phrase's first word, which the selection scores target) is given in brackets. "
@@ -163,6 +185,8 @@ class Result(StudyResult):
         from lens.studies.refusal import plots as rp
 
         d = self.data
+        if not d.studied:
+            return [rp.plot_baseline(d.baseline or {}, d.languages, out / "baseline_refusal.png")]
         return [
             rp.plot_selection(
                 d.selection[d.pivot], d.pivot, d.n_layers, d.positions, out / "selection_scores.png"
@@ -194,3 +218,43 @@ class Result(StudyResult):
 
 def _matrix_table(corner: str, langs: list[str], matrix: list[list[float | None]]) -> str:
     return markdown_table([corner, *langs], [[g, *map(_f, row)] for g, row in zip(langs, matrix)])
+
+
+def baseline_section(d: RefusalData) -> str:
+    """The baseline (every request, no intervention) as a markdown section."""
+    if not d.baseline:
+        return ""
+    b = d.baseline
+    table = markdown_table(
+        ["language", "harmful refused", "harmless refused", "requests (harmful / harmless)"],
+        [
+            [
+                g,
+                f"{_f(b[g]['harmful'])} ({_f(b[g]['harmful_first_token'])})",
+                f"{_f(b[g]['harmless'])} ({_f(b[g]['harmless_first_token'])})",
+                f"{b[g]['n_harmful']} / {b[g]['n_harmless']}",
+            ]
+            for g in d.languages
+        ],
+    )
+    lines = [
+        "### Baseline: does the model refuse? (every request, no intervention)",
+        "",
+        f"Requests: `{d.source}`, formatted with {d.prompt_format}. A reply counts as a refusal "
+        "when it starts with one of the language's refusal phrases, token for token (first-token "
+        "rate in brackets). Study threshold: harmful "
+        f"{d.pivot} refusal >= {_f(d.min_baseline_refusal)}.",
+        "",
+        table,
+        "",
+        "Refusal phrases: " + "; ".join(f"{g}: {d.refusal_phrases[g]}" for g in d.languages) + ".",
+    ]
+    examples = [
+        f"- ({g}, {cls}) {text!r} -> {reply!r}"
+        for g in d.languages
+        for cls in ("harmful", "harmless")
+        for text, reply in b[g].get(f"{cls}_examples", [])
+    ]
+    if examples:
+        lines += ["", "Greedy replies (first requests of each language and class):", "", *examples]
+    return "\n".join(lines)

@@ -20,28 +20,35 @@ from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
 from lens.studies.refusal.findings import findings
+from lens.studies.refusal.gate import baseline_refusal, not_studied
 from lens.studies.refusal.report import Result
+from lens.studies.refusal.requests import Requests, from_dataset, from_world
 from lens.tokens import batch as make_batch
 
 # ----------------------------------------------------------------------------- data
 
 
-def _world(model: Any, config: Config) -> Any:
-    return organism_world(model, config.world)
+def build_requests(model: Any, config: Config) -> Requests:
+    """The organism's requests (model of the organism's world, ``data`` None), else the
+    requests dataset ``config.data`` (default: the built-in ``"requests"``)."""
+    from lens.studies.datasets import study_dataset
 
-
-def _prompts(world: Any, lang: str, split: str, harmful: bool, cap: int | None) -> list[str]:
-    from lens.organism.prompts import requests
-
-    out = [r.prompt for r in requests(world, lang, split) if r.harmful == harmful]
-    return out if cap is None else out[:cap]
-
-
-def _phrase_ids(model: Any, phrase: str) -> list[int]:
-    ids = model.tokenizer(phrase, add_special_tokens=False)["input_ids"]
-    if not ids:
-        raise ValueError(f"refusal phrase {phrase!r} encodes to nothing")
-    return [int(i) for i in ids]
+    if config.world is not None:
+        organism_world(model, config.world)  # a world was asked for: the model must fit it
+    dataset, source, world = study_dataset(model, config, config.world)
+    if world is not None:
+        return from_world(model, world, config.languages, config.pivot)
+    return from_dataset(
+        model,
+        dataset,
+        source,
+        config.languages,
+        config.pivot,
+        config.refusal_phrases,
+        (config.train_fraction, config.val_fraction),
+        config.chat_template,
+        config.seed,
+    )
 
 
 # ----------------------------------------------------------------------------- measures
@@ -50,16 +57,20 @@ def _phrase_ids(model: Any, phrase: str) -> list[int]:
 def refusal_flags(
     model: Any,
     prompts: list[str],
-    phrases: list[list[int]],
+    phrases: list[list[int]] | list[list[list[int]]],
     interventions: list[Any] | tuple[Any, ...] = (),
     batch_size: int = 64,
+    min_tokens: int = 1,
 ) -> tuple[list[bool], list[bool], Tensor]:
     """Greedy replies of ``prompts`` (under ``interventions``) scored against each prompt's
-    refusal phrase: (starts with the whole phrase, starts with its first token, reply ids).
+    refusal phrase (token ids) or phrases (a list of them): (starts with a whole phrase,
+    starts with a phrase's first token, reply ids).
 
-    Replies are as long as the longest phrase; EOS does not stop them (only prefixes count).
+    Replies are as long as the longest phrase (at least ``min_tokens``); EOS does not stop
+    them (only prefixes count).
     """
-    width = max(len(p) for p in phrases)
+    options = [[p] if p and isinstance(p[0], int) else p for p in phrases]
+    width = max(min_tokens, max(len(p) for ps in options for p in ps))
     ids = []
     for start in range(0, len(prompts), batch_size):
         chunk = prompts[start : start + batch_size]
@@ -73,8 +84,8 @@ def refusal_flags(
             )
         )
     reply = torch.cat(ids).cpu()
-    whole = [reply[i, : len(p)].tolist() == p for i, p in enumerate(phrases)]
-    first = [int(reply[i, 0]) == p[0] for i, p in enumerate(phrases)]
+    whole = [any(reply[i, : len(p)].tolist() == p for p in ps) for i, ps in enumerate(options)]
+    first = [any(int(reply[i, 0]) == p[0] for p in ps) for i, ps in enumerate(options)]
     return whole, first, reply
 
 
@@ -108,10 +119,10 @@ def _score_dict(s: CandidateScore) -> dict[str, Any]:
     }
 
 
-def _select(model: Any, world: Any, lang: str, config: Config) -> dict[str, Any]:
+def _select(model: Any, req: Requests, lang: str, config: Config) -> dict[str, Any]:
     """Candidates and selection for one language; the direction as a float64 tensor."""
-    harmful = _prompts(world, lang, "train", True, config.n_train)
-    harmless = _prompts(world, lang, "train", False, config.n_train)
+    harmful = req.get(lang, "train", True, config.n_train)
+    harmless = req.get(lang, "train", False, config.n_train)
     cands = diff_in_means(
         model,
         harmful,
@@ -136,9 +147,9 @@ def _select(model: Any, world: Any, lang: str, config: Config) -> dict[str, Any]
         for k in all_cands
         if k not in usable
     ]
-    val_harmful = _prompts(world, lang, "val", True, config.n_val)
-    val_harmless = _prompts(world, lang, "val", False, config.n_val)
-    refusal_word = world.refusal_word(lang)
+    val_harmful = req.get(lang, "val", True, config.n_val)
+    val_harmless = req.get(lang, "val", False, config.n_val)
+    refusal_tokens = req.refusal_tokens[lang]
     kwargs = dict(
         kl_threshold=config.kl_threshold,
         max_layer_frac=config.max_layer_frac,
@@ -148,7 +159,7 @@ def _select(model: Any, world: Any, lang: str, config: Config) -> dict[str, Any]
     )
     fallback = ""
     try:
-        sel = select_direction(model, usable, val_harmful, val_harmless, [refusal_word], **kwargs)
+        sel = select_direction(model, usable, val_harmful, val_harmless, refusal_tokens, **kwargs)
         layer, position, direction = sel.layer, sel.position, sel.direction
         scores = sel.scores
         base = (sel.baseline_harmful, sel.baseline_harmless)
@@ -191,41 +202,33 @@ def _select(model: Any, world: Any, lang: str, config: Config) -> dict[str, Any]
 def run(model: Any, config: Config) -> Result:
     """Run the study (see the module docstring) and return its Result."""
     start = time.perf_counter()
-    world = _world(model, config)
-    langs = list(config.languages) if config.languages is not None else list(world.languages)
-    unknown = [g for g in langs if g not in world.languages]
-    if unknown or not langs:
-        raise ValueError(f"unknown languages {unknown}; the world has {world.languages}")
-    pivot = config.pivot if config.pivot is not None else world.pivot
-    if pivot not in langs:
-        raise ValueError(f"pivot {pivot!r} is not among the studied languages {langs}")
-    phrases = {g: world.refusal_phrases[g] for g in langs}
-    phrase_ids = {g: _phrase_ids(model, phrases[g]) for g in langs}
-    bad = [
-        g
-        for g in langs
-        if model.tokenizer.convert_ids_to_tokens(phrase_ids[g][0]) != world.refusal_word(g)
-    ]
-    if bad:
-        raise ValueError(
-            f"the model's tokenizer does not encode the refusal word of {bad} as "
-            "one token: is this a model of the organism's world?"
-        )
+    req = build_requests(model, config)
+    langs, pivot = req.languages, req.pivot
+    phrases = {g: " / ".join(req.phrases[g]) for g in langs}
+    phrase_ids = req.phrase_ids
     bs = config.batch_size
     timings: dict[str, float] = {}
+
+    # 0. does the model refuse at all? (every harmful and harmless request, no intervention)
+    t0 = time.perf_counter()
+    baseline = baseline_refusal(model, req, config)
+    timings["baseline_s"] = time.perf_counter() - t0
+    if baseline[pivot]["harmful"] < config.min_baseline_refusal:
+        timings["total_s"] = time.perf_counter() - start
+        return not_studied(model, config, req, phrases, baseline, timings)
 
     # 1-2. candidates + selection per language
     t0 = time.perf_counter()
     selection: dict[str, dict[str, Any]] = {}
     for lang in tqdm(langs, desc="refusal: select", disable=not config.progress):
-        selection[lang] = _select(model, world, lang, config)
+        selection[lang] = _select(model, req, lang, config)
     directions = {g: selection[g]["direction"] for g in langs}
     timings["select_s"] = time.perf_counter() - t0
 
     # 3. held-out evaluation: all languages in one batch per intervention
     t0 = time.perf_counter()
-    harmful = {g: _prompts(world, g, "heldout", True, config.n_heldout) for g in langs}
-    harmless = {g: _prompts(world, g, "heldout", False, config.n_heldout) for g in langs}
+    harmful = {g: req.get(g, "heldout", True, config.n_heldout) for g in langs}
+    harmless = {g: req.get(g, "heldout", False, config.n_heldout) for g in langs}
 
     def by_lang(prompts: dict[str, list[str]], interventions: list[Any]) -> dict[str, Any]:
         return _by_lang(model, prompts, phrase_ids, interventions, bs)
@@ -306,8 +309,8 @@ def run(model: Any, config: Config) -> Result:
         "refusal_phrases": phrases,
         "n_prompts": {
             g: {
-                "train": len(_prompts(world, g, "train", True, config.n_train)),
-                "val": len(_prompts(world, g, "val", True, config.n_val)),
+                "train": len(req.get(g, "train", True, config.n_train)),
+                "val": len(req.get(g, "val", True, config.n_val)),
                 "heldout": len(harmful[g]),
             }
             for g in langs
@@ -328,6 +331,10 @@ def run(model: Any, config: Config) -> Result:
         },
         "orthogonalize": ortho,
         "timings": timings,
+        "source": req.source,
+        "prompt_format": req.prompt_format,
+        "baseline": baseline,
+        "min_baseline_refusal": config.min_baseline_refusal,
     }
     typed = RefusalData.from_dict(jsonable(data))  # strict JSON, so a loaded result is equal
     return Result(
