@@ -1,9 +1,9 @@
 """Built-in corpora for training and evaluating translators, each with a train/held-out split.
 
 * the organism: its own document distribution (:func:`lens.tuned_lens.organism.organism_corpus`);
-* any other model: the project's own text samples (:mod:`lens.studies.samples`, natural
-  languages and code), the first six texts of every language for training and the last two
-  for held-out evaluation;
+* any other model: lens's built-in text samples (``lens.data.load_builtin("texts")``: natural
+  languages and code), the last six texts of every language held out for evaluation and the
+  rest for training;
 * a file: ``.jsonl`` (one ``{"text": ...}`` per line) or plain text (one document per
   non-empty line).
 """
@@ -15,22 +15,27 @@ from pathlib import Path
 from typing import Literal
 
 Split = Literal["train", "heldout"]
-TRAIN_PER_LANGUAGE = 6
+HELDOUT_PER_LANGUAGE = 6
 
 
 def samples_corpus(split: Split) -> list[str]:
-    """The project's text samples, split per language (6 train / 2 held out of 8).
+    """lens's built-in text samples, split per language (the last six of each held out).
 
     Example:
-        >>> len(samples_corpus("train")), len(samples_corpus("heldout"))
-        (42, 14)
+        >>> train, held = samples_corpus("train"), samples_corpus("heldout")
+        >>> len(held), len(set(train) & set(held))
+        (42, 0)
     """
-    from lens.studies.samples import SAMPLES
+    from lens.data import load_builtin
 
     if split not in ("train", "heldout"):
         raise ValueError(f"split must be 'train' or 'heldout', got {split!r}")
-    cut = slice(None, TRAIN_PER_LANGUAGE) if split == "train" else slice(TRAIN_PER_LANGUAGE, None)
-    return [text for texts in SAMPLES.values() for text in texts[cut]]
+    by_language: dict[str, list[str]] = {}
+    for record in load_builtin("texts").records:
+        by_language.setdefault(record.language, []).append(record.text)
+    n = HELDOUT_PER_LANGUAGE
+    cut = slice(None, -n) if split == "train" else slice(-n, None)
+    return [text for texts in by_language.values() for text in texts[cut]]
 
 
 def builtin_corpus(source: str, split: Split) -> list[str]:
