@@ -56,15 +56,17 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
 
 
 def model_label(model: Any) -> str:
-    """A short name for reports: "organism" for the shipped one, else the model's name."""
+    """A short name for reports: "organism" for the shipped one, a local folder's own name
+    (not its path: ``smollm2-135m-instruct``, not the cache directory), else the model's name."""
     from lens.organism import SHIPPED
 
     name = getattr(model.cfg, "model_name", None)
     if not name:
         return type(model).__name__
-    if Path(str(name)).resolve() == SHIPPED.resolve():
+    path = Path(str(name))
+    if path.resolve() == SHIPPED.resolve():
         return "organism"
-    return str(name)
+    return path.name if path.is_dir() else str(name)
 
 
 def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
