@@ -15,10 +15,10 @@ from interventions.heads import site_hook
 from lens.hooks import GradProbe, Probe, apply
 from lens.patching.exact import (
     SITES,
-    check_layers,
     check_sites,
     last_token_logits,
     metric_view,
+    resolve_layers,
     source_values,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
@@ -71,7 +71,7 @@ def attribution_patching(
         ((3, 3, 4), ('layer', 'position', 'head'))
     """
     sites = check_sites(sites)
-    layers = check_layers(layers, model)
+    layers = resolve_layers(layers, model)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )

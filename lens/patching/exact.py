@@ -12,6 +12,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions import _bridge as hb
+from interventions._common import as_layers
+from interventions.base import check_layers
 from interventions.heads import site_hook
 from lens.hooks import Probe, apply
 from lens.patching.pairs import (
@@ -38,15 +40,12 @@ def check_sites(sites: Sequence[str]) -> list[str]:
     return sites
 
 
-def check_layers(layers: Any, model: Any) -> list[int]:
-    n = int(model.cfg.n_layers)
-    if isinstance(layers, str) and layers == "all":
-        return list(range(n))
-    items = [layers] if isinstance(layers, int) else list(layers)
-    bad = [x for x in items if not isinstance(x, int) or not 0 <= x < n]
-    if bad or not items:
-        raise ValueError(f"layers {bad or items} out of range; this model has layers 0..{n - 1}")
-    return items
+def resolve_layers(layers: Any, model: Any) -> list[int]:
+    """``"all"``, one layer or a list of layers, checked against ``model``, as a list."""
+    items = as_layers(layers, "layers")
+    chosen = list(range(int(model.cfg.n_layers))) if isinstance(items, str) else items
+    check_layers(chosen, model, "patching")
+    return chosen
 
 
 @overload
@@ -281,7 +280,7 @@ def activation_patching(
         ((3, 3), ('layer', 'position'))
     """
     sites = check_sites(sites)
-    layers = check_layers(layers, model)
+    layers = resolve_layers(layers, model)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
