@@ -29,6 +29,26 @@ def text_colour(rgba: Sequence[float]) -> str:
     return "white" if luminance < 0.179 else "black"
 
 
+def layer_ticks(ax: Any, layers: Sequence[int], at: Sequence[float] | None = None) -> None:
+    """Label the x axis with layer numbers, thinned to at most 16 labels (the last layer kept).
+
+    ``at`` gives the tick positions when they are not the layer numbers themselves (bars).
+
+    Example:
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> fig, ax = plt.subplots()
+        >>> layer_ticks(ax, list(range(30)))
+        >>> [t.get_text() for t in ax.get_xticklabels()][-3:]
+        ['25', '27', '29']
+    """
+    where = [float(x) for x in layers] if at is None else list(at)
+    step = max(1, -(-len(layers) // 16))
+    keep = [i for i in range(len(layers)) if (len(layers) - 1 - i) % step == 0]  # last shown
+    ax.set_xticks([where[i] for i in keep], [str(layers[i]) for i in keep])
+
+
 def heatmap(
     ax: Any,
     matrix: Any,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lens.plots import new_figure, save_figure
+from lens.plots.common import layer_ticks
 from lens.studies.concept_space.data import ConceptSpaceData
 
 STYLE = {
@@ -26,7 +27,7 @@ def _draw(ax: Any, layers: list[int], mass: dict[str, list[float]]) -> None:
             layers, values, color=color, linestyle=style, marker="o", markersize=2.5, label=name
         )
     ax.set_ylim(-0.02, 1.02)
-    ax.set_xticks(layers)
+    layer_ticks(ax, layers)
     ax.grid(alpha=0.3)
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lens.plots import new_figure, save_figure
+from lens.plots.common import layer_ticks
 from lens.studies.fact_consistency.data import FactConsistencyData
 
 
@@ -129,7 +130,7 @@ def plot_shortcut(data: FactConsistencyData, path: Path) -> Path:
         ax.axhline(
             sc["full"]["mean_clc"], color=clc.get_color(), linestyle="--", label="CLC, full model"
         )
-    ax.set_xticks(layers)
+    layer_ticks(ax, layers)
     ax.set_xlabel("shortcut source layer (layers after it replaced by an affine map)")
     ax.set_ylabel("mean over scripts")
     ax.set_ylim(0, 1.05)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from lens.plots import new_figure, save_figure
-from lens.plots.common import heatmap
+from lens.plots.common import heatmap, layer_ticks
 from lens.studies.language_neurons.data import LanguageNeuronsData
 
 
@@ -30,7 +30,7 @@ def plot_layer_distribution(data: LanguageNeuronsData, path: Path) -> Path:
     for k, lang in enumerate(langs):
         ax.bar(range(len(layers)), per_layer[k], bottom=bottom, label=lang, color=colours[k])
         bottom += per_layer[k]
-    ax.set_xticks(range(len(layers)), [str(x) for x in layers])
+    layer_ticks(ax, layers, at=range(len(layers)))
     ax.set_xlabel("layer")
     ax.set_ylabel("language-specific neurons")
     ax.set_title("LAPE neurons per layer and language")
