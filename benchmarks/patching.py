@@ -53,13 +53,19 @@ TARGETS = {
 CASES = tuple(["plain forward", *TARGETS])
 
 
-def setup(quick: bool) -> dict[str, Any]:
-    shape = QUICK_SHAPE if quick else SMOLLM2_SHAPE
-    model = lens.load_model(lens.tiny_config("llama", **shape))
+def setup(quick: bool, source: str | None = None) -> dict[str, Any]:
+    """The model (a random one of the benchmark shape, or ``source``) and a random token pair."""
+    if source is None:
+        model = lens.load_model(
+            lens.tiny_config("llama", **(QUICK_SHAPE if quick else SMOLLM2_SHAPE))
+        )
+    else:
+        model = lens.load_model(source)
+    vocab = int(model.cfg.d_vocab)
     gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, shape["d_vocab"], (1, SEQ), generator=gen)
+    clean = torch.randint(0, vocab, (1, SEQ), generator=gen)
     corrupt = clean.clone()
-    corrupt[0, 3:6] = torch.randint(0, shape["d_vocab"], (3,), generator=gen)
+    corrupt[0, 3:6] = torch.randint(0, vocab, (3,), generator=gen)
     answer, wrong = 11, 12
     with torch.no_grad():
         clean_logits, cache = model.run_with_cache(clean)
@@ -97,10 +103,15 @@ def cases(s: dict[str, Any]) -> dict[str, Callable[[], Any]]:
     }
 
 
-def run(quick: bool = False, memory: bool | None = None) -> list[dict[str, Any]]:
-    """Rows per case: time ratios to a plain forward, agreement with TL, peak memory."""
-    memory = not quick if memory is None else memory
-    state = setup(quick)
+def run(
+    quick: bool = False, memory: bool | None = None, source: str | None = None
+) -> list[dict[str, Any]]:
+    """Rows per case: time ratios to a plain forward, agreement with TL, peak memory.
+    ``source``: a real model (e.g. ``smollm2-135m-instruct``) instead of the random shape."""
+    memory = (not quick and source is None) if memory is None else memory
+    if memory and source is not None:
+        raise ValueError("peak memory is measured on the random shape only: pass --no-memory")
+    state = setup(quick, source)
     outputs: dict[str, Any] = {}
 
     def keeping(name: str, fn: Callable[[], Any]) -> Callable[[], Any]:
@@ -121,7 +132,7 @@ def run(quick: bool = False, memory: bool | None = None) -> list[dict[str, Any]]
     tl = outputs["TL get_act_patch_resid_pre"]
     ours = outputs["lens activation_patching"].values("resid_pre")
     tl_time = next(r["seconds_median"] for r in rows if r["case"] == CASES[1])
-    shape = "quick (8 layers, d 192)" if quick else "smollm2-135m-shaped"
+    shape = source or ("quick (8 layers, d 192)" if quick else "smollm2-135m-shaped")
     for row in rows:
         row.update(
             suite="patching", name=row["case"], model=shape, target=TARGETS.get(row["case"], "")
@@ -149,12 +160,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--memory", action=argparse.BooleanOptionalAction, default=None)
     parser.add_argument("--memory-case", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--model", default=None, help="a real model instead (no memory rows)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.memory_case:
         _memory_case(args.memory_case, args.quick)
         return 0
-    rows = run(quick=args.quick, memory=args.memory)
+    rows = run(quick=args.quick, memory=args.memory, source=args.model)
     columns = ["case", "ratio_median", "ratio_min", "ratio_max", "seconds_median", "tl_over_this",
                "max_abs_diff_vs_tl", "target"]  # fmt: skip
     if "extra_peak_mb" in rows[0]:
