@@ -66,6 +66,29 @@ def baseline_refusal(model: Any, req: Requests, config: Config) -> dict[str, dic
     return out
 
 
+def shared_fields(
+    model: Any,
+    config: Config,
+    req: Requests,
+    phrases: dict[str, str],
+    baseline: dict[str, dict[str, Any]],
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """The results fields every refusal run records, studied or stopped at the baseline."""
+    return {
+        "languages": req.languages,
+        "pivot": req.pivot,
+        "positions": list(config.positions),
+        "n_layers": int(model.cfg.n_layers),
+        "refusal_phrases": phrases,
+        "timings": timings,
+        "source": req.source,
+        "prompt_format": req.prompt_format,
+        "baseline": baseline,
+        "min_baseline_refusal": config.min_baseline_refusal,
+    }
+
+
 def not_studied(
     model: Any,
     config: Config,
@@ -77,11 +100,7 @@ def not_studied(
     """The Result of a model that hardly refuses: its baseline, and one failed precondition."""
     langs, pivot = req.languages, req.pivot
     data = {
-        "languages": langs,
-        "pivot": pivot,
-        "positions": list(config.positions),
-        "n_layers": int(model.cfg.n_layers),
-        "refusal_phrases": phrases,
+        **shared_fields(model, config, req, phrases, baseline, timings),
         "n_prompts": {},
         "selection": {},
         "directions": {},
@@ -91,11 +110,6 @@ def not_studied(
         "cosine": [],
         "cosine_at_pivot_site": {},
         "orthogonalize": {},
-        "timings": timings,
-        "source": req.source,
-        "prompt_format": req.prompt_format,
-        "baseline": baseline,
-        "min_baseline_refusal": config.min_baseline_refusal,
         "studied": False,
     }
     typed = RefusalData.from_dict(jsonable(data))

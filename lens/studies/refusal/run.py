@@ -20,7 +20,7 @@ from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
 from lens.studies.refusal.findings import findings
-from lens.studies.refusal.gate import baseline_refusal, not_studied
+from lens.studies.refusal.gate import baseline_refusal, not_studied, shared_fields
 from lens.studies.refusal.report import Result
 from lens.studies.refusal.requests import Requests, from_dataset, from_world
 from lens.tokens import batch as make_batch
@@ -302,11 +302,7 @@ def run(model: Any, config: Config) -> Result:
     timings["total_s"] = time.perf_counter() - start
 
     data = {
-        "languages": langs,
-        "pivot": pivot,
-        "positions": list(config.positions),
-        "n_layers": int(model.cfg.n_layers),
-        "refusal_phrases": phrases,
+        **shared_fields(model, config, req, phrases, baseline, timings),
         "n_prompts": {
             g: {
                 "train": len(req.get(g, "train", True, config.n_train)),
@@ -330,11 +326,6 @@ def run(model: Any, config: Config) -> Result:
             "matrix": None if cos_site is None else cos_site.tolist(),
         },
         "orthogonalize": ortho,
-        "timings": timings,
-        "source": req.source,
-        "prompt_format": req.prompt_format,
-        "baseline": baseline,
-        "min_baseline_refusal": config.min_baseline_refusal,
     }
     typed = RefusalData.from_dict(jsonable(data))  # strict JSON, so a loaded result is equal
     return Result(
