@@ -2,7 +2,7 @@
 
 A head's output is read and written at ``blocks.{l}.attn.hook_z`` (``[batch, pos, n_heads,
 d_head]``); the head's contribution to the residual stream is that slice times its rows of
-``W_O``. The TransformerLens layout facts live in :mod:`interventions._bridge`.
+``W_O``. The TransformerLens layout facts live in :mod:`interventions.bridge`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from interventions import _bridge as hb
+from interventions import bridge as hb
 from interventions._common import as_layer, at_positions, tensor_from_json, tensor_to_json
 from interventions.base import (
     HookPair,

@@ -20,7 +20,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from interventions import _bridge
+from interventions import bridge
 from interventions._common import as_vector, check_d_model, unit
 
 
@@ -55,14 +55,14 @@ class Orthogonalization:
 
 def _writers(model: Any) -> list[tuple[Any, str]]:
     """(module, layout) for every weight that writes to the residual stream."""
-    out: list[tuple[Any, str]] = [(_bridge.embed_module(model), "rows")]
-    pos = _bridge.pos_embed_module(model)
+    out: list[tuple[Any, str]] = [(bridge.embed_module(model), "rows")]
+    pos = bridge.pos_embed_module(model)
     if pos is not None:
         out.append((pos, "rows"))
-    for layer in range(len(_bridge.blocks(model))):
+    for layer in range(len(bridge.blocks(model))):
         for path, get in (
-            ("attn.o", _bridge.attn_output_projection),
-            ("mlp.out", _bridge.mlp_output_projection),
+            ("attn.o", bridge.attn_output_projection),
+            ("mlp.out", bridge.mlp_output_projection),
         ):
             try:
                 module = get(model, layer)
@@ -127,7 +127,7 @@ def orthogonalize(model: Any, direction: Float[Tensor, " d_model"]) -> Orthogona
                 f"orthogonalize: {type(module).__name__} writes {out_dim} features, not {d_model}"
             )
     record = Orthogonalization(model, r_hat)
-    unembed_w = getattr(_bridge.unembed_module(model), "weight", None)
+    unembed_w = getattr(bridge.unembed_module(model), "weight", None)
     try:
         with torch.no_grad():
             for module, layout in writers:

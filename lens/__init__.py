@@ -32,7 +32,7 @@ _NAMES = {
     "resolve_hook": "lens.hooks",
     "GradProbe": "lens.hooks",
     "logit_lens": "lens.logit_lens",
-    "LogitLensResult": "lens.logit_lens_result",
+    "LogitLensResult": "lens.logit_lens",
     "ModelLoadError": "lens.models",
     "load_model": "lens.models",
     "tiny_config": "lens.models",
@@ -60,7 +60,6 @@ _SUBMODULES = (
 _SHADOWED = {name for name, module in _NAMES.items() if module == f"lens.{name}"}
 
 __all__ = sorted([*_NAMES, *_SUBMODULES])
-__version__ = "0.1.0"
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interventions.base import Positions  # noqa: F401
@@ -88,16 +87,28 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
         hook_points,
         resolve_hook,
     )
-    from lens.logit_lens import logit_lens  # noqa: F401
-    from lens.logit_lens_result import LogitLensResult  # noqa: F401
+    from lens.logit_lens.result import LogitLensResult  # noqa: F401
+    from lens.logit_lens.run import logit_lens  # noqa: F401
     from lens.models import ModelLoadError, load_model, tiny_config  # noqa: F401
     from lens.shortcuts import Faithfulness  # noqa: F401
     from lens.token_sets import token_sets  # noqa: F401
     from lens.tokens import UnknownTokenWarning  # noqa: F401
 
 
+def _version() -> str:
+    """The installed distribution's version (pyproject.toml is the one place it is written)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lens-interp")
+    except PackageNotFoundError:  # a checkout on sys.path that was never installed
+        return "0+unknown"
+
+
 def __getattr__(name: str) -> Any:
-    if name in _NAMES:
+    if name == "__version__":
+        value: Any = _version()
+    elif name in _NAMES:
         value = getattr(importlib.import_module(_NAMES[name]), name)
     elif not name.startswith("__"):
         try:

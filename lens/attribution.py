@@ -15,7 +15,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interventions import _bridge as hb
+from interventions import bridge as hb
 from lens.hooks import Probe, apply
 from lens.patching.pairs import Token, token_ids
 from lens.tokens import as_batch

@@ -18,7 +18,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interventions import _bridge
+from interventions import bridge
 from interventions.base import (
     HookFn,
     Intervention,
@@ -37,7 +37,7 @@ def hook_points(model: Any) -> dict[str, Any]:
     cached = _ALIAS_CACHE.get(model)
     if cached is None:
         hook_dict = model.hook_dict
-        aliases = _bridge.alias_map(model)
+        aliases = bridge.alias_map(model)
         cached = {name: hook_dict[aliases.get(name, name)] for name in hook_dict}
         cached.update({a: hook_dict[c] for a, c in aliases.items() if c in hook_dict})
         _ALIAS_CACHE[model] = cached
@@ -248,4 +248,4 @@ def count_hooks(model: Any) -> int:
     """Total forward and backward hooks on the model's hook points (for leak checks)."""
     unique = {id(hp): hp for hp in model.hook_dict.values()}.values()
     hooks = sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in unique)
-    return hooks + _bridge.forward_pre_hook_count(model)
+    return hooks + bridge.forward_pre_hook_count(model)

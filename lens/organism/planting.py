@@ -28,7 +28,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
-from interventions import _bridge
+from interventions import bridge
 
 
 @dataclass
@@ -65,14 +65,14 @@ def _out_in(module: Any) -> Tensor:
 def _writers(model: Any) -> list[tuple[Tensor, Tensor | None]]:
     """(weight [d_model, ...] view whose rows are residual dims, bias or None) of every writer."""
     out: list[tuple[Tensor, Tensor | None]] = []
-    out.append((_bridge.embed_module(model).weight.T, None))
-    pos = _bridge.pos_embed_module(model)
+    out.append((bridge.embed_module(model).weight.T, None))
+    pos = bridge.pos_embed_module(model)
     if pos is not None:
         out.append((pos.weight.T, None))
-    for layer in range(len(_bridge.blocks(model))):
+    for layer in range(len(bridge.blocks(model))):
         for mod in (
-            _bridge.attn_output_projection(model, layer),
-            _bridge.mlp_output_projection(model, layer),
+            bridge.attn_output_projection(model, layer),
+            bridge.mlp_output_projection(model, layer),
         ):
             out.append((_out_in(mod), getattr(mod, "bias", None)))
     return out
@@ -86,15 +86,15 @@ def _remove_direction(w: Tensor, b: Tensor | None, u: Tensor) -> None:
 
 
 def _untie(model: Any) -> None:
-    emb = _bridge.embed_module(model)
-    head = _bridge.unembed_module(model)
+    emb = bridge.embed_module(model)
+    head = bridge.unembed_module(model)
     if head.weight.data_ptr() == emb.weight.data_ptr():
         head.weight = torch.nn.Parameter(head.weight.detach().clone())
 
 
 def _pick_dims(model: Any, layer: int) -> tuple[int, int]:
     used = getattr(model, "_lens_planted_dims", set())
-    g = _bridge.block_norm(model, layer, "ln2").weight.detach().abs()
+    g = bridge.block_norm(model, layer, "ln2").weight.detach().abs()
     order = [int(i) for i in torch.argsort(g, descending=True) if int(i) not in used]
     if len(order) < 2:
         raise ValueError("no free residual dimensions left to plant into")
@@ -144,12 +144,12 @@ def plant_neurons(
     neurons = _check(model, layer, neurons, "neurons", model.cfg.d_mlp)
     token_ids = _check(model, layer, token_ids, "token_ids", model.cfg.d_vocab)
     j, k = dims if dims is not None else _pick_dims(model, layer)
-    ln = _bridge.block_norm(model, layer, "ln2")
+    ln = bridge.block_norm(model, layer, "ln2")
     g = ln.weight.detach()
     if float(g[j].abs()) < 1e-3 or float(g[k].abs()) < 1e-3:
         raise ValueError(f"norm weight too small at dims {(j, k)}; pass other dims")
     _untie(model)
-    emb = _bridge.embed_module(model).weight
+    emb = bridge.embed_module(model).weight
     c = float(emb.norm(dim=1).mean())
     for w, b in _writers(model):  # nothing writes into j or k any more
         w[[j, k]] = 0
@@ -161,7 +161,7 @@ def plant_neurons(
     read[j], read[k] = gain / g[j], -gain / g[k]
     ln_bias = getattr(ln, "bias", None)
     offset = float(read @ ln_bias) if ln_bias is not None else 0.0
-    for mod in _bridge.mlp_input_projections(model, layer):
+    for mod in bridge.mlp_input_projections(model, layer):
         w = _out_in(mod)
         w[neurons] = read.to(w.dtype)
         bias = getattr(mod, "bias", None)
@@ -216,13 +216,13 @@ def plant_direction(
     if float(u.norm()) < 1e-6:
         raise ValueError("direction lies in the reserved dims; pass another direction")
     planted = plant_neurons(model, layer, [neuron], token_ids, dims=dims)
-    dev = _bridge.embed_module(model).weight.device
+    dev = bridge.embed_module(model).weight.device
     u = (u / u.norm()).to(dev)
     for w, b in _writers(model):
         _remove_direction(w, b, u)
-    out = _out_in(_bridge.mlp_output_projection(model, layer))
+    out = _out_in(bridge.mlp_output_projection(model, layer))
     out[:, neuron] = (strength * u).to(out.dtype)
-    head = _out_in(_bridge.unembed_module(model))
-    g = _bridge.final_norm_module(model).weight.detach()
+    head = _out_in(bridge.unembed_module(model))
+    g = bridge.final_norm_module(model).weight.detach()
     head[target_token] += (logit_gain * u / g).to(head.dtype)
     return PlantedDirection(layer, neuron, u.cpu(), token_ids, int(target_token), planted.dims)

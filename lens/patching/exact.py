@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions import _bridge as hb
+from interventions import bridge as hb
 from interventions._common import as_layers
 from interventions.base import check_layers
 from interventions.heads import site_hook

@@ -8,7 +8,7 @@ from typing import Any
 from jaxtyping import Float
 from torch import Tensor
 
-from interventions import _bridge as hb
+from interventions import bridge as hb
 from interventions.base import Positions
 
 

@@ -2,7 +2,7 @@
 real tokens, and per-token KL(final distribution || a layer's readout), decoded exactly as
 the logit lens decodes (``lens.readout.decode``: final norm with the vector's own
 statistics, then the unembedding). Chunks of rows are sized by
-``lens.logit_lens_decode.chunk_rows``, the one home of full-vocabulary chunk sizing."""
+``lens.readout.kernel.chunk_rows``, the one home of full-vocabulary chunk sizing."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from lens.hooks import Probe, apply
-from lens.logit_lens_decode import chunk_rows
 from lens.readout import decode
+from lens.readout.kernel import chunk_rows
 
 __all__ = ["capture", "chunk_rows", "kl_per_token", "readout_logprobs"]
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import lens
-from interventions import _bridge as hb
+from interventions import bridge as hb
 from lens.attribution import direct_logit_attribution
 
 PROMPTS = [[5, 9, 2, 7, 11, 4], [3, 8, 1, 4]]  # left-padded together

@@ -9,7 +9,7 @@ import torch
 
 import lens
 from interventions import ActivationPatch, HeadAblation, from_dict
-from interventions import _bridge as hb
+from interventions import bridge as hb
 
 TOKENS = torch.tensor([[5, 9, 2, 7, 11], [3, 3, 8, 1, 4]])
 

@@ -8,7 +8,7 @@ multiplied by ``W_U`` in chunks of ``chunk_size`` rows, so the full
 ``[layers, batch, positions, vocab]`` logits never exist.
 
 This module is the driver (capture, decode, place the results); argument checking lives in
-:mod:`lens.logit_lens_args`, the decode kernel in :mod:`lens.logit_lens_decode`.
+:mod:`lens.logit_lens.args`, the decode kernel in :mod:`lens.readout.kernel`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
 from lens.hooks import Probe, apply
-from lens.logit_lens_args import (
+from lens.logit_lens.args import (
     SITES,
     ResidSite,
     category_matrix,
@@ -32,8 +32,8 @@ from lens.logit_lens_args import (
     position_index,
     target_token_ids,
 )
-from lens.logit_lens_decode import NORMS, Norm, decode_stack, unembed_parts
-from lens.logit_lens_result import LogitLensResult
+from lens.logit_lens.result import LogitLensResult
+from lens.readout.kernel import NORMS, Norm, decode_stack, unembed_parts
 from lens.tokens import Batch, PaddingSide, as_batch
 
 __all__ = ["NORMS", "SITES", "Norm", "ResidSite", "decode_stack", "logit_lens", "token_strings"]

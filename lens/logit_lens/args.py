@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from interventions.base import check_layers
-from lens.logit_lens_decode import NORMS
+from lens.readout.kernel import NORMS
 from lens.tokens import Batch, first_token_id
 
 ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]

@@ -19,8 +19,8 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from interventions import _bridge
-from lens.readout import final_norm
+from interventions import bridge
+from lens.readout.core import final_norm
 
 Norm = Literal["recompute", "none"]
 NORMS: tuple[Norm, ...] = ("recompute", "none")
@@ -67,7 +67,7 @@ def decode_stack(
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("gpt2"))
-        >>> from lens.logit_lens_decode import decode_stack
+        >>> from lens.readout.kernel import decode_stack
         >>> out = decode_stack(model, torch.randn(4, 64), top_k=2)
         >>> out["top_ids"].shape, out["entropy"].shape
         (torch.Size([4, 2]), torch.Size([4]))
@@ -118,7 +118,7 @@ def decode_stack(
 
 def unembed_parts(model: Any) -> tuple[Tensor, Tensor | None]:
     """W_U as [vocab, d_model] and b_U, in float32 (converted once when the model is not)."""
-    head = _bridge.unembed_module(model)
+    head = bridge.unembed_module(model)
     weight = head.weight.detach()
     bias = getattr(head, "bias", None)
     bias = None if bias is None else bias.detach().float()
