@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from lens.data.records import (
     BY_NAME,
@@ -148,20 +148,27 @@ def parse_lines(lines: Iterable[str], path: str = "<memory>") -> Dataset:
     records: list[Any] = []
     seen: dict[tuple, int] = {}
     relation_of: dict[str, tuple[str, int]] = {}
+    last = 0
     for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+        last = number
+        line = raw.rstrip("\r\n").lstrip("\ufeff") if number == 1 else raw.rstrip("\r\n")
+        if not line.strip():
             continue
-        try:
-            obj = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(
-                path, number, f"bad JSON ({exc.msg} at column {exc.colno})"
-            ) from None
+        obj = _json(line, path, number)
         if spec is None:
             if number != 1:
                 raise DataFormatError(path, number, "the header must be on line 1", "format")
             spec = _header(obj, path)
             continue
+        if isinstance(obj, dict) and "format" in obj and "version" in obj:
+            raise DataFormatError(
+                path,
+                number,
+                f"a second header ({obj['format']!r} version {obj['version']!r}; line 1 says "
+                f"{spec.name!r} version {spec.version}): one file holds one format and version, "
+                "were two files joined?",
+                "format",
+            )
         rec = _record(spec, obj, path, number)
         if spec.key:
             key = tuple(getattr(rec, k) for k in spec.key)
@@ -186,19 +193,64 @@ def parse_lines(lines: Iterable[str], path: str = "<memory>") -> Dataset:
         records.append(rec)
     if spec is None:
         raise DataFormatError(path, 1, "empty file: no header line", "format")
+    if not records:
+        raise DataFormatError(
+            path, last + 1, f"no records after the {spec.name} header: is the file truncated?"
+        )
     return Dataset(spec.kind, records, path)
+
+
+def _json(line: str, path: str, number: int) -> Any:
+    """One line's JSON value; errors give the column within the line and say when the line
+    stops in the middle of a value (a truncated file) or holds binary data."""
+    nul = line.find("\x00")
+    if nul >= 0:
+        raise DataFormatError(
+            path, number, f"binary data (a NUL byte at column {nul + 1}): not a JSONL text file"
+        )
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        column = exc.pos + 1
+        cut = (
+            ": the line ends in the middle of a value (is the file truncated?)"
+            if exc.pos >= len(line.rstrip())
+            else ""
+        )
+        raise DataFormatError(
+            path, number, f"bad JSON ({exc.msg} at column {column}){cut}"
+        ) from None
+    except RecursionError:
+        raise DataFormatError(path, number, "bad JSON (nested too deeply)") from None
+
+
+def _text_lines(handle: IO[bytes], path: str) -> Iterator[str]:
+    """The lines of a binary file handle as text; a line that is not UTF-8 is an error naming
+    the line and the byte (a binary file, or another encoding)."""
+    for number, raw in enumerate(handle, start=1):
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise DataFormatError(
+                path,
+                number,
+                f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): a "
+                "binary file, or text in another encoding? Dataset files are UTF-8 JSONL",
+            ) from None
 
 
 def load(path: str | Path) -> Dataset:
     """Load and validate a dataset file.
 
     Raises:
-        DataFormatError: on any malformed line (file, line and field in the message).
+        DataFormatError: on any malformed line (file, line and field in the message): bad
+            JSON (with its column), a line that is not UTF-8 text (a binary file), a missing
+            or wrong header, a second header (files of two versions joined), no records.
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        return parse_lines(handle, str(path))
+    with path.open("rb") as handle:
+        return parse_lines(_text_lines(handle, str(path)), str(path))
 
 
 def dumps(records: Sequence[Record], kind: str | None = None) -> str:

@@ -13,11 +13,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 import numpy as np
 
-from lens.studies.config_types import StudyConfigError, check_fields
+from lens.studies.config_types import (
+    Range,
+    StudyConfigError,
+    check_fields,
+    check_layers,
+    owner,
+)
 
 __all__ = [
     "STUDIES",
@@ -71,13 +77,18 @@ def off_diagonal(matrix: Any) -> np.ndarray:
     return m[~np.eye(m.shape[0], dtype=bool)]
 
 
+C = TypeVar("C", bound="StudyConfig")
+
+
 @dataclass
 class StudyConfig:
     """Base for study configs: defaults that work on the organism; loads from JSON.
 
-    Every value is checked against its field's declared type when the config is built
-    (directly, from a dict or from a JSON file): a wrong one raises :class:`StudyConfigError`
-    (a ``ValueError``) naming the key and the expected type.
+    Every value is checked against its field's declared type and range when the config is
+    built (directly, from a dict or from a JSON file): a wrong one raises
+    :class:`StudyConfigError` (a ``ValueError``) naming the key, the value and what is allowed
+    (:mod:`lens.studies.config_types`). Fields that name layers are checked against the model
+    by :meth:`for_model` when the study runs.
 
     Attributes:
         seed: seed of every random choice the study makes.
@@ -91,7 +102,7 @@ class StudyConfig:
     """
 
     data_kind: ClassVar[str | None] = None
-    seed: int = 0
+    seed: Annotated[int, Range(0, 2**32 - 1)] = 0
     data: str | None = None
 
     def __post_init__(self) -> None:
@@ -109,14 +120,14 @@ class StudyConfig:
         """  # noqa: E501
         if not isinstance(values, dict):
             raise StudyConfigError(
-                f"a {cls.__qualname__} is built from a dict (JSON object), got "
+                f"{owner(cls)}: a config is built from a dict (JSON object), got "
                 f"{type(values).__name__}"
             )
         valid = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - valid)
+        unknown = sorted((k for k in values if k not in valid), key=repr)
         if unknown:
             raise StudyConfigError(
-                f"unknown config keys {unknown} for {cls.__qualname__}; valid keys: {sorted(valid)}"
+                f"{owner(cls)}: unknown config keys {unknown}; valid keys: {sorted(valid)}"
             )
         return cls(**values)
 
@@ -144,6 +155,24 @@ class StudyConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return jsonable(dataclasses.asdict(self))
+
+    def for_model(self: C, model: Any) -> C:
+        """This config checked again (it may have been changed since it was built) and its
+        layer fields checked against ``model``: a copy with negative layers counted from the end.
+
+        Example:
+            >>> import lens
+            >>> from lens.studies.refusal import Config
+            >>> model = lens.load_model(lens.tiny_config("llama"))
+            >>> Config(layers=[0, -1]).for_model(model).layers
+            [0, 2]
+            >>> Config(layers=[7]).for_model(model)
+            Traceback (most recent call last):
+            ...
+            lens.studies.config_types.StudyConfigError: refusal config: config key 'layers' names layer 7, but this model has layers 0..2 (or -3..-1 from the end)
+        """  # noqa: E501
+        check_fields(self)
+        return dataclasses.replace(self, **check_layers(self, int(model.cfg.n_layers)))
 
 
 @dataclass

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Range
 
 
 @dataclass
@@ -21,12 +23,12 @@ class Config(StudyConfig):
         batch_size: rows per forward.
     """
 
-    languages: list[str] | None = None
-    prompts_per_language: int = 8
-    samples: int = 5
-    noise: float = 3.0
-    window: int | None = None
-    batch_size: int = 128
+    languages: Annotated[list[str] | None, Items(1, unique=True)] = None
+    prompts_per_language: Annotated[int, Range(1)] = 8
+    samples: Annotated[int, Range(1)] = 5
+    noise: Annotated[float, Range(0, open_low=True)] = 3.0
+    window: Annotated[int | None, Range(1)] = None
+    batch_size: Annotated[int, Range(1)] = 128
 
 
 def quick_config() -> Config:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Range
 
 Task = Literal["translation", "repetition"]
 
@@ -45,20 +46,24 @@ class Config(StudyConfig):
     """
 
     data_kind: ClassVar[str | None] = "translations"
-    sources: list[str] | None = None
-    targets: list[str] | None = None
-    kinds: list[str] = field(default_factory=lambda: ["concept"])
-    max_items: int | None = None
-    fact_scripts: list[str] | None = None
+    sources: Annotated[list[str] | None, Items(1, unique=True)] = None
+    targets: Annotated[list[str] | None, Items(1, unique=True)] = None
+    kinds: Annotated[list[str], Items(1, unique=True)] = field(default_factory=lambda: ["concept"])
+    max_items: Annotated[int | None, Range(1)] = None
+    fact_scripts: Annotated[list[str] | None, Items(0, unique=True)] = None
     fact_heldout: bool | None = False
-    max_facts: int | None = None
-    min_mass: float = 0.05
-    batch_size: int = 256
+    max_facts: Annotated[int | None, Range(1)] = None
+    min_mass: Annotated[float, Range(0, 1)] = 0.05
+    batch_size: Annotated[int, Range(1)] = 256
     organism_folder: str | None = None
     pivot: str = "en"
-    tasks: list[Task] = field(default_factory=lambda: ["translation", "repetition"])
-    n_shots: int = 4
-    code_languages: list[str] = field(default_factory=lambda: ["python", "javascript"])
+    tasks: Annotated[list[Task], Items(1, unique=True)] = field(
+        default_factory=lambda: ["translation", "repetition"]
+    )
+    n_shots: Annotated[int, Range(0)] = 4
+    code_languages: Annotated[list[str], Items(0, unique=True)] = field(
+        default_factory=lambda: ["python", "javascript"]
+    )
 
 
 def quick_config() -> Config:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Layer, Range
 
 
 @dataclass
@@ -33,17 +34,17 @@ class Config(StudyConfig):
     """
 
     data_kind: ClassVar[str | None] = "facts"
-    scripts: list[str] | None = None
+    scripts: Annotated[list[str] | None, Items(1, unique=True)] = None
     scoring: AnswerScoring = "first_token"
-    max_facts: int | None = None
+    max_facts: Annotated[int | None, Range(1)] = None
     checkpoints: bool = True
-    max_checkpoints: int | None = None
-    shortcut_layers: list[int] | None = None
+    max_checkpoints: Annotated[int | None, Range(1)] = None
+    shortcut_layers: Annotated[list[int] | None, Layer(spare_last=True), Items(unique=True)] = None
     shortcut_method: Literal["lstsq", "jacobian"] = "lstsq"
-    shortcut_ridge: float = 1e-3
-    fit_fraction: float = 0.5
-    min_recall: float = 0.05
-    batch_size: int = 256
+    shortcut_ridge: Annotated[float, Range(0)] = 1e-3
+    fit_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
+    min_recall: Annotated[float, Range(0, 1)] = 0.05
+    batch_size: Annotated[int, Range(1)] = 256
     organism_folder: str | None = None
 
 

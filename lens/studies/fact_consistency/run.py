@@ -33,6 +33,7 @@ def run(model: Any, config: Config) -> Result:
         >>> model = lens.load_model("organism")                     # doctest: +SKIP
         >>> fc.run(model, fc.quick_config()).save("out/fc")         # doctest: +SKIP
     """
+    config = config.for_model(model)  # layers within the model, negative ones from the end
     if not 0.0 < config.fit_fraction < 1.0:
         raise ValueError(f"fit_fraction must be in (0, 1), got {config.fit_fraction}")
     dataset, source, world = study_dataset(model, config, config.organism_folder)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Range
 
 
 @dataclass
@@ -28,15 +29,15 @@ class Config(StudyConfig):
     """
 
     data_kind: ClassVar[str | None] = "texts"
-    languages: list[str] | None = None
-    max_texts: int | None = 300
-    eval_fraction: float = 0.25
-    top_rate: float = 0.05
-    filter_rate: float = 0.95
-    activation_bar_ratio: float = 0.95
+    languages: Annotated[list[str] | None, Items(1, unique=True)] = None
+    max_texts: Annotated[int | None, Range(2)] = 300
+    eval_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.25
+    top_rate: Annotated[float, Range(0, 1, open_low=True)] = 0.05
+    filter_rate: Annotated[float, Range(0, 1)] = 0.95
+    activation_bar_ratio: Annotated[float, Range(0, 1)] = 0.95
     exclusive_only: bool = False
-    n_random_seeds: int = 3
-    batch_size: int = 64
+    n_random_seeds: Annotated[int, Range(1)] = 3
+    batch_size: Annotated[int, Range(1)] = 64
 
 
 def quick_config() -> Config:

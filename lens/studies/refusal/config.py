@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from lens.studies.base import (
-    StudyConfig,
-)
+from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Layer, Range, StudyConfigError
 
 
 @dataclass
@@ -52,32 +51,42 @@ class Config(StudyConfig):
     """
 
     data_kind: ClassVar[str | None] = "requests"
-    languages: list[str] | None = None
+    languages: Annotated[list[str] | None, Items(1, unique=True)] = None
     pivot: str | None = None
-    positions: list[int] = field(default_factory=lambda: [-2, -1])
-    layers: Literal["all"] | list[int] = "all"
-    kl_threshold: float = 0.1
-    max_layer_frac: float = 0.8
+    positions: Annotated[list[int], Range(high=-1), Items(1, unique=True)] = field(
+        default_factory=lambda: [-2, -1]
+    )
+    layers: Annotated[Literal["all"] | list[int], Layer(), Items(1, unique=True)] = "all"
+    kl_threshold: Annotated[float, Range(0)] = 0.1
+    max_layer_frac: Annotated[float, Range(0, 1, open_low=True)] = 0.8
     induce_filter: bool = True
-    n_train: int | None = None
-    n_val: int | None = None
-    n_heldout: int | None = None
-    addition_coeff: float = 1.0
-    batch_size: int = 64
-    min_drop: float = 0.8
-    max_harmless_rise: float = 0.1
-    min_cosine: float = 0.5
-    min_induced: float = 0.5
-    max_logit_diff: float = 1e-3
+    n_train: Annotated[int | None, Range(1)] = None
+    n_val: Annotated[int | None, Range(1)] = None
+    n_heldout: Annotated[int | None, Range(1)] = None
+    addition_coeff: Annotated[float, Range()] = 1.0
+    batch_size: Annotated[int, Range(1)] = 64
+    min_drop: Annotated[float, Range(0, 1)] = 0.8
+    max_harmless_rise: Annotated[float, Range(0, 1)] = 0.1
+    min_cosine: Annotated[float, Range(-1, 1)] = 0.5
+    min_induced: Annotated[float, Range(0, 1)] = 0.5
+    max_logit_diff: Annotated[float, Range(0)] = 1e-3
     world: str | None = None
     progress: bool = True
-    min_baseline_refusal: float = 0.5
+    min_baseline_refusal: Annotated[float, Range(0, 1)] = 0.5
     refusal_phrases: dict[str, list[str]] | None = None
     chat_template: bool = True
-    train_fraction: float = 0.5
-    val_fraction: float = 0.25
-    example_tokens: int = 12
-    n_examples: int = 3
+    train_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
+    val_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.25
+    example_tokens: Annotated[int, Range(1)] = 12
+    n_examples: Annotated[int, Range(0)] = 3
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.train_fraction + self.val_fraction >= 1:
+            raise StudyConfigError(
+                "refusal config: config keys 'train_fraction' + 'val_fraction' must be below 1 "
+                f"(the rest is held out), got {self.train_fraction} + {self.val_fraction}"
+            )
 
 
 def quick_config() -> Config:

@@ -201,6 +201,7 @@ def _select(model: Any, req: Requests, lang: str, config: Config) -> dict[str, A
 
 def run(model: Any, config: Config) -> Result:
     """Run the study (see the module docstring) and return its Result."""
+    config = config.for_model(model)  # layers within the model, negative ones from the end
     start = time.perf_counter()
     req = build_requests(model, config)
     langs, pivot = req.languages, req.pivot

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from lens.studies.answers import AnswerScoring
-from lens.studies.base import (
-    StudyConfig,
-)
+from lens.studies.base import StudyConfig
+from lens.studies.config_types import Items, Range
 
 
 @dataclass
@@ -33,14 +32,16 @@ class Config(StudyConfig):
     data_kind: ClassVar[str | None] = "facts"
     language: str | None = None
     scoring: AnswerScoring = "first_token"
-    k: int | None = None
-    k_multipliers: list[float] | None = None
-    neg_ratio: float = 4.0
-    selection_fraction: float = 0.5
-    transfer_languages: list[str] | None = None
-    n_random_seeds: int = 3
-    min_accuracy: float = 0.05
-    batch_size: int = 128
+    k: Annotated[int | None, Range(1)] = None
+    k_multipliers: Annotated[list[float] | None, Range(0, open_low=True), Items(1, unique=True)] = (
+        None
+    )
+    neg_ratio: Annotated[float, Range(0, open_low=True)] = 4.0
+    selection_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
+    transfer_languages: Annotated[list[str] | None, Items(1, unique=True)] = None
+    n_random_seeds: Annotated[int, Range(1)] = 3
+    min_accuracy: Annotated[float, Range(0, 1)] = 0.05
+    batch_size: Annotated[int, Range(1)] = 128
 
     def multipliers(self) -> list[float]:
         return list(self.k_multipliers or [0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
