@@ -20,10 +20,14 @@ def _load(source: str) -> Any:
 def load_config(module: Any, path: str | None) -> Any:
     """The study's config from a JSON file of overrides (defaults when ``path`` is None);
     errors name the file."""
+    from lens.studies.config_types import StudyConfigError
+
     if path is None:
         return module.Config()
     try:
         return module.Config.from_json(path)
+    except StudyConfigError:
+        raise  # names the file once already
     except json.JSONDecodeError as exc:
         raise ValueError(f"config {path} is not valid JSON: {exc}") from exc
     except (ValueError, TypeError, KeyError) as exc:
