@@ -135,10 +135,15 @@ class StudyConfig:
     def from_json(cls, path: str | Path) -> StudyConfig:
         """Build from a JSON file holding an object of overrides; errors name the file."""
         try:
-            text = Path(path).read_text()
+            text = Path(path).read_text(encoding="utf-8")
         except OSError as err:
             raise StudyConfigError(
                 f"{path}: cannot read the config file ({err.strerror})"
+            ) from None
+        except UnicodeDecodeError as err:
+            raise StudyConfigError(
+                f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
+                f"{err.start}); a config file holds a JSON object"
             ) from None
         try:
             values = json.loads(text)
