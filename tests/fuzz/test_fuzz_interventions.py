@@ -33,7 +33,12 @@ positions = mostly(st.sampled_from(["all", "last", [0], [-1], [0, 1]]), position
 
 @st.composite
 def neuron_deactivation(draw):
-    neurons = draw(mostly(st.dictionaries(layer_key, neuron_ids, min_size=1, max_size=2)))
+    neurons = draw(
+        mostly(
+            st.dictionaries(layer_key, neuron_ids, min_size=1, max_size=2),
+            st.sampled_from([{}, [], [(0, 1)], [(0, 1, 2)], {0: []}, "0:1"]),
+        )
+    )
     value = draw(mostly(st.just("zero"), st.one_of(extreme_floats, st.text(max_size=4))))
     pos = draw(positions)
     return lambda: NeuronDeactivation(neurons, value=value, positions=pos)
@@ -49,8 +54,15 @@ def direction_ablation(draw):
 
 @st.composite
 def activation_addition(draw):
-    vector = draw(vectors(D_MODEL))
-    coeff = draw(mostly(st.floats(-8, 8), extreme_floats))
+    # |coeff * vector| stays below float32's 3.4e38: beyond it the sum overflows to inf and the
+    # forward gives NaN (a known bug, pinned in test_fuzz_known_bugs.py)
+    vector = draw(vectors(D_MODEL, big=1e20))
+    coeff = draw(
+        mostly(
+            st.floats(-8, 8),
+            st.sampled_from([0.0, -0.0, 1e-30, float("nan"), float("inf"), -float("inf")]),
+        )
+    )
     site = draw(mostly(st.just("hook_resid_pre"), st.sampled_from(["hook_resid_post", "x", ""])))
     at, pos = draw(layer), draw(positions)
     return lambda: ActivationAddition(vector, at, coeff=coeff, positions=pos, site=site)

@@ -102,6 +102,23 @@ def test_answer_equals_wrong(tiny):
     )
 
 
+@xfail(
+    "interventions/directions.py ActivationAddition: coeff * vector beyond float32's range "
+    "(vector entries 1e38, or 1e20 with coeff 1e30) is accepted; the residual becomes inf and "
+    "the logits NaN instead of a refusal at construction"
+)
+@pytest.mark.parametrize(("scale", "coeff"), [(1e38, 4.0), (1e20, 1e30)])
+def test_activation_addition_overflow(tiny, scale, coeff):
+    from interventions import ActivationAddition
+
+    def run():
+        iv = ActivationAddition(torch.ones(64) * scale, 0, coeff=coeff)
+        with lens.apply(tiny, iv), torch.no_grad():
+            return tiny(torch.tensor([[3, 4, 5]]))
+
+    check("known: addition overflow", tiny, run, assert_finite)
+
+
 CHILD = textwrap.dedent("""
     import json, resource, sys, warnings
     resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
