@@ -26,8 +26,8 @@ def load_config(module: Any, path: str | None) -> Any:
         return module.Config()
     try:
         return module.Config.from_json(path)
-    except StudyConfigError:
-        raise  # names the file once already
+    except StudyConfigError as exc:
+        raise StudyConfigError(f"config {exc}") from None  # the message names the file once
     except json.JSONDecodeError as exc:
         raise ValueError(f"config {path} is not valid JSON: {exc}") from exc
     except (ValueError, TypeError, KeyError) as exc:
