@@ -18,7 +18,7 @@ class ConceptSpaceData(StudyData):
         panels: one dict per translation pair / fact language: ``name``, ``kind``
             (``"translation"`` or ``"facts"``), ``src``, ``tgt``, ``n``, ``prompts``,
             ``answers``, ``pivot_words``, ``mass`` (``{curve: [per layer]}``), ``top1`` and
-            ``check`` (:func:`~lens.studies.concept_space.run.pivot_first`).
+            ``check`` (:func:`~lens.studies.concept_space.panels.pivot_first`).
         summary: ``{"groups": {group: {panels, mass, check}}, "min_mass": float}``.
         source: where the panels come from: ``"organism"`` (its world) or a dataset.
         excluded: concepts left out per dataset panel (target and pivot words share a first
