@@ -93,7 +93,7 @@ def _untie(model: Any) -> None:
 
 
 def _pick_dims(model: Any, layer: int) -> tuple[int, int]:
-    used = getattr(model, "_lens_planted_dims", set())
+    used: set[int] = getattr(model, "_lens_planted_dims", set())
     g = bridge.block_norm(model, layer, "ln2").weight.detach().abs()
     order = [int(i) for i in torch.argsort(g, descending=True) if int(i) not in used]
     if len(order) < 2:

@@ -40,7 +40,7 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
     world = organism.world(_world_folder(model, folder))
     tok = getattr(model, "tokenizer", None)
     ok = tok is not None and hasattr(tok, "convert_tokens_to_ids")
-    if ok:
+    if ok and tok is not None:
         ids = tok.convert_tokens_to_ids(world.vocabulary())
         ok = not any(i is None or i == tok.unk_token_id for i in ids)
         ok = ok and max(ids) < model.cfg.d_vocab

@@ -131,7 +131,8 @@ def tokenize_answers(model: Any, prompts: Sequence[str], answers: Sequence[str])
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise ValueError("this model has no tokenizer: answers given as text cannot be scored")
-    bos = [_bos_id(model)] if default_prepend_bos(model) else []
+    bos_id = _bos_id(model)
+    bos = [bos_id] if default_prepend_bos(model) and bos_id is not None else []
     vocab = int(model.cfg.d_vocab)
     plain = tok(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
     full_texts = [f"{p} {a}" for p, a in zip(prompts, answers)]

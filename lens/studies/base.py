@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
@@ -146,6 +146,9 @@ class StudyConfig:
         return jsonable(dataclasses.asdict(self))
 
 
+_D = TypeVar("_D", bound="StudyData")
+
+
 @dataclass
 class StudyData:
     """Base of a study's typed numbers (``StudyResult.data``; results.json's ``"data"``).
@@ -160,7 +163,7 @@ class StudyData:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> StudyData:
+    def from_dict(cls: type[_D], raw: dict[str, Any]) -> _D:
         """Rebuild from results.json's ``"data"`` (keys this class does not know are dropped)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyData
 
 
@@ -39,7 +40,7 @@ class FactConsistencyData(StudyData):
     training: dict[str, Any] | None = None
     shortcut: dict[str, Any] | None = None
     source: str = "organism-facts"
-    scoring: str = "first_token"
+    scoring: AnswerScoring = "first_token"
     fact_ids: list[str] | None = None
     skipped: dict[str, list[dict[str, str]]] | None = None
     near_zero: list[str] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lens.studies.base import Finding
 from lens.studies.base import fmt_number as _num
 from lens.studies.fact_consistency.data import FactConsistencyData
@@ -22,9 +24,8 @@ def near_zero_note(data: FactConsistencyData) -> str:
     )
 
 
-def _shortcut_recall_only(data: FactConsistencyData) -> Finding:
+def _shortcut_recall_only(sc: dict[str, Any]) -> Finding:
     """The shortcut claim where no language has a measurable CLC: its recall half only."""
-    sc = data.shortcut
     full = sc["full"]
     best = max(sc["layers"], key=lambda e: e["mean_recall"])
     per = "; ".join(
@@ -105,7 +106,7 @@ def findings(data: FactConsistencyData) -> list[Finding]:
         )
     sc = data.shortcut
     if sc and sc["layers"] and others and sc["full"]["mean_clc"] is None:
-        out.append(_shortcut_recall_only(data))
+        out.append(_shortcut_recall_only(sc))
     elif sc and sc["layers"] and others:
         full = sc["full"]
         best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
