@@ -20,10 +20,16 @@ and builds in well under a second.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
+from torch import Tensor
+
+import lens
 
 ARCHITECTURES = ("llama", "gpt2", "gemma2", "qwen2", "neox", "mistral")
 VOCAB = 512
@@ -131,3 +137,145 @@ def load_reference(folder: Path) -> Any:
 
     hf = AutoModelForCausalLM.from_pretrained(folder, attn_implementation="eager")
     return hf.eval()
+
+
+# --- the same model as plain transformers modules (the independent computations) ----------
+
+# Per architecture, where transformers keeps each piece (attribute paths from the model root):
+# blocks, final norm, unembedding, the module whose output is a block's attention write to
+# the residual stream, the MLP's write, the MLP output projection and the attention output
+# projection (their inputs are the MLP activations and the concatenated heads).
+HF_PATHS: dict[str, dict[str, str]] = {
+    "llama": {},
+    "qwen2": {},
+    "mistral": {},
+    "gemma2": {"attn_write": "post_attention_layernorm", "mlp_write": "post_feedforward_layernorm"},
+    "gpt2": {
+        "blocks": "transformer.h",
+        "final_norm": "transformer.ln_f",
+        "attn_write": "attn",
+        "mlp_down": "mlp.c_proj",
+        "attn_o": "attn.c_proj",
+    },
+    "neox": {
+        "blocks": "gpt_neox.layers",
+        "final_norm": "gpt_neox.final_layer_norm",
+        "attn_write": "attention",
+        "mlp_down": "mlp.dense_4h_to_h",
+        "attn_o": "attention.dense",
+    },
+}
+_DEFAULT_PATHS = {
+    "blocks": "model.layers",
+    "final_norm": "model.norm",
+    "unembed": "lm_head",
+    "attn_write": "self_attn",
+    "mlp_write": "mlp",
+    "mlp_down": "mlp.down_proj",
+    "attn_o": "self_attn.o_proj",
+}
+
+
+def hf_part(hf: Any, arch: str, part: str, layer: int | None = None) -> Any:
+    """The transformers module ``part`` of ``arch`` (inside block ``layer`` when given)."""
+    paths = {**_DEFAULT_PATHS, **HF_PATHS[arch]}
+    if layer is None:
+        return hf.get_submodule(paths[part])
+    return hf.get_submodule(paths["blocks"])[layer].get_submodule(paths[part])
+
+
+def n_blocks(hf: Any, arch: str) -> int:
+    return len(hf_part(hf, arch, "blocks"))
+
+
+def first(out: Any) -> Tensor:
+    """The hidden-state tensor of a module output (a tensor or a tuple starting with one)."""
+    return out if isinstance(out, Tensor) else out[0]
+
+
+def with_first(out: Any, value: Tensor) -> Any:
+    """``out`` with its hidden-state tensor replaced by ``value``."""
+    return value if isinstance(out, Tensor) else (value, *out[1:])
+
+
+@contextmanager
+def hooked(*handles: Any) -> Iterator[None]:
+    """Remove transformers hook handles on exit."""
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def edit_output(module: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """A forward hook replacing the module's hidden-state output by ``fn(output)``."""
+    return module.register_forward_hook(lambda m, args, out: with_first(out, fn(first(out))))
+
+
+def edit_input(module: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """A forward pre-hook replacing the module's first input (hidden states) by ``fn(input)``."""
+
+    def pre(m: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+        if args:
+            return (fn(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": fn(kwargs["hidden_states"])}
+
+    return module.register_forward_pre_hook(pre, with_kwargs=True)
+
+
+def block_outputs(hf: Any, arch: str, tokens: Tensor, **kw: Any) -> tuple[list[Tensor], Tensor]:
+    """Every block's output (the residual stream after it) and the logits of one HF forward."""
+    outs: list[Tensor] = []
+    handles = [
+        block.register_forward_hook(lambda m, a, out: outs.append(first(out).detach()))
+        for block in hf_part(hf, arch, "blocks")
+    ]
+    with hooked(*handles), torch.no_grad():
+        logits = hf(tokens, **kw).logits
+    return outs, logits
+
+
+def hand_decode(hf: Any, arch: str, h: Tensor) -> Tensor:
+    """Logits of residual vectors through the HF final norm and unembedding (and Gemma-2's
+    soft cap, read from the transformers config)."""
+    with torch.no_grad():
+        logits = hf_part(hf, arch, "unembed")(hf_part(hf, arch, "final_norm")(h))
+    cap = getattr(hf.config, "final_logit_softcapping", None)
+    return cap * torch.tanh(logits / cap) if cap else logits
+
+
+# --- pytest fixtures (imported by tests/conftest.py) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def arch_folders(tmp_path_factory: Any) -> dict[str, Path]:
+    """The six folders, built once per session."""
+    from tests.conftest import byte_bpe_tokenizer  # noqa: PLC0415  (conftest imports us)
+
+    root = tmp_path_factory.mktemp("architectures")
+    tok = byte_bpe_tokenizer()
+    return {name: save_architecture(name, root / name, tok) for name in ARCHITECTURES}
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def arch(request: Any) -> str:
+    return request.param
+
+
+@pytest.fixture
+def arch_model(arch: str, arch_folders: dict[str, Path]) -> Any:
+    """A fresh bridge of the architecture (safe to edit)."""
+    return lens.load_model(arch_folders[arch])
+
+
+_REFERENCES: dict[Path, Any] = {}
+
+
+@pytest.fixture
+def arch_hf(arch: str, arch_folders: dict[str, Path]) -> Any:
+    """The same folder as a plain transformers model (shared: never edit its weights)."""
+    folder = arch_folders[arch]
+    if folder not in _REFERENCES:
+        _REFERENCES[folder] = load_reference(folder)
+    return _REFERENCES[folder]
