@@ -301,12 +301,23 @@ def block_norm_params(model: Any, layer: int, which: BlockNorm) -> NormParams:
     return norm_params(model, block_norm(model, layer, which), f"blocks.{layer}.{which}")
 
 
+def architecture(model: Any) -> str:
+    """The model's architecture name, for messages (e.g. ``"Gemma2ForCausalLM"``)."""
+    return str(getattr(model.cfg, "architecture", None) or type(model).__name__)
+
+
+def output_norms(model: Any, layer: int) -> list[str]:
+    """The norms block ``layer`` applies to its attention / MLP outputs before they join the
+    residual stream (Gemma-2's ``ln1_post``, ``ln2_post``); empty on most architectures."""
+    block = _block(model, layer)
+    return [name for name in ("ln1_post", "ln2_post") if getattr(block, name, None) is not None]
+
+
 def attn_post_norm(model: Any, layer: int) -> tuple[NormParams, str] | None:
     """The norm applied to block ``layer``'s attention output before it joins the residual
     stream (Gemma-2's ``post_attention_layernorm``) and the hook holding its scale, or None
     when the block has none (``hook_attn_out`` is then the sum of the heads' outputs)."""
-    block = _block(model, layer)
-    if getattr(block, "ln1_post", None) is None:
+    if "ln1_post" not in output_norms(model, layer):
         return None
     params = norm_params(model, block_norm(model, layer, "ln1_post"), f"blocks.{layer}.ln1_post")
     return params, f"blocks.{layer}.ln1_post.hook_scale"

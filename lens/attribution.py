@@ -97,8 +97,7 @@ def direct_logit_attribution(
     cap = hb.logit_soft_cap(model)
     if cap is not None and logits == "final":
         raise ValueError(
-            f"this model ({getattr(model.cfg, 'architecture', None) or 'this architecture'}) "
-            f"soft-caps its logits "
+            f"this model ({hb.architecture(model)}) soft-caps its logits "
             f"({cap:g} * tanh(z / {cap:g})), which no sum of parts reproduces; pass "
             "logits='pre_cap' to attribute the logits before the cap"
         )
