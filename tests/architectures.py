@@ -263,13 +263,18 @@ def arch(request: Any) -> str:
     return request.param
 
 
+_MODELS: dict[Path, Any] = {}
+_REFERENCES: dict[Path, Any] = {}
+
+
 @pytest.fixture
 def arch_model(arch: str, arch_folders: dict[str, Path]) -> Any:
-    """A fresh bridge of the architecture (safe to edit)."""
-    return lens.load_model(arch_folders[arch])
-
-
-_REFERENCES: dict[Path, Any] = {}
+    """The architecture's bridge, shared by the session: a test that edits weights restores
+    them (or loads its own copy with ``lens.load_model(arch_folders[arch])``)."""
+    folder = arch_folders[arch]
+    if folder not in _MODELS:
+        _MODELS[folder] = lens.load_model(folder)
+    return _MODELS[folder]
 
 
 @pytest.fixture

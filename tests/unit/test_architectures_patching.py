@@ -114,7 +114,7 @@ def test_attribution_patching_equals_hand_gradient(arch, arch_model, arch_hf):
         m = metric(logits)
         m.backward()
     arch_hf.zero_grad(set_to_none=True)
-    gap = clean_m - float(m)
+    gap = clean_m - float(m.detach())
     for layer in range(len(blocks)):
         grad = corrupt_acts[layer].grad[0]
         delta = clean_acts[layer][0] - corrupt_acts[layer][0].detach()

@@ -150,3 +150,31 @@ def test_final_norm_parameters_equal_the_module(arch, arch_model, arch_hf):
     expected = {"gpt2": "LN", "neox": "LN"}.get(arch, "RMS")
     assert params.kind == expected
     assert (params.bias is not None) == (expected == "LN")
+
+
+class _OffsetRMS(torch.nn.Module):
+    """An RMSNorm with Gemma's ``1 + w`` on a model whose config declares no offset."""
+
+    def __init__(self, d):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(d, generator=torch.Generator().manual_seed(1)))
+        self.eps = 1e-6
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * (1 + self.weight)
+
+
+class _NotANorm(_OffsetRMS):
+    def forward(self, x):
+        return torch.tanh(super().forward(x))
+
+
+def test_norm_params_follow_the_module_not_the_config(arch_folders):
+    model = lens.load_model(arch_folders["llama"])
+    assert not getattr(model.cfg, "rmsnorm_uses_offset", False)
+    module = _OffsetRMS(int(model.cfg.d_model))
+    params = bridge.norm_params(model, module, "custom")
+    assert params.kind == "RMS"
+    torch.testing.assert_close(params.weight, module.weight + 1)
+    with pytest.raises(ValueError, match=r"custom \(_NotANorm\).*neither LayerNorm nor RMSNorm"):
+        bridge.norm_params(model, _NotANorm(int(model.cfg.d_model)), "custom")

@@ -88,7 +88,8 @@ def test_direction_ablation(arch, arch_model, arch_hf):
     assert_changed(ours, run(arch_model))
 
 
-def test_orthogonalize_equals_ablation(arch, arch_model, arch_hf):
+def test_orthogonalize_equals_ablation(arch, arch_folders):
+    arch_model = lens.load_model(arch_folders[arch])  # its own copy: weights are edited
     r = unit_direction(arch_model)
     ablated = run(arch_model, DirectionAblation(r))
     if arch == "gemma2":  # a norm after each attention/MLP output re-mixes the edited weights
