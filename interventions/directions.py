@@ -111,7 +111,9 @@ class DirectionAblation:
             self._units = {None: unit(self.direction, "direction")}
         self.layers = as_layers(self.layers)
         if isinstance(self.direction, dict) and self.layers != "all":
-            missing = [x for x in self.layers if x >= 0 and x not in self.direction]
+            missing = [
+                x for x in cast(list[int], self.layers) if x >= 0 and x not in self.direction
+            ]
             if missing:
                 raise ValueError(
                     f"layers {missing} have no direction; per-layer directions are given for "

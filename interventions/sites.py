@@ -178,8 +178,9 @@ def resolve_layers(model: Any, layers: Any, what: str = "layers") -> list[int]:
         if hasattr(layers, "tolist") and getattr(layers, "ndim", 0) == 1:
             layers = layers.tolist()  # a 1-D numpy array or tensor
         else:
-            return [resolve_layer(model, layers, what)]
-    out = [resolve_layer(model, x, what) for x in layers]
+            return [resolve_layer(model, layers, "layer" if what == "layers" else what)]
+    item = "layer" if what == "layers" else f"{what}: layer"
+    out = [resolve_layer(model, x, item) for x in layers]
     if not out:
         raise ValueError(f"{what} is empty; give 'all', an int or a list ({layer_range(model)})")
     if len(set(out)) != len(out):
