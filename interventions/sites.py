@@ -72,6 +72,7 @@ _HOOKS: dict[str, str] = {
     "z": "blocks.{layer}.attn.hook_z",
 }
 _OLD = {template.split(".", 2)[2]: site for site, template in _HOOKS.items()}
+_RENAMED = {"head": "z"}  # lens 0.2 patching's name for the per-head site
 
 SiteT = TypeVar("SiteT", bound=str)
 
@@ -93,6 +94,10 @@ def check_site(site: Any, allowed: Sequence[SiteT] = SITES, what: str = "site") 
     if isinstance(site, str) and site in _OLD:
         raise ValueError(
             f"{what} {site!r} is a hook name; sites use short names: write {_OLD[site]!r}"
+        )
+    if isinstance(site, str) and site in _RENAMED:
+        raise ValueError(
+            f"{what} {site!r} is now called {_RENAMED[site]!r}: write {_RENAMED[site]!r}"
         )
     raise ValueError(f"{what} must be one of {list(allowed)}, got {site!r}")
 

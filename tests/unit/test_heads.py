@@ -127,8 +127,10 @@ def test_out_of_range_raises_before_installing(native_model, make):
 
 
 def test_bad_construction():
-    with pytest.raises(ValueError, match="known sites"):
+    with pytest.raises(ValueError, match="site must be one of"):
         ActivationPatch("resid_middle", 0, torch.zeros(3, 64))
+    with pytest.raises(ValueError, match="write 'z'"):
+        ActivationPatch("head", 0, torch.zeros(3, 4, 16))
     with pytest.raises(ValueError, match="NaN"):
         ActivationPatch("resid_pre", 0, torch.full((3, 64), float("nan")))
     with pytest.raises(ValueError, match="means"):

@@ -149,6 +149,8 @@ def test_old_hook_spellings_are_refused_naming_the_short_name(old, new):
 
 def test_unknown_sites_and_bad_layers_raise():
     with pytest.raises(ValueError, match="site must be one of"):
+        check_site("resid_middle")
+    with pytest.raises(ValueError, match="'head' is now called 'z'"):
         check_site("head")
     with pytest.raises(ValueError, match="resolved layer"):
         hook_name("resid_pre", -1)
@@ -293,3 +295,8 @@ def test_logit_lens_refuses_old_site_names(model):
         lens.logit_lens(model, [[1, 2]], site="z")
     with pytest.raises(ValueError, match="this model has layers 0..2"):
         lens.logit_lens(model, [[1, 2]], layers=[-4])
+
+
+def test_the_vocabulary_is_public_on_lens():
+    assert lens.Site is not None and lens.hook_name("z", 1) == "blocks.1.attn.hook_z"
+    assert lens.resolve_layers is resolve_layers
