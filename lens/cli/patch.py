@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-SITES = ("resid_pre", "attn_out", "mlp_out", "head")
+SITES = ("resid_pre", "attn_out", "mlp_out", "z")
 
 
 def parse_token(text: str | None) -> str | int | None:

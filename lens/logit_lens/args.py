@@ -12,26 +12,27 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interventions.base import check_layers
+from interventions.sites import check_site, resolve_layers
 from lens.readout.kernel import NORMS
 from lens.tokens import Batch, first_token_id
 
-ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]
-SITES: tuple[ResidSite, ...] = ("resid_post", "resid_pre", "resid_mid")
+# The sites of interventions.sites that hold a d_model vector the unembedding can decode.
+LensSite = Literal["resid_post", "resid_pre", "resid_mid", "attn_out", "mlp_out"]
+SITES: tuple[LensSite, ...] = ("resid_post", "resid_pre", "resid_mid", "attn_out", "mlp_out")
 
 
 def check_args(
     model: Any,
     layers: Any,
-    site: ResidSite,
+    site: LensSite,
     norm: str,
     top_k: int,
     batch_size: int,
     chunk_size: int,
+    include_embed: bool = False,
 ) -> list[int]:
     """The layer list to decode, after checking every scalar argument of the logit lens."""
-    if site not in SITES:
-        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+    check_site(site, SITES, "logit lens site")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     vocab = int(model.cfg.d_vocab)
@@ -39,14 +40,14 @@ def check_args(
         raise ValueError(f"top_k must be an int in 1..{vocab} (the vocabulary), got {top_k!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be >= 1")
-    if isinstance(layers, str):
-        if layers != "all":
-            raise ValueError(f"layers must be 'all' or a list of ints, got {layers!r}")
-        return list(range(model.cfg.n_layers))
-    layer_list = [layers] if isinstance(layers, int) else list(layers)
-    if not layer_list or not all(isinstance(x, int) for x in layer_list):
-        raise ValueError(f"layers must be 'all' or a non-empty list of ints, got {layers!r}")
-    check_layers(layer_list, model, "logit_lens")
+    layer_list = resolve_layers(model, layers)
+    if not isinstance(include_embed, bool):
+        raise TypeError(f"include_embed must be True or False, got {include_embed!r}")
+    if include_embed and site == "resid_pre" and 0 in layer_list:
+        raise ValueError(
+            "include_embed=True adds the residual stream before block 0, which "
+            "site='resid_pre' already reads as layer 0: drop one of them"
+        )
     return layer_list
 
 

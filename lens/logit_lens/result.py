@@ -35,8 +35,10 @@ class LogitLensResult:
     """Per-layer decodings of the residual stream (see ``DIMS`` for every array's dims).
 
     Attributes:
-        layers: decoded layer indices. ``[layer]``
-        site: ``"resid_post"``, ``"resid_pre"`` or ``"resid_mid"``.
+        layers: decoded layer numbers (counted from 0; -1 is the embedding output, the
+            residual stream before block 0, decoded with ``include_embed=True``). ``[layer]``
+        site: the site read at every layer (:mod:`interventions.sites`), e.g.
+            ``"resid_post"`` (the output of block l) or ``"resid_pre"`` (its input).
         norm: ``"recompute"`` (final norm with statistics of each vector) or ``"none"``.
         positions: index of each decoded position in the padded row, -1 if none.
             ``[batch, position]``
@@ -87,6 +89,18 @@ class LogitLensResult:
         "target_ranks": ("layer", "batch", "position"),
         "category_mass": ("layer", "batch", "position", "category"),
     }
+
+    def __repr__(self) -> str:
+        n_layer, n_batch, n_pos, k = self.top_ids.shape
+        return (
+            f"LogitLensResult(site={self.site!r}, layers={self.layer_labels}, norm={self.norm!r}, "
+            f"batch={n_batch}, positions={n_pos}, top_k={k})"
+        )
+
+    @property
+    def layer_labels(self) -> list[str]:
+        """One label per decoded layer: ``"embed"`` for -1, else the layer number."""
+        return ["embed" if int(x) == -1 else str(int(x)) for x in self.layers]
 
     @property
     def shape(self) -> dict[str, int]:

@@ -23,10 +23,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
+from interventions.sites import hook_name
 from lens.hooks import Probe, apply
 from lens.logit_lens.args import (
     SITES,
-    ResidSite,
+    LensSite,
     category_matrix,
     check_args,
     position_index,
@@ -36,7 +37,7 @@ from lens.logit_lens.result import LogitLensResult
 from lens.readout.kernel import NORMS, Norm, decode_stack, unembed_parts
 from lens.tokens import Batch, PaddingSide, as_batch
 
-__all__ = ["NORMS", "SITES", "Norm", "ResidSite", "decode_stack", "logit_lens", "token_strings"]
+__all__ = ["NORMS", "SITES", "LensSite", "Norm", "decode_stack", "logit_lens", "token_strings"]
 
 
 @torch.no_grad()
@@ -44,8 +45,9 @@ def logit_lens(
     model: Any,
     prompts_or_batch: Any,
     *,
-    layers: str | Sequence[int] = "all",
-    site: ResidSite = "resid_post",
+    layers: str | int | Sequence[int] = "all",
+    site: LensSite = "resid_post",
+    include_embed: bool = False,
     positions: Positions = "last",
     top_k: int = 10,
     targets: Any = None,
@@ -77,9 +79,14 @@ def logit_lens(
         model: a TransformerBridge.
         prompts_or_batch: prompts (strings or token-id lists), a ``lens.tokens.Batch`` or a
             token tensor.
-        layers: ``"all"`` or layer indices.
+        layers: ``"all"``, one layer or a list (negative: counted from the end).
         site: ``"resid_post"`` (output of block l; its last layer gives the model's logits),
-            ``"resid_pre"`` (input of block l) or ``"resid_mid"`` (after attention).
+            ``"resid_pre"`` (input of block l), ``"resid_mid"`` (after attention), or a
+            block's own output ``"attn_out"`` / ``"mlp_out"`` (see :mod:`interventions.sites`).
+        include_embed: also decode the embedding output, the residual stream before block 0
+            (``blocks.0.hook_resid_pre``: token plus positional embeddings), as a first row
+            with layer number -1 in ``result.layers`` (label ``"embed"``). It is the first
+            row of TransformerLens's ``accumulated_resid``.
         positions: ``"last"`` (last real token of each row), ``"all"`` (every position of the
             padded row; padding is not decoded and marked ``valid=False``), integer indices
             into the padded row (negative count from its end; decoded in increasing order,
@@ -115,9 +122,11 @@ def logit_lens(
         >>> res.top_ids.shape, res.target_ranks.shape
         ((3, 2, 1, 5), (3, 2, 1))
     """
-    layer_list = check_args(model, layers, site, norm, top_k, batch_size, chunk_size)
+    layer_list = check_args(model, layers, site, norm, top_k, batch_size, chunk_size, include_embed)
     validate_positions(positions)
     if translator is not None:
+        if include_embed:
+            raise ValueError("include_embed=True has no tuned-lens translator; leave it False")
         translator.check(model, layer_list, site)
     b = as_batch(model, prompts_or_batch, padding_side=padding_side)
     n_rows, seq = b.tokens.shape
@@ -126,6 +135,10 @@ def logit_lens(
     target_ids = target_token_ids(model, targets, n_rows)
     cat_names, cat_matrix = category_matrix(model, categories, device)
 
+    hook_names = [hook_name(site, layer) for layer in layer_list]
+    if include_embed:  # the residual stream before block 0 (embeddings), as layer -1
+        layer_list = [-1, *layer_list]
+        hook_names.insert(0, hook_name("resid_pre", 0))
     shape = (len(layer_list), n_rows, pos_index.shape[1])
     top_ids = torch.full((*shape, top_k), -1, dtype=torch.long)
     top_probs = torch.full((*shape, top_k), float("nan"))
@@ -143,7 +156,6 @@ def logit_lens(
         "target_ranks": t_ranks,
         "category_mass": mass,
     }
-    hook_names = [f"blocks.{layer}.hook_{site}" for layer in layer_list]
     deepest = max(layer_list)
     stop_at = max(i for i, x in enumerate(layer_list) if x == deepest) if stop_early else None
     starts = range(0, n_rows, batch_size)

@@ -11,14 +11,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interventions.heads import site_hook
+from interventions.sites import hook_name, resolve_layers
 from lens.hooks import GradProbe, Probe, apply
 from lens.patching.exact import (
     SITES,
     check_sites,
     last_token_logits,
     metric_view,
-    resolve_layers,
     source_values,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
@@ -67,19 +66,19 @@ def attribution_patching(
         >>> import lens
         >>> model = lens.load_model(lens.tiny_config("gpt2"))
         >>> res = attribution_patching(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, wrong=6)
-        >>> tuple(res.values("head").shape), res.dims("head")
+        >>> tuple(res.values("z").shape), res.dims("z")
         ((3, 3, 4), ('layer', 'position', 'head'))
     """
     sites = check_sites(sites)
-    layers = resolve_layers(layers, model)
+    layers = resolve_layers(model, layers)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
     source_run, target = pairs.source_target(direction)
     source, source_m = source_values(model, source_run, sites, layers, interventions, pairs.metric)
     keys = [(s, layer) for s in sites for layer in layers]
-    acts = {k: Probe(site_hook(*k)) for k in keys}
-    grads = {k: GradProbe(site_hook(*k)) for k in keys}
+    acts = {k: Probe(hook_name(*k)) for k in keys}
+    grads = {k: GradProbe(hook_name(*k)) for k in keys}
     track = TrackGrad()
     n = pairs.n_pairs
     last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
@@ -103,7 +102,7 @@ def attribution_patching(
         for layer in layers:
             key = (site, layer)
             if not grads[key].values:
-                raise RuntimeError(f"no gradient reached {site_hook(*key)}")
+                raise RuntimeError(f"no gradient reached {hook_name(*key)}")
             delta = (source[key] - acts[key].value) * grads[key].value
             effect = delta.sum(-1).double().cpu()  # [pair, pos] or [pair, pos, head]
             per_layer.append(effect[rows, pairs.slots.cpu()].transpose(0, 1))

@@ -12,9 +12,8 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions import bridge as hb
-from interventions._common import as_layers
-from interventions.base import check_layers
-from interventions.heads import site_hook
+from interventions.heads import PATCH_SITES
+from interventions.sites import check_site, hook_name, resolve_layers
 from lens.hooks import Probe, apply
 from lens.patching.pairs import (
     Direction,
@@ -28,24 +27,15 @@ from lens.patching.pairs import (
 from lens.patching.result import PatchingResult
 from lens.tokens import Batch
 
-SITES = ("resid_pre", "attn_out", "mlp_out", "head")
-ALL_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head")
+SITES = ("resid_pre", "attn_out", "mlp_out", "z")
+ALL_SITES = PATCH_SITES  # resid_pre, resid_post, attn_out, mlp_out, z (per head)
 
 
 def check_sites(sites: Sequence[str]) -> list[str]:
     sites = [sites] if isinstance(sites, str) else list(sites)
-    bad = [s for s in sites if s not in ALL_SITES]
-    if bad or not sites:
-        raise ValueError(f"unknown sites {bad}; patching knows {list(ALL_SITES)}")
-    return sites
-
-
-def resolve_layers(layers: Any, model: Any) -> list[int]:
-    """``"all"``, one layer or a list of layers, checked against ``model``, as a list."""
-    items = as_layers(layers, "layers")
-    chosen = list(range(int(model.cfg.n_layers))) if isinstance(items, str) else items
-    check_layers(chosen, model, "patching")
-    return chosen
+    if not sites:
+        raise ValueError(f"sites is empty; patching knows {list(ALL_SITES)}")
+    return [check_site(s, ALL_SITES, "patching site") for s in sites]
 
 
 @overload
@@ -75,7 +65,7 @@ def source_values(
     metric: Metric | None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
-    probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
+    probes = {(s, layer): Probe(hook_name(s, layer)) for s in sites for layer in layers}
     last = last_token_logits(metric, run)
     with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
         logits = model(run.tokens, attention_mask=run.attention_mask)
@@ -117,7 +107,7 @@ class CellPatch:
         for copy, group in enumerate(self.cells):
             for site, layer, slot, head in group:
                 groups.setdefault((site, layer), []).append((copy, slot, head))
-        return [(site_hook(*key), self._hook(key, items)) for key, items in groups.items()]
+        return [(hook_name(*key), self._hook(key, items)) for key, items in groups.items()]
 
     def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
         n = self.n_pairs
@@ -132,7 +122,7 @@ class CellPatch:
             out = act.clone()
             dev = act.device
             r, p, q = rows.to(dev), pos.to(dev), pair.to(dev)
-            if key[0] == "head":
+            if key[0] == "z":
                 h = heads.to(dev)
                 out[r, p, h] = src[q, p, h].to(dev, act.dtype)
             else:
@@ -183,7 +173,7 @@ class GrowCopies:
 
             return hook
 
-        return [(f"blocks.{layer}.hook_resid_pre", grow(layer)) for layer in sorted(counts)]
+        return [(hook_name("resid_pre", layer), grow(layer)) for layer in sorted(counts)]
 
 
 def run_cells(
@@ -261,10 +251,10 @@ def activation_patching(
         metric: ``metric(logits, batch) -> [batch]`` instead of the logit difference at the
             last real token; batches are copy-major (row r is pair r % n_pairs).
         sites: any of ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"``,
-            ``"head"`` (a head's ``hook_z`` slice).
+            ``"z"`` (per head: a head's ``attn.hook_z`` slice); see :mod:`interventions.sites`.
         positions: ``"all"`` (every padded position), ``"last"`` (each row's last real token)
             or integer indices into the padded sequence.
-        layers: ``"all"`` or a list.
+        layers: ``"all"``, one layer or a list (negative: counted from the end).
         batch_size: rows per forward (copies x pairs); bounds memory.
         interventions: applied to every run (e.g. patching under an ablation).
 
@@ -280,7 +270,7 @@ def activation_patching(
         ((3, 3), ('layer', 'position'))
     """
     sites = check_sites(sites)
-    layers = resolve_layers(layers, model)
+    layers = resolve_layers(model, layers)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
@@ -298,15 +288,15 @@ def activation_patching(
         for site in sites
         for layer in layers
         for slot in range(n_slots)
-        for head in (range(n_heads) if site == "head" else [-1])
+        for head in (range(n_heads) if site == "z" else [-1])
     ]
     flat = run_cells(
         model, pairs, [[c] for c in cells], source, target, batch_size, interventions, progress
     )
     raw, start = {}, 0
     for site in sites:
-        shape = (len(layers), n_slots) + ((n_heads,) if site == "head" else ())
-        size = len(layers) * n_slots * (n_heads if site == "head" else 1)
+        shape = (len(layers), n_slots) + ((n_heads,) if site == "z" else ())
+        size = len(layers) * n_slots * (n_heads if site == "z" else 1)
         raw[site] = flat[start : start + size].T.reshape(n, *shape)
         start += size
     clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-DIMS = {"head": ("layer", "position", "head")}
+DIMS = {"z": ("layer", "position", "head")}
 DEFAULT_DIMS = ("layer", "position")
 
 
@@ -36,8 +36,16 @@ class PatchingResult:
     direction: str = "denoise"
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        n_pairs = int(self.clean_metric.shape[0])
+        return (
+            f"PatchingResult({self.method}, {self.direction}, sites={self.sites}, "
+            f"layers={self.layers}, positions={self.position_labels}, pairs={n_pairs})"
+        )
+
     @property
     def sites(self) -> list[str]:
+        """The sites patched (:mod:`interventions.sites` names), in order."""
         return list(self.raw)
 
     def dims(self, site: str) -> tuple[str, ...]:
@@ -104,7 +112,7 @@ class PatchingResult:
     def plot(self, site: str, path: str | Path | None = None, head: int | None = None) -> Any:
         """Heatmap of :meth:`values` (layers x positions, labelled with the tokens).
 
-        For ``"head"``, ``head=`` plots one head; without it every (layer, head) is a row.
+        For ``"z"``, ``head=`` plots one head; without it every (layer, head) is a row.
         Saved to ``path`` when given; returns the matplotlib figure.
         """
         import matplotlib
@@ -114,7 +122,7 @@ class PatchingResult:
 
         values = self.values(site)
         rows = [f"L{layer}" for layer in self.layers]
-        if site == "head":
+        if site == "z":
             if head is not None:
                 values = values[..., head]
                 rows = [f"L{layer}H{head}" for layer in self.layers]

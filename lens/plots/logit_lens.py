@@ -36,7 +36,7 @@ def plot_grid(result: Any, path: str | Path, row: int = 0, *, max_chars: int = 8
             text = token_label(result.token_str(ids[i, j]), max_chars)
             color = text_colour(image.cmap(image.norm(probs[i, j])))
             ax.text(j, i, text, ha="center", va="center", fontsize=font, color=color)
-    ax.set_yticks(range(n_layer), [str(layer) for layer in result.layers], fontsize=8)
+    ax.set_yticks(range(n_layer), result.layer_labels, fontsize=8)
     inputs = [token_label(result.token_str(t), max_chars) for t in result.input_ids[row, cols]]
     ax.set_xticks(range(n_pos), inputs, rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("input token (position)")

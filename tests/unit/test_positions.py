@@ -155,3 +155,20 @@ def test_probe_last_without_a_mask_means_no_padding(model):
     with lens.apply(model, probes=[probe, everything]):
         model(torch.tensor(PROMPTS[:1]))
     assert torch.equal(probe.value, everything.value[:, -1])
+
+
+def test_collect_result_records_the_positions_and_sites_it_read(model):
+    """CollectResult says what was read: positions (kind and indices) and (site, layer)."""
+    corpus = [(PROMPTS[0], "a"), (PROMPTS[1], "b")]
+    runs = [
+        (dict(positions="all"), "all", "all"),
+        (dict(positions="last"), "last", "from_end"),
+        (dict(positions=[2, 0]), (0, 2), "columns"),
+        (dict(from_end=[-2, -1]), (-2, -1), "from_end"),
+    ]
+    for kwargs, positions, kind in runs:
+        n = 1 if positions in ("all", "last") else 2
+        acc = PositionMeans.for_model(model, ["a", "b"], layers=[-2], n_positions=n)
+        res = lens.collect(model, corpus, [acc], progress=False, **kwargs)
+        assert (res.positions, res.position_kind) == (positions, kind), kwargs
+        assert res.hooks == [SITE] and res.sites == [("resid_pre", LAYER)]
