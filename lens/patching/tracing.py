@@ -224,7 +224,8 @@ def causal_trace(
     if bad or not kinds:
         raise ValueError(f"unknown kinds {bad}; choose from {list(KIND_SITES)}")
     if window < 1 or samples < 1 or batch_size < 1:
-        raise ValueError(f"window, samples and batch_size must be >= 1 ({window}, {samples}, {batch_size})")  # fmt: skip
+        got = f"window={window}, samples={samples}, batch_size={batch_size}"
+        raise ValueError(f"window, samples and batch_size must be >= 1 (got {got})")
     mask = b.attention_mask.bool().cpu()
     cols = [mask[i].nonzero().flatten() for i in range(n)]  # real columns, in order
     rows = [b.tokens[i, cols[i].to(b.tokens.device)][None].to(device) for i in range(n)]

@@ -89,7 +89,9 @@ def test_every_hidden_state_cell_equals_a_hand_written_noisy_run(native_model):
     for layer in range(native_model.cfg.n_layers):
         for pos in range(2, 6):
             restore = [(f"blocks.{layer}.hook_resid_post", pos)]
-            want, _ = hand_trace(native_model, TOKENS[0], [2, 3], 5, sigma=sigma, samples=2, restore=restore)  # fmt: skip
+            want, _ = hand_trace(
+                native_model, TOKENS[0], [2, 3], 5, sigma=sigma, samples=2, restore=restore
+            )
             assert abs(float(res.restored["resid"][0, layer, pos]) - want) < TOL, (layer, pos)
     assert res.indirect_effect("resid").abs().max() > 1e-4
 
@@ -119,8 +121,9 @@ def test_skipped_cells_hold_exactly_what_running_them_gives(native_model):
         assert skipped[0, :, :2].all() and skipped[1, :, :4].all()  # before the subject, padding
         assert skipped[0, -1, 2:5].all() == (kind == "resid") and not skipped[0, :, 5].any()
         assert not full.skipped[kind][full.mask.bool()[:, None].expand_as(skipped)].any()
-        ran = full.restored[kind][skipped & full.mask.bool()[:, None]]
-        corrupt = full.corrupt_prob[:, None, None].expand_as(skipped)[skipped & full.mask.bool()[:, None]]  # fmt: skip
+        where = skipped & full.mask.bool()[:, None]
+        ran = full.restored[kind][where]
+        corrupt = full.corrupt_prob[:, None, None].expand_as(skipped)[where]
         assert (ran - corrupt).abs().max() < 1e-8  # zero effect when computed
         assert torch.equal(fast.restored[kind][~skipped], full.restored[kind][~skipped])
         assert fast.indirect_effect(kind)[~skipped].abs().max() > 1e-5
