@@ -64,7 +64,7 @@ def join_key(kind: str, layers: Sequence[int]) -> tuple[int, int]:
     return (layers[0], 1) if kind == "resid" else (layers[0], 0)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, repr=False)  # TL formats each hook's repr: keep tensors out
 class TraceForward:
     """Private intervention: one traced forward of a single-row prompt.
 
