@@ -99,48 +99,58 @@ def _replace_rows(pos: int) -> Any:
 @torch.no_grad()
 def rome_loop(hf: Any, work: dict[str, Any], *, samples: int, window: int, seed: int = 0) -> dict:
     """ROME's causal tracing with transformers only: per cell one forward of
-    ``samples + 1`` rows. Returns ``restored`` (kind -> [prompt, layer, pos]), ``corrupt``."""
-    layers, embed = hf.model.layers, hf.model.embed_tokens
-    n_layers = len(layers)
-    weights = embed.weight[[i for s in work["noise_from"] for i in s]]
+    ``samples + 1`` rows. Returns ``restored`` (kind -> [prompt, layer, pos]), ``corrupt``
+    ([prompt]) and ``sigma`` (3 x the std of the subjects' rows of the embedding matrix)."""
+    weights = hf.model.embed_tokens.weight[[i for s in work["noise_from"] for i in s]]
     sigma = 3.0 * float(weights.float().std())
     out: dict[str, Any] = {k: [] for k in KINDS}
     corrupt = []
     for prompt, subject in zip(work["prompts"], work["subjects"]):
-        toks = torch.tensor([prompt]).repeat(samples + 1, 1)
-        gen = torch.Generator().manual_seed(seed)
-        noise = torch.randn(samples, len(subject), embed.weight.shape[1], generator=gen) * sigma
-
-        def add_noise(module: Any, args: Any, output: Any) -> Any:
-            output[1:, subject] += noise.to(output.dtype)
-            return output
-
-        answer = int(hf(toks[:1]).logits[0, -1].argmax())  # the clean run's top token
-
-        def prob(hooks: list[tuple[Any, Any]]) -> float:
-            handles = [m.register_forward_hook(fn) for m, fn in hooks]
-            try:
-                logits = hf(toks).logits[:, -1].float()
-            finally:
-                for h in handles:
-                    h.remove()
-            return float(logits[1:].softmax(-1)[:, answer].mean())
-
-        noised = [(embed, add_noise)]
-        corrupt.append(prob(noised))
+        grids, noised = _rome_prompt(hf, prompt, subject, sigma, samples, window, seed)
+        corrupt.append(noised)
         for kind in KINDS:
-            grid = torch.zeros(n_layers, len(prompt), dtype=torch.float64)
-            for layer in range(n_layers):
-                for pos in range(len(prompt)):
-                    if kind == "resid":
-                        mods = [layers[layer]]
-                    else:
-                        part = "mlp" if kind == "mlp" else "self_attn"
-                        mods = [getattr(layers[i], part) for i in _window(layer, window, n_layers)]
-                    grid[layer, pos] = prob(noised + [(m, _replace_rows(pos)) for m in mods])
-            out[kind].append(grid)
-    return {"restored": {k: torch.stack(v) for k, v in out.items()}, "corrupt": corrupt,
-            "sigma": sigma}  # fmt: skip
+            out[kind].append(grids[kind])
+    restored = {k: torch.stack(v) for k, v in out.items()}
+    return {"restored": restored, "corrupt": corrupt, "sigma": sigma}
+
+
+def _rome_prompt(
+    hf: Any, prompt: list[int], subject: list[int], sigma: float, samples: int, window: int,
+    seed: int,
+) -> tuple[dict[str, torch.Tensor], float]:  # fmt: skip
+    layers, embed = hf.model.layers, hf.model.embed_tokens
+    n_layers = len(layers)
+    toks = torch.tensor([prompt]).repeat(samples + 1, 1)
+    gen = torch.Generator().manual_seed(seed)
+    noise = torch.randn(samples, len(subject), embed.weight.shape[1], generator=gen) * sigma
+    answer = int(hf(toks[:1]).logits[0, -1].argmax())  # the clean run's top token
+
+    def add_noise(module: Any, args: Any, output: Any) -> Any:
+        output[1:, subject] += noise.to(output.dtype)
+        return output
+
+    def prob(hooks: list[tuple[Any, Any]]) -> float:
+        handles = [m.register_forward_hook(fn) for m, fn in [(embed, add_noise), *hooks]]
+        try:
+            logits = hf(toks).logits[:, -1].float()
+        finally:
+            for h in handles:
+                h.remove()
+        return float(logits[1:].softmax(-1)[:, answer].mean())
+
+    grids = {}
+    for kind in KINDS:
+        grid = torch.zeros(n_layers, len(prompt), dtype=torch.float64)
+        for layer in range(n_layers):
+            if kind == "resid":
+                mods = [layers[layer]]
+            else:
+                part = "mlp" if kind == "mlp" else "self_attn"
+                mods = [getattr(layers[i], part) for i in _window(layer, window, n_layers)]
+            for pos in range(len(prompt)):
+                grid[layer, pos] = prob([(m, _replace_rows(pos)) for m in mods])
+        grids[kind] = grid
+    return grids, prob([])
 
 
 # --- the comparison -----------------------------------------------------------------------
