@@ -78,8 +78,8 @@ class TraceForward:
     cells: list[tuple[Cell, list[int]]]
     clean: dict[tuple[str, int], Tensor]
 
-    def hooks(self, model: Any) -> list[tuple[str, Callable[..., Tensor]]]:
-        out: list[tuple[str, Callable[..., Tensor]]] = [("hook_embed", self._add_noise)]
+    def hooks(self, model: Any) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = [("hook_embed", self._add_noise)]
         joins: dict[tuple[int, int], list[int]] = {}
         writes: dict[tuple[str, int], list[int]] = {}
         for c, ((kind, _, _), layers) in enumerate(self.cells):

@@ -220,7 +220,8 @@ def causal_trace(
     device = getattr(model.cfg, "device", None) or "cpu"
     n, seq, n_layers = len(b), b.tokens.shape[1], int(model.cfg.n_layers)
     subject = subject_mask(b, subjects)
-    bad = [k for k in kinds if k not in KIND_SITES]
+    names: list[str] = list(kinds)
+    bad = [k for k in names if k not in KIND_SITES]
     if bad or not kinds:
         raise ValueError(f"unknown kinds {bad}; choose from {list(KIND_SITES)}")
     if window < 1 or samples < 1 or batch_size < 1:
@@ -229,7 +230,7 @@ def causal_trace(
     mask = b.attention_mask.bool().cpu()
     cols = [mask[i].nonzero().flatten() for i in range(n)]  # real columns, in order
     rows = [b.tokens[i, cols[i].to(b.tokens.device)][None].to(device) for i in range(n)]
-    clean = clean_runs(model, rows, [KIND_SITES[k] for k in kinds])
+    clean = clean_runs(model, rows, [KIND_SITES[k] for k in names])
     last_logits = torch.stack([c[2] for c in clean])
     answer_ids = (
         last_logits.argmax(-1).cpu() if answer is None else token_ids(model, answer, n, "answer")
@@ -243,7 +244,7 @@ def causal_trace(
     cells = [
         [
             ((kind, layer, p), restored_layers(kind, layer, window, n_layers))
-            for kind in kinds
+            for kind in names
             for layer in range(n_layers)
             for p in range(len(cols[i]))
         ]
@@ -265,8 +266,8 @@ def causal_trace(
         desc="causal tracing",
         disable=not progress,
     )
-    restored = {k: torch.empty(n, n_layers, seq, dtype=torch.float64) for k in kinds}
-    skipped = {k: torch.ones(n, n_layers, seq, dtype=torch.bool) for k in kinds}
+    restored = {k: torch.empty(n, n_layers, seq, dtype=torch.float64) for k in names}
+    skipped = {k: torch.ones(n, n_layers, seq, dtype=torch.bool) for k in names}
     corrupt = torch.empty(n, dtype=torch.float64)
     for i in range(n):
         gen = torch.Generator().manual_seed(seed)
@@ -279,7 +280,7 @@ def causal_trace(
             batch_size=batch_size, step=lambda: bar.update(1),
         )  # fmt: skip
         corrupt[i] = noised.mean()
-        for kind in kinds:
+        for kind in names:
             restored[kind][i] = corrupt[i]
         for ((kind, layer, p), _), value in zip(run[i], probs.mean(-1)):
             col = int(cols[i][p])
