@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from lens.studies.base import StudyConfig
 
@@ -17,7 +18,11 @@ class Config(StudyConfig):
         prompts_per_language: prompts traced per language (the first ones the model answers
             right).
         samples: noise draws per prompt; noise: its std in embedding stds (3 in the paper).
-        window: layers restored together for MLP / attention (None: a fifth of the layers).
+        noise_from: whose token-embedding std ``noise`` multiplies: ``"subjects"`` (ROME's
+            recipe: the subject strings of every fact of the language, each tokenized alone)
+            or ``"prompts"`` (the traced prompts' own tokens).
+        window: layers restored together for MLP / attention (None: a fifth of the layers),
+            centred on each layer and clipped at the first and last layer as in ROME.
         batch_size: rows per forward.
     """
 
@@ -25,6 +30,7 @@ class Config(StudyConfig):
     prompts_per_language: int = 8
     samples: int = 5
     noise: float = 3.0
+    noise_from: Literal["subjects", "prompts"] = "subjects"
     window: int | None = None
     batch_size: int = 128
 
