@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from interventions import bridge as hb
-from interventions.heads import site_hook
+from interventions.sites import hook_name
 from lens.hooks import apply
 
 KIND_SITES = {"resid": "resid_post", "mlp": "mlp_out", "attn": "attn_out"}
@@ -88,10 +88,10 @@ class TraceForward:
                 for layer in layers:
                     writes.setdefault((KIND_SITES[kind], layer), []).append(c)
         for (layer, stage), cs in joins.items():
-            name = site_hook("resid_post" if stage else "resid_pre", layer)
+            name = hook_name("resid_post" if stage else "resid_pre", layer)
             out.append((name, self._grow(cs, layer if stage else None)))
         for (site, layer), cs in writes.items():
-            out.append((site_hook(site, layer), self._restore(site, layer, cs)))
+            out.append((hook_name(site, layer), self._restore(site, layer, cs)))
         out.append((hb.UNEMBED_INPUT_HOOK, lambda act, hook: act[:, -1:]))
         return out
 

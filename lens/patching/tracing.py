@@ -25,7 +25,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions.heads import site_hook
+from interventions.sites import hook_name
 from lens.hooks import Probe, apply
 from lens.patching.pairs import token_ids
 from lens.patching.trace_cells import KIND_SITES, restored_layers, trace_prompt, trivial
@@ -164,7 +164,7 @@ def clean_runs(
     out = []
     n_layers = int(model.cfg.n_layers)
     for tokens in rows:
-        probes = {(s, i): Probe(site_hook(s, i)) for s in sites for i in range(n_layers)}
+        probes = {(s, i): Probe(hook_name(s, i)) for s in sites for i in range(n_layers)}
         embed = Probe("hook_embed")
         with torch.no_grad(), apply(model, probes=[embed, *probes.values()]):
             logits = model(tokens)
