@@ -18,8 +18,8 @@ from torch import Tensor
 
 from lens.hooks import Probe, apply
 from lens.patching.exact import run_cells, source_values
-from lens.patching.pairs import Pairs, token_ids
-from lens.tokens import Batch, batch
+from lens.patching.pairs import Pairs
+from lens.tokens import Batch, batch, token_ids
 
 Kind = Literal["resid", "mlp", "attn"]
 KIND_SITES = {"resid": "resid_post", "mlp": "mlp_out", "attn": "attn_out"}
@@ -163,7 +163,7 @@ def causal_trace(
         last = clean_logits[torch.arange(n), b.last_positions]
         answer_ids = last.argmax(-1).cpu()
     else:
-        answer_ids = token_ids(model, answer, n, "answer")
+        answer_ids = token_ids(model, answer, n=n, what="answer")
     metric = AnswerProbability(answer_ids)
     real = embed.value[b.attention_mask.bool()]
     scale = noise * float(real.float().std())
