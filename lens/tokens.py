@@ -7,9 +7,7 @@ Call the model with the mask so that padded rows give the same result as unpadde
     logits = model(b.tokens, attention_mask=b.attention_mask)
     last = logits[torch.arange(len(b)), b.last_positions]     # never logits[:, -1] blindly
 
-TransformerBridge derives position ids from the mask, so left padding is safe for rotary and
-learned positional embeddings alike (tested batched == one-by-one within 1e-5).
-
+Left padding is safe for rotary and learned positions (tested batched == one-by-one).
 BOS: ``prepend_bos=None`` uses the model's default ``model.cfg.default_prepend_bos`` (True in
 TransformerLens; ``lens.load_model`` sets it per model: False for SmolLM2-Instruct whose
 declared BOS is the chat marker ``<|im_start|>``). The tokenizer's own special tokens are
@@ -29,33 +27,17 @@ from jaxtyping import Bool, Int
 from torch import Tensor
 
 from interventions.base import last_real_positions
+from lens.inputs import (
+    InputError,
+    UnknownTokenWarning,
+    check_lengths,
+    check_texts,
+    unknown_message,
+    unknown_words,
+)
 
 PaddingSide = Literal["left", "right"]
 last_positions = last_real_positions  # the one home is interventions.base (lens re-exports)
-
-
-class UnknownTokenWarning(UserWarning):
-    """Text mapped to the tokenizer's unknown token: the model sees ``<unk>``, not the words."""
-
-
-def unknown_words(
-    tokenizer: Any, text: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]] | None
-) -> list[str]:
-    """The pieces of ``text`` that became the unknown token (``ids``/``offsets`` per token)."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None:
-        return []
-    spans = offsets if offsets is not None else [(0, 0)] * len(ids)
-    return [text[a:b] or "?" for i, (a, b) in zip(ids, spans) if int(i) == unk]
-
-
-def _unknown_message(what: str, index: int, text: str, bad: list[str]) -> str:
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    return (
-        f"{what} {index} ({shown!r}) has words the tokenizer does not know: "
-        f"{', '.join(map(repr, bad))} became the unknown token; the model sees that token "
-        "instead (for the organism see `lens organism examples`)"
-    )
 
 
 @dataclass
@@ -211,16 +193,16 @@ def token_sequence(
     Example:
         >>> import lens
         >>> model = lens.load_model("organism")
-        >>> token_sequence(model, "alice lawyer") == [token_id(model, "alice"), token_id(model, "lawyer")]
+        >>> ids = token_sequence(model, "alice lawyer")
+        >>> ids == [token_id(model, "alice"), token_id(model, "lawyer")]
         True
     """
     if isinstance(token, bool) or not isinstance(token, (int, str, np.integer)):
         raise TokenError(f"{what} must be a token id or a string, got {token!r}")
     if isinstance(token, str) and token.startswith("id:"):
-        try:
-            token = int(token[3:])
-        except ValueError:
-            raise TokenError(f"{what} {token!r}: write ids as 'id:N' with N an integer") from None
+        if not token[3:].lstrip("-").isdigit():
+            raise TokenError(f"{what} {token!r}: write ids as 'id:N' with N an integer")
+        token = int(token[3:])
     if not isinstance(token, str):
         return [_check_id(model, int(token), what)]
     ids = _text_ids(model, token, what)
@@ -334,7 +316,8 @@ def batch(
     max_length: int | None = None,
     device: torch.device | str | None = None,
 ) -> Batch:
-    """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are).
+    """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are),
+    through the input gate (:mod:`lens.inputs`): no empty prompt, none beyond the context.
 
     Args:
         model: a TransformerBridge (its tokenizer is used for text prompts).
@@ -355,8 +338,10 @@ def batch(
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
     if not items:
-        raise ValueError("no prompts given")
+        raise InputError("no prompts given: pass at least one")
     is_text = all(isinstance(p, str) for p in items)
+    if is_text:
+        check_texts(model, items)  # empty, or far too long: refused before tokenizing
     rows: list[list[int]] = []
     offsets: list[list[tuple[int, int]]] | None = None
     bos_added = False
@@ -370,7 +355,7 @@ def batch(
         for i, text in enumerate(items):
             bad = unknown_words(tok, text, rows[i], offsets[i])
             if bad:
-                warnings.warn(_unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)
+                warnings.warn(unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)
         use_bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
         if use_bos:
             bos = _bos_id(model)
@@ -389,9 +374,7 @@ def batch(
         if offsets is not None and any(len(r) > max_length for r in rows):
             raise ValueError("max_length would truncate text prompts; shorten them instead")
         rows = [r[-max_length:] for r in rows]
-    empty = [i for i, r in enumerate(rows) if not r]
-    if empty:
-        raise ValueError(f"prompts {empty} have no tokens")
+    check_lengths(model, [len(r) for r in rows])  # no tokens, or beyond the context
     width = max(len(r) for r in rows)
     pad = _pad_id(model)
     tokens = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -412,5 +395,6 @@ def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "lef
         return prompts_or_batch
     if isinstance(prompts_or_batch, Tensor):
         t = prompts_or_batch if prompts_or_batch.ndim == 2 else prompts_or_batch[None]
+        check_lengths(model, [t.shape[1]] * t.shape[0])
         return Batch(t, torch.ones_like(t), padding_side)
     return batch(model, prompts_or_batch, padding_side=padding_side)

@@ -77,9 +77,7 @@ class NoDirectionFound(ValueError):
 
 def _token_ids(model: Any, refusal_tokens: Sequence[int | str]) -> Tensor:
     """Ids of the refusal tokens (lens's token rule; text stands for its first token)."""
-    ids = [
-        token_id(model, t, multi="first", what="refusal token") for t in list(refusal_tokens)
-    ]
+    ids = [token_id(model, t, multi="first", what="refusal token") for t in list(refusal_tokens)]
     if not ids:
         raise ValueError("refusal_tokens is empty")
     return torch.tensor(sorted(set(ids)))

@@ -15,6 +15,7 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from lens.inputs import InputError
 from lens.tokens import Batch, as_batch, token_ids
 
 Metric = Callable[[Float[Tensor, "batch pos vocab"], Batch], Float[Tensor, " batch"]]
@@ -67,6 +68,8 @@ class Pairs:
     metric: Metric
     slots: Int[Tensor, "slots pairs"]  # the padded position each cell covers, per pair
     slot_labels: list[str]
+    answer: Int[Tensor, " pairs"] | None = None  # the default metric's ids (None: custom)
+    wrong: Int[Tensor, " pairs"] | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -137,17 +140,29 @@ def prepare(
             )
     if not torch.equal(clean_b.attention_mask.cpu(), corrupt_b.attention_mask.cpu()):
         raise ValueError("clean and corrupt batches must use the same padding side")
+    same = (clean_b.tokens == corrupt_b.tokens).all(1).cpu().nonzero().flatten().tolist()
+    if same:
+        raise InputError(
+            f"pair {same[0]}: the clean and corrupt prompts are the same tokens, so patching "
+            "changes nothing (every cell would be 0/0); change a word in the corrupt prompt"
+        )
+    answer_ids = wrong_ids = None
     if metric is None:
         if answer is None:
             raise ValueError("give answer= (and optionally wrong=), or a metric")
         n = len(clean_b)
-        metric = LogitDiff(
-            token_ids(model, answer, n=n, what="answer"),
-            None if wrong is None else token_ids(model, wrong, n=n, what="wrong"),
-        )
+        answer_ids = token_ids(model, answer, n=n, what="answer")
+        wrong_ids = None if wrong is None else token_ids(model, wrong, n=n, what="wrong")
+        if wrong_ids is not None and bool((answer_ids == wrong_ids).any()):
+            i = int((answer_ids == wrong_ids).nonzero()[0, 0])
+            raise InputError(
+                f"pair {i}: answer and wrong are the same token (id {int(answer_ids[i])}), so "
+                "their logit difference is 0 on every run; give two different tokens"
+            )
+        metric = LogitDiff(answer_ids, wrong_ids)
     slots, idx = _slots(positions, clean_b)
     if idx is None:
         labels = ["last"]
     else:
         labels = [_label(model, clean_b, corrupt_b, p) for p in idx]
-    return Pairs(clean_b, corrupt_b, metric, slots, labels)
+    return Pairs(clean_b, corrupt_b, metric, slots, labels, answer_ids, wrong_ids)
