@@ -59,14 +59,14 @@ def context_limit(model: Any) -> tuple[int, str] | None:
     Example:
         >>> import lens
         >>> context_limit(lens.load_model("organism"))
-        (64, "the model's context (cfg.n_ctx)")
+        (64, 'its context, cfg.n_ctx')
     """
     n_ctx = getattr(getattr(model, "cfg", None), "n_ctx", None)
     if isinstance(n_ctx, int) and n_ctx > 0:
-        return n_ctx, "the model's context (cfg.n_ctx)"
+        return n_ctx, "its context, cfg.n_ctx"
     limit = getattr(getattr(model, "tokenizer", None), "model_max_length", None)
     if isinstance(limit, int) and 0 < limit < 10**8:
-        return limit, "the tokenizer's model_max_length"
+        return limit, "its tokenizer's model_max_length"
     return None
 
 
@@ -94,7 +94,7 @@ def check_texts(model: Any, texts: Sequence[str], *, what: str = "prompt") -> No
             if count > limit + 1:  # the cut can split one token; the rest only adds tokens
                 raise InputError(
                     f"{what} {i} ({_shown(text)}, {len(text):,} characters) has more than "
-                    f"{count - 1} tokens; {source} is {limit} tokens: shorten it"
+                    f"{count - 1} tokens; this model reads at most {limit} ({source}): shorten it"
                 )
 
 
@@ -111,8 +111,8 @@ def check_lengths(model: Any, lengths: Sequence[int], *, what: str = "prompt") -
     if long:
         i, n = long[0]
         raise InputError(
-            f"{what} {i} is {n} tokens (BOS included); {source} is {limit} tokens: "
-            f"shorten it ({len(long)} {what}(s) too long)"
+            f"{what} {i} is {n} tokens (BOS included); this model reads at most {limit} "
+            f"({source}): shorten it ({len(long)} {what}(s) too long)"
         )
 
 

@@ -40,7 +40,7 @@ def no_forward(organism, monkeypatch):
 @pytest.mark.parametrize("patch", [activation_patching, attribution_patching])
 def test_long_prompts_refused_before_any_forward(no_forward, patch):
     long_clean, long_corrupt = "alice is " * 50_000, "bob is " * 50_000  # 100k+ characters
-    with pytest.raises(InputError, match=r"cfg.n_ctx\) is 64 tokens"):
+    with pytest.raises(InputError, match=r"at most 64 \(its context, cfg.n_ctx\)"):
         patch(no_forward, [long_clean], [long_corrupt], answer="lawyer")
     just_over = " ".join(["alice"] * 64)  # 64 words + BOS = 65 tokens
     with pytest.raises(InputError, match="65 tokens"):
