@@ -20,8 +20,8 @@ from torch import Tensor
 
 from interventions import bridge as hb
 from lens.hooks import Probe, apply
-from lens.patching.pairs import Token, token_ids
-from lens.tokens import as_batch
+from lens.patching.pairs import Token
+from lens.tokens import as_batch, token_ids
 
 
 @dataclass
@@ -79,8 +79,9 @@ def direct_logit_attribution(
     Args:
         model: a TransformerBridge.
         prompts: text, token-id lists or a ``lens.tokens`` Batch (left-padded when text).
-        answer, wrong: one token for every prompt or one per prompt (ids or single-token
-            strings).
+        answer, wrong: one token for every prompt or one per prompt, each an id, ``"id:N"``
+            or text of one token under :func:`lens.tokens.token_id`'s rule (text of several
+            tokens, or one the tokenizer does not know, is refused).
         logits: ``"final"`` splits the model's output logits; on a model that soft-caps them
             (Gemma-2: ``c * tanh(z / c)``, not additive) it raises: pass ``"pre_cap"`` to
             split ``z``, the logits before the cap (``total`` is then that real value).
@@ -104,8 +105,8 @@ def direct_logit_attribution(
     batch = as_batch(model, prompts, padding_side="left")
     batch.to(getattr(model.cfg, "device", None) or "cpu")
     n, n_layers = len(batch), int(model.cfg.n_layers)
-    good = token_ids(model, answer, n, "answer")
-    bad = None if wrong is None else token_ids(model, wrong, n, "wrong")
+    good = token_ids(model, answer, n=n, what="answer")
+    bad = None if wrong is None else token_ids(model, wrong, n=n, what="wrong")
     embeds = [Probe(name, positions="last") for name in hb.embed_hooks(model)]
     zs = [Probe(hb.z_hook(layer), positions="last") for layer in range(n_layers)]
     mlps = [Probe(f"blocks.{layer}.hook_mlp_out", positions="last") for layer in range(n_layers)]

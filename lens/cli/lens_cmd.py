@@ -136,17 +136,14 @@ def reject_empty(prompt: str) -> None:
 def check_prompt(model: Any, prompt: str, source: str) -> Any:
     """The prompt as a lens Batch, after rejecting an empty one or one longer than the
     model's context (the error says the limit)."""
+    from lens.inputs import InputError
     from lens.tokens import batch
 
     reject_empty(prompt)
-    b = batch(model, [prompt])
-    n_ctx = int(model.cfg.n_ctx)
-    if b.tokens.shape[1] > n_ctx:
-        raise ValueError(
-            f"the prompt has {b.tokens.shape[1]} tokens but {source} reads at most {n_ctx} "
-            "(its context length): shorten it"
-        )
-    return b
+    try:
+        return batch(model, [prompt])  # the input gate checks the length
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
 
 
 def run(args: argparse.Namespace) -> int:

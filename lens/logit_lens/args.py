@@ -14,7 +14,7 @@ from torch import Tensor
 
 from interventions.sites import check_site, resolve_layers
 from lens.readout.kernel import NORMS
-from lens.tokens import Batch, first_token_id
+from lens.tokens import Batch, token_id
 
 # The sites of interventions.sites that hold a d_model vector the unembedding can decode.
 LensSite = Literal["resid_post", "resid_pre", "resid_mid", "attn_out", "mlp_out"]
@@ -81,34 +81,29 @@ def position_index(positions: Any, b: Batch) -> tuple[Tensor, Tensor]:
 
 
 def target_token_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
-    """One target token id per prompt (a string stands for its first token), or None."""
+    """One target token id per prompt (or None), each through :func:`lens.tokens.token_id`:
+    text of several tokens is refused with its tokens shown; text the tokenizer does not know
+    warns (:class:`~lens.tokens.UnknownTokenWarning`: a target is only displayed). A list or
+    tuple target stands for its first element."""
     if targets is None:
         return None
-    if isinstance(targets, (str, int)):
+    if isinstance(targets, (str, int, np.integer)):
         targets = [targets] * n_rows
     if isinstance(targets, Tensor):
         targets = targets.tolist()
     targets = list(targets)
     if len(targets) != n_rows:
         raise ValueError(f"got {len(targets)} targets for {n_rows} prompts (or pass one)")
-    ids = [_first_token(model, t) for t in targets]
-    vocab = int(model.cfg.d_vocab)
-    bad = [i for i in ids if not 0 <= i < vocab]
-    if bad:
-        raise ValueError(f"target ids {bad} out of range for vocabulary size {vocab}")
+    ids = [token_id(model, _first(t), unknown="warn", what="target") for t in targets]
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _first_token(model: Any, target: Any) -> int:
-    if isinstance(target, str):
-        return first_token_id(model, target)
+def _first(target: Any) -> Any:
     if isinstance(target, (list, tuple)):
         if not target:
             raise ValueError("an empty target")
-        return _first_token(model, target[0])
-    if isinstance(target, (bool, float)) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"targets must be token ids or strings, got {target!r}")
-    return int(target)
+        return _first(target[0])
+    return target
 
 
 def category_matrix(

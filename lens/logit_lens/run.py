@@ -92,10 +92,10 @@ def logit_lens(
             into the padded row (negative count from its end; decoded in increasing order,
             duplicates dropped), or a 1-D tensor with one index per prompt.
         top_k: number of top tokens kept per layer and position.
-        targets: one target per prompt (or one for all): token ids or strings. A string
-            stands for its FIRST token (tokenized without special tokens; include the leading
-            space for GPT-2-style tokenizers, e.g. ``" Paris"``; SentencePiece tokenizers add
-            their own, so there use ``"Paris"``). Gives ``target_probs`` and ``target_ranks``.
+        targets: one target per prompt (or one for all): token ids, ``"id:N"`` or text of
+            one token under :func:`lens.tokens.token_id`'s rule (``"Paris"`` and ``" Paris"``
+            both name the word-start token; text of several tokens is refused). Gives
+            ``target_probs`` and ``target_ranks``.
         categories: ``{name: token ids}`` (see :func:`lens.token_sets`); gives the probability
             mass of each category.
         norm: ``"recompute"`` (default) or ``"none"``.

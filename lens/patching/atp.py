@@ -13,6 +13,7 @@ from torch import Tensor
 
 from interventions.sites import hook_name, resolve_layers
 from lens.hooks import GradProbe, Probe, apply
+from lens.inputs import check_metric_gap, forward_bytes, rows_per_forward
 from lens.patching.exact import (
     SITES,
     check_sites,
@@ -21,7 +22,7 @@ from lens.patching.exact import (
     source_values,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
-from lens.patching.result import PatchingResult
+from lens.patching.result import PatchingResult, inputs_record
 
 
 @dataclass(eq=False)
@@ -75,12 +76,15 @@ def attribution_patching(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
     source_run, target = pairs.source_target(direction)
+    n, seq = pairs.n_pairs, int(target.tokens.shape[1])
+    kept = 3 * len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # source, act, grad
+    graph = int(model.cfg.n_layers) * forward_bytes(model, seq, n)  # the backward's activations
+    rows_per_forward(model, seq, rows=n, n_pairs=n, stored=kept + graph, what="attribution")
     source, source_m = source_values(model, source_run, sites, layers, interventions, pairs.metric)
     keys = [(s, layer) for s in sites for layer in layers]
     acts = {k: Probe(hook_name(*k)) for k in keys}
     grads = {k: GradProbe(hook_name(*k)) for k in keys}
     track = TrackGrad()
-    n = pairs.n_pairs
     last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
     probes = [*acts.values(), *grads.values()]
     with torch.enable_grad(), apply(model, track, *interventions, *last_only, probes=probes):
@@ -112,6 +116,8 @@ def attribution_patching(
     target_m = target_m.detach().double().cpu()
     source_m = source_m.double().cpu()
     clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    check_metric_gap(clean_m, corrupt_m)
+    meta = inputs_record(model, pairs, sites=sites, positions=positions, layers=layers)
     return PatchingResult(
-        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "attribution", direction, {}
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "attribution", direction, meta
     )

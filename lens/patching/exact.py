@@ -15,6 +15,7 @@ from interventions import bridge as hb
 from interventions.heads import PATCH_SITES
 from interventions.sites import check_site, hook_name, resolve_layers
 from lens.hooks import Probe, apply
+from lens.inputs import check_metric_gap, forward_bytes, rows_per_forward
 from lens.patching.pairs import (
     Direction,
     Metric,
@@ -24,7 +25,7 @@ from lens.patching.pairs import (
     prepare,
     repeat,
 )
-from lens.patching.result import PatchingResult
+from lens.patching.result import PatchingResult, inputs_record
 from lens.tokens import Batch
 
 SITES = ("resid_pre", "attn_out", "mlp_out", "z")
@@ -192,7 +193,8 @@ def run_cells(
     joins the batch at its first patched layer: the layers before it run once for all copies
     (:class:`GrowCopies`); ``interventions`` must then accept a batch that grows there."""
     n = pairs.n_pairs
-    copies = max(1, batch_size // n)
+    seq = int(target.tokens.shape[1])  # copies per forward, kept under the memory bound
+    copies = rows_per_forward(model, seq, rows=max(batch_size, n), n_pairs=n) // n
     out = torch.empty(len(cells), n, dtype=torch.float64)
     chunks = range(0, len(cells), copies)
     # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
@@ -246,8 +248,9 @@ def activation_patching(
         model: a TransformerBridge.
         clean, corrupt: prompts (text, token-id lists or a ``lens.tokens`` Batch), one pair per
             row; each pair must tokenize to the same length (rows are left-padded).
-        answer, wrong: the default metric's tokens (one for all pairs, or one per pair); a
-            string must be a single token.
+        answer, wrong: the default metric's tokens (one for all pairs, or one per pair): ids,
+            ``"id:N"`` or text of one token by :func:`lens.tokens.token_id`'s rule (text of
+            several tokens, or one the tokenizer does not know, is refused).
         metric: ``metric(logits, batch) -> [batch]`` instead of the logit difference at the
             last real token; batches are copy-major (row r is pair r % n_pairs).
         sites: any of ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"``,
@@ -255,8 +258,12 @@ def activation_patching(
         positions: ``"all"`` (every padded position), ``"last"`` (each row's last real token)
             or integer indices into the padded sequence.
         layers: ``"all"``, one layer or a list (negative: counted from the end).
-        batch_size: rows per forward (copies x pairs); bounds memory.
+        batch_size: rows per forward (copies x pairs); lowered when the estimated memory
+            would pass ``lens.inputs.MEMORY_BOUND_BYTES`` (refused when one copy would).
         interventions: applied to every run (e.g. patching under an ablation).
+
+    Identical clean and corrupt prompts, ``answer == wrong`` and a clean metric equal to the
+    corrupted one are refused (:class:`lens.inputs.InputError`): they give no finite effect.
 
     Returns:
         A :class:`PatchingResult` (``values(site)``: 0 = corrupted run, 1 = clean run).
@@ -278,10 +285,14 @@ def activation_patching(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     source_run, target = pairs.source_target(direction)
     metric = pairs.metric
+    n, seq = pairs.n_pairs, int(target.tokens.shape[1])
+    stored = len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # kept activations
+    batch_size = rows_per_forward(model, seq, rows=batch_size, n_pairs=n, stored=stored)
     source, source_m = source_values(model, source_run, sites, layers, interventions, metric)
     _, target_m = source_values(model, target, [], [], interventions, metric)
-    n = pairs.n_pairs
     source_m, target_m = source_m.double().cpu(), target_m.double().cpu()
+    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    check_metric_gap(clean_m, corrupt_m)
     n_slots, n_heads = pairs.slots.shape[0], hb.n_heads(model)
     cells = [
         (site, layer, slot, head)
@@ -299,7 +310,7 @@ def activation_patching(
         size = len(layers) * n_slots * (n_heads if site == "z" else 1)
         raw[site] = flat[start : start + size].T.reshape(n, *shape)
         start += size
-    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    meta = inputs_record(model, pairs, sites=sites, positions=positions, layers=layers)
     return PatchingResult(
-        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, {}
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, meta
     )

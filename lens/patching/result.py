@@ -15,6 +15,55 @@ DIMS = {"z": ("layer", "position", "head")}
 DEFAULT_DIMS = ("layer", "position")
 
 
+def _token_text(model: Any, ids: Tensor | None) -> list[str] | None:
+    tok = getattr(model, "tokenizer", None)
+    if ids is None:
+        return None
+    if tok is None:
+        return [f"id:{int(i)}" for i in ids]
+    return [tok.decode([int(i)]) for i in ids]
+
+
+def _prompts(b: Any) -> list[Any]:
+    if b.texts is not None:
+        return list(b.texts)
+    return [row[m.bool()].tolist() for row, m in zip(b.tokens.cpu(), b.attention_mask.cpu())]
+
+
+def _metric_name(pairs: Any) -> str:
+    metric = pairs.metric
+    if pairs.answer is not None:
+        diff = " - logit[wrong]" if pairs.wrong is not None else ""
+        return f"logit[answer]{diff} at the last real token"
+    return str(getattr(metric, "__name__", type(metric).__name__))
+
+
+def inputs_record(
+    model: Any, pairs: Any, *, sites: list[str], positions: Any, layers: list[int]
+) -> dict[str, Any]:
+    """What a patching result was computed from (goes into ``meta`` and result.json): lens's
+    version, the model (name and weight fingerprint), the prompts, answer/wrong ids and text,
+    the metric, sites, positions and layers."""
+    import lens
+    from lens.tuned_lens.translators import fingerprint
+
+    return {
+        "lens_version": lens.__version__,
+        "model": str(getattr(model.cfg, "model_name", "") or type(model).__name__),
+        "model_fingerprint": fingerprint(model),
+        "clean_prompts": _prompts(pairs.clean),
+        "corrupt_prompts": _prompts(pairs.corrupt),
+        "answer_ids": None if pairs.answer is None else pairs.answer.tolist(),
+        "answer_tokens": _token_text(model, pairs.answer),
+        "wrong_ids": None if pairs.wrong is None else pairs.wrong.tolist(),
+        "wrong_tokens": _token_text(model, pairs.wrong),
+        "metric": _metric_name(pairs),
+        "sites": list(sites),
+        "positions": positions if isinstance(positions, str) else list(pairs.slots[:, 0].tolist()),
+        "layers": list(layers),
+    }
+
+
 @dataclass
 class PatchingResult:
     """What patching did to the metric, for every (site, layer, position[, head]) cell.
@@ -25,6 +74,8 @@ class PatchingResult:
         layers: the layers of the layer axis; position_labels: one label per position slot.
         method: ``"exact"`` (activation patching) or ``"attribution"`` (its linear estimate).
         direction: ``"denoise"`` (corrupt run, clean values in) or ``"noise"``.
+        meta: what the result was computed from (:func:`inputs_record`: lens version, model
+            and its fingerprint, prompts, answer/wrong ids and text, metric, sites, positions).
     """
 
     raw: dict[str, Tensor]
@@ -85,6 +136,8 @@ class PatchingResult:
             "method": self.method,
             "direction": self.direction,
             "meta": self.meta,
+            "clean_metric": self.clean_metric.double().cpu().tolist(),
+            "corrupt_metric": self.corrupt_metric.double().cpu().tolist(),
             "values": {s: self.values(s).tolist() for s in self.sites},
         }
         (folder / "result.json").write_text(json.dumps(meta, indent=1))

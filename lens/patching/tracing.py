@@ -27,10 +27,9 @@ from tqdm.auto import tqdm
 
 from interventions.sites import hook_name
 from lens.hooks import Probe, apply
-from lens.patching.pairs import token_ids
 from lens.patching.trace_cells import KIND_SITES, restored_layers, trace_prompt, trivial
 from lens.patching.trace_cells import window_layers as window_layers
-from lens.tokens import Batch, batch
+from lens.tokens import Batch, batch, token_ids
 
 Kind = Literal["resid", "mlp", "attn"]
 NoiseSource = Literal["prompts", "subjects"]
@@ -233,7 +232,9 @@ def causal_trace(
     clean = clean_runs(model, rows, [KIND_SITES[k] for k in names])
     last_logits = torch.stack([c[2] for c in clean])
     answer_ids = (
-        last_logits.argmax(-1).cpu() if answer is None else token_ids(model, answer, n, "answer")
+        last_logits.argmax(-1).cpu()
+        if answer is None
+        else token_ids(model, answer, n=n, what="answer")
     )
     if noise_from is None:
         embeds = torch.cat([c[1].float().cpu() for c in clean])

@@ -83,13 +83,11 @@ def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list
 
 
 def word_ids(model: Any, words: Sequence[str]) -> list[int]:
-    """Token id of every word (each word of the organism's world is one token)."""
-    tok = model.tokenizer
-    ids = tok.convert_tokens_to_ids(list(words))
-    bad = [w for w, i in zip(words, ids) if i is None or i == tok.unk_token_id]
-    if bad:
-        raise ValueError(f"words without a token of their own: {bad[:5]}")
-    return [int(i) for i in ids]
+    """Token id of every word by lens's token rule (each word of the organism's world is one
+    token the tokenizer knows; anything else raises :class:`lens.tokens.TokenError`)."""
+    from lens.tokens import token_id
+
+    return [token_id(model, w, what="word") for w in words]
 
 
 def language_token_ids(world: Any, model: Any) -> dict[str, set[int]]:

@@ -13,7 +13,7 @@ from lens.studies.causal_tracing.config import Config
 from lens.studies.causal_tracing.data import CausalTracingData
 from lens.studies.causal_tracing.findings import findings
 from lens.studies.causal_tracing.report import Result
-from lens.tokens import batch
+from lens.tokens import TokenError, batch, token_id
 
 # Prompts written for lens (prompt, subject, answer) for English-speaking real models.
 ENGLISH_FACTS = [
@@ -44,12 +44,11 @@ def facts_by_language(model: Any, config: Config) -> dict[str, list[Fact]]:
 
 
 def _answer_id(model: Any, word: str) -> int | None:
-    tok = model.tokenizer
-    for text in (word, " " + word.lstrip()):
-        ids = list(tok([text], add_special_tokens=False)["input_ids"][0])
-        if len(ids) == 1:
-            return int(ids[0])
-    return None
+    """The answer's one token id by lens's token rule, or None (several tokens, unknown)."""
+    try:
+        return token_id(model, word, what="answer")
+    except TokenError:
+        return None
 
 
 def known_facts(model: Any, facts: list[Fact], n: int) -> list[tuple[str, str, int]]:
