@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 
 from interventions.sites import hook_name
 from lens.hooks import Probe, apply
+from lens.inputs import rows_per_forward
 from lens.patching.trace_cells import KIND_SITES, restored_layers, trace_prompt, trivial
 from lens.patching.trace_cells import window_layers as window_layers
 from lens.tokens import Batch, batch, token_ids
@@ -261,7 +262,8 @@ def causal_trace(
         ]
         for i in range(n)
     ]
-    per = max(1, batch_size - 1)
+    fits = rows_per_forward(model, seq, rows=batch_size, n_pairs=1, what="causal trace")
+    per = max(1, fits - 1)  # one noised row + copies per forward, under the memory bound
     bar = tqdm(
         total=samples * sum(max(1, -(-len(r) // per)) for r in run),
         desc="causal tracing",
