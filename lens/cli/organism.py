@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 EVAL_LEGEND = """\
@@ -61,13 +62,21 @@ def eval_table(result: dict[str, Any]) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from lens.cli.paths import announce_source
+
+    folder = args.folder
+    if folder is not None and not (Path(folder) / "world.json").is_file():
+        raise ValueError(
+            f"--folder {folder}: not a trained organism folder (no world.json); "
+            "write one with `lens organism train --out DIR`"
+        )
+    announce_source(folder or "organism")
     from tqdm.auto import tqdm
 
     from lens.models import small_model_threads
     from lens.organism import load_organism, world
     from lens.organism.evaluate import bridge_logits_fn, measure
 
-    folder = args.folder
     w = world(folder) if folder else world()
     model = load_organism(checkpoint=args.checkpoint, folder=folder)
     small_model_threads(model)
