@@ -42,8 +42,8 @@ def strongest(values: Any, dims: tuple[str, ...], labels: list[str], band: float
     Example:
         >>> import torch
         >>> v = torch.tensor([[0.1, 0.2], [0.99, 0.0], [1.0, 0.3], [0.97, 0.1]])
-        >>> strongest(v, ("layer", "position"), ["a", "b"])
-        "3 cells within 5 % of the strongest (+1.000): layer 1 at 'a'; layer 2 at 'a'; layer 3 at 'a'"
+        >>> print(strongest(v, ("layer", "position"), ["a", "b"]))
+        3 cells within 5 % of the strongest (+1.000): layer 1 at 'a'; layer 2 at 'a'; layer 3 at 'a'
         >>> strongest(v[:2], ("layer", "position"), ["a", "b"])
         "strongest cell layer 1, position 0 ('a') = +0.990"
     """
