@@ -117,7 +117,7 @@ def test_user_errors_inside_a_command_are_one_line(error, monkeypatch, capsys):
     monkeypatch.setattr(lens_cmd, "load_source", fail)
     assert main(["info", "organism"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["loading organism (the shipped model organism) …", "lens: error: bad value for x"]
+    assert err[0].startswith("loading organism") and err[1:] == ["lens: error: bad value for x"]
 
 
 def test_import_lens_is_lazy_and_every_public_name_resolves():
