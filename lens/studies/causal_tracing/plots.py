@@ -32,7 +32,5 @@ def plot_trace(by_role: dict[str, Any], lang: str, path: Path) -> Path:
         ax.set_xlabel("token role")
         ax.set_ylabel("layer")
         ax.set_title(f"{lang}: restore {kind}")
-        fig.colorbar(
-            image, ax=ax, label="mean indirect effect\n(answer probability, restored - noised)"
-        )
+        fig.colorbar(image, ax=ax, label="mean indirect effect\n(answer probability gained)")
     return save_figure(fig, path)
