@@ -108,7 +108,9 @@ def first_output_rows(roots: dict[str, Path], rounds: int) -> list[dict[str, Any
     for (label, case, what), ts in times.items():
         rows.append(
             {
-                "case": f"{case}: {what}" + (f" ({label})" if len(roots) > 1 else ""),
+                "case": f"{case}: {what}"
+                + (f" ({label})" if len(roots) > 1 else "")
+                + f" [min {min(ts):.2f}, max {max(ts):.2f} s]",
                 "seconds_min": min(ts),
                 "seconds_median": statistics.median(ts),
                 "seconds_max": max(ts),
@@ -140,9 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     roots = {"after": ROOT} if args.root is None else {"before": Path(args.root), "after": ROOT}
     print(f"{'case':<48} {'min':>6} {'median':>7} {'max':>6}  (seconds)")
+    width = 48
     for row in first_output_rows(roots, args.rounds):
+        case = row["case"].split(" [")[0]
         print(
-            f"{row['case']:<48} {row['seconds_min']:>6.2f} {row['seconds_median']:>7.2f} "
+            f"{case:<{width}} {row['seconds_min']:>6.2f} {row['seconds_median']:>7.2f} "
             f"{row['seconds_max']:>6.2f}"
         )
 
