@@ -133,14 +133,22 @@ class OutputFolder:
         self._created = _missing_parents(self.out.parent)
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
-            self.path = Path(
-                tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent)
-            )
+            self.path = Path(self._temporary())
             os.chmod(self.path, 0o777 & ~_umask())  # mkdtemp makes it private (0700)
         except OSError as exc:
             _remove_empty(self._created)
             raise _cannot(option, out, exc) from None
         self.done = False
+
+    def _temporary(self) -> str:
+        """A new folder beside ``out``; inside it when only ``out`` itself is writable (e.g.
+        ``--out .`` in a folder whose parent belongs to someone else)."""
+        try:
+            return tempfile.mkdtemp(prefix=f".{self.out.name}.partial-", dir=self.out.parent)
+        except PermissionError:
+            if not self.out.is_dir():
+                raise
+            return tempfile.mkdtemp(prefix=".lens-partial-", dir=self.out)
 
     def __enter__(self) -> OutputFolder:
         return self

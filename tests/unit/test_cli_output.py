@@ -92,3 +92,27 @@ def test_study_save_writes_results_report_and_marker(tmp_path):
     out = result.save(tmp_path / "s")
     assert _listing(out) == [MARKER, "report.md", "results.json"]
     assert json.loads((out / "results.json").read_text())["data"] == {"x": 1.5}
+
+
+def test_out_whose_parent_is_not_writable_works_inside_out(tmp_path, monkeypatch):
+    """``--out .`` in a folder whose parent belongs to someone else: the temporary folder goes
+    inside ``out`` (simulated: root may write everywhere)."""
+    import tempfile
+
+    import lens.output
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    real = tempfile.mkdtemp
+
+    def parent_refused(prefix: str, dir: Path) -> str:  # noqa: A002 - tempfile's own name
+        if Path(dir) == tmp_path:
+            raise PermissionError(13, "Permission denied")
+        return real(prefix=prefix, dir=dir)
+
+    monkeypatch.setattr(lens.output.tempfile, "mkdtemp", parent_refused)
+    with OutputFolder(out) as folder:
+        assert folder.path.parent == out
+        (folder.path / "r.json").write_text("{}")
+    assert _listing(out) == ["keep.txt", MARKER, "r.json"]
