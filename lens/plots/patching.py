@@ -28,8 +28,8 @@ def plot_patching(
         ...                           sites=["resid_pre"], progress=False)
         >>> path = os.path.join(tempfile.mkdtemp(), "p.png")
         >>> fig = plot_patching(res, "resid_pre", path)
-        >>> fig.axes[1].get_ylabel()
-        'normalised metric\n(0 = corrupt run, 1 = clean run)'
+        >>> fig.axes[1].get_ylabel().splitlines()
+        ['normalised metric', '(0 = corrupt run, 1 = clean run)']
     """
     values = result.values(site)
     rows = [f"L{layer}" for layer in result.layers]
