@@ -24,7 +24,7 @@ def check_source(source: str) -> str:
         ...     check_source("random:bert")
         ... except ValueError as exc:
         ...     print(exc)
-        random:bert: the random families are random:llama and random:gpt2
+        random:bert: family must be llama or gpt2 (random:llama, random:gpt2)
     """
     from lens.sources import check_hub_id
     from lens.sources import check_source as kind_of
@@ -32,7 +32,7 @@ def check_source(source: str) -> str:
     if source.startswith("random:"):
         family = source.split(":", 1)[1]
         if family not in RANDOM_FAMILIES:
-            raise ValueError(f"{source}: the random families are random:llama and random:gpt2")
+            raise ValueError(f"{source}: family must be llama or gpt2 (random:llama, random:gpt2)")
         return f"a random {family} model"
     kind = kind_of(source)
     if kind == "hf_id":
