@@ -8,10 +8,10 @@ Every command (and ``StudyResult.save``) writes through :class:`OutputFolder`:
   ``os.access`` says yes to everything.
 * **Atomic.** ``OutputFolder(out)`` creates ``.NAME.partial-XXXX`` beside ``out``; the command
   writes there; :meth:`OutputFolder.commit` moves each entry into ``out`` and writes
-  ``lens-complete.json`` last (the entries this run wrote, the command, the time). An error or
-  Ctrl-C before that removes the temporary folder and any parent folder it created, so ``out``
-  keeps its old results untouched. While entries are being moved, ``out`` holds an
-  ``INCOMPLETE`` file, so an interrupted move is marked.
+  ``lens-complete.json`` last (the entries this run wrote, the process's command line, the
+  time). An error or Ctrl-C before that removes the temporary folder and any parent folder
+  it created, so ``out`` keeps its old results untouched. While entries are being moved,
+  ``out`` holds an ``INCOMPLETE`` file, so an interrupted move is marked.
 * **Only what lens wrote is replaced.** Entries listed in an older ``lens-complete.json`` are
   removed; other files in ``out`` (a user's own) are left alone.
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -177,7 +178,7 @@ class OutputFolder:
         record = {
             "complete": True,
             "entries": entries,
-            "command": " ".join(["lens", *sys.argv[1:]]) if sys.argv else "",
+            "command": shlex.join(sys.argv),  # the process that wrote it (CLI or script)
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         if not self.out.exists():  # the common case: one rename
