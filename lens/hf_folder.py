@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from transformer_lens.model_bridge import TransformerBridge
 
+from lens.sources import ModelLoadError
+
 
 @contextmanager
 def quiet_weight_loading() -> Iterator[None]:
@@ -28,10 +30,6 @@ def quiet_weight_loading() -> Iterator[None]:
     finally:
         if was_enabled:
             hf_logging.enable_progress_bar()
-
-
-class ModelLoadError(ValueError):
-    """The source could not be turned into a model; the message says what is accepted."""
 
 
 def _supported_architectures() -> set[str]:

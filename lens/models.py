@@ -13,8 +13,6 @@ Accepted sources:
 from __future__ import annotations
 
 import os
-import socket
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +20,9 @@ import torch
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-from lens.hf_folder import (
-    ModelLoadError,
-    hub_offline,
-    load_hf_folder,
-    quiet_weight_loading,
-)
-
-ACCEPTED = (
-    "accepted sources: a TransformerBridge; a TransformerBridgeConfig or dict (random model); "
-    "'organism'; 'smollm2-135m-instruct'; a local Hugging Face folder containing config.json; "
-    "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
-)
+from lens.hf_folder import hub_offline, load_hf_folder, quiet_weight_loading
+from lens.sources import ACCEPTED, ModelLoadError, check_source, hub_reachable
+from lens.sources import cached_on_disk as _cached_on_disk
 
 
 def tiny_config(family: str = "llama", **overrides: Any) -> dict[str, Any]:
@@ -161,46 +150,15 @@ def _from_name(name: str, device: str | None, dtype: torch.dtype, tokenizer: Any
         model = load_hf_folder(smollm2_folder(), device, dtype, tokenizer, **placement)
         model.cfg.default_prepend_bos = False  # its BOS is the chat marker <|im_start|>
         return model
+    kind = check_source(name)  # the same check the CLI runs before importing torch
     path = Path(name).expanduser()
-    if path.is_dir() and (path / "world.json").is_file():  # a trained organism folder
+    if kind == "organism_folder":  # a trained organism folder
         from lens.organism import load_organism
 
         return load_organism(device=device or "cpu", dtype=dtype, folder=path, **kw)
-    if path.is_dir():
+    if kind == "hf_folder":
         return load_hf_folder(path, device, dtype, tokenizer, **placement)
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelLoadError(f"{name!r} is not a model folder; {ACCEPTED}")
     return _from_hub(name, device, dtype, tokenizer, **placement)
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = endpoint.split("://")[-1].split("/")[0].split(":")[0]
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)  # DNS can hang past the socket timeout
-    return bool(result and result[0])
-
-
-def _cached_on_disk(name: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
-
-        return isinstance(try_to_load_from_cache(name, "config.json"), str)
-    except Exception:  # noqa: BLE001 - any cache problem means "not cached"
-        return False
 
 
 @quiet_weight_loading()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,8 +197,23 @@ def load(path: str | Path) -> Dataset:
         FileNotFoundError: when ``path`` does not exist.
     """
     path = Path(path)
-    with path.open(encoding="utf-8") as handle:
-        return parse_lines(handle, str(path))
+    return parse_lines(_read_lines(path), str(path))
+
+
+def _read_lines(path: Path) -> Iterator[str]:
+    """The file's lines, split on ``\\n`` only (a stray ``\\r`` must not cut a line, or
+    the line and column in errors drift), each decoded as UTF-8 or refused naming the line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataFormatError(
+                    str(path),
+                    number,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}): "
+                    "a dataset is a JSONL text file",
+                ) from None
 
 
 def dumps(records: Sequence[Record], kind: str | None = None) -> str:

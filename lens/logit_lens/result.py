@@ -56,6 +56,7 @@ class LogitLensResult:
         token_strings: decoded text of every token id that appears in the arrays above.
         prompts: the prompts as given (text), or None for token-id input.
         model: a short description of the model.
+        method: ``"logit lens"``, or ``"tuned lens"`` when a translator decoded the layers.
     """
 
     layers: np.ndarray
@@ -75,6 +76,7 @@ class LogitLensResult:
     token_strings: dict[int, str] = field(default_factory=dict)
     prompts: list[str] | None = None
     model: str = ""
+    method: str = "logit lens"
 
     DIMS: ClassVar[dict[str, tuple[str, ...]]] = {
         "layers": ("layer",),
@@ -128,6 +130,7 @@ class LogitLensResult:
             "token_strings": {str(k): v for k, v in self.token_strings.items()},
             "prompts": self.prompts,
             "model": self.model,
+            "method": self.method,
             "dims": {k: list(v) for k, v in self.DIMS.items()},
             "shape": self.shape,
         }

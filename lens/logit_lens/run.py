@@ -212,6 +212,7 @@ def logit_lens(
         token_strings=token_strings(model, sorted(seen - {-1})),
         prompts=b.texts,
         model=_model_name(model),
+        method="logit lens" if translator is None else "tuned lens",
     )
 
 

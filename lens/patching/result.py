@@ -168,32 +168,6 @@ class PatchingResult:
         For ``"z"``, ``head=`` plots one head; without it every (layer, head) is a row.
         Saved to ``path`` when given; returns the matplotlib figure.
         """
-        import matplotlib
+        from lens.plots.patching import plot_patching
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        values = self.values(site)
-        rows = [f"L{layer}" for layer in self.layers]
-        if site == "z":
-            if head is not None:
-                values = values[..., head]
-                rows = [f"L{layer}H{head}" for layer in self.layers]
-            else:
-                n_heads = values.shape[-1]
-                values = values.permute(0, 2, 1).reshape(-1, values.shape[1])
-                rows = [f"L{layer}H{h}" for layer in self.layers for h in range(n_heads)]
-        data = values.double().numpy()
-        width = max(4.0, 0.5 * data.shape[1] + 2)
-        fig, ax = plt.subplots(figsize=(width, max(3.0, 0.25 * data.shape[0] + 1.5)))
-        bound = float(np.nanmax(np.abs(data))) or 1.0
-        image = ax.imshow(data, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
-        ax.set_xticks(range(data.shape[1]), self.position_labels, rotation=60, ha="right")
-        ax.set_yticks(range(data.shape[0]), rows, fontsize=7 if len(rows) > 30 else 9)
-        ax.set_title(f"{self.method} patching ({self.direction}), {site}: 0=corrupt, 1=clean")
-        fig.colorbar(image, ax=ax)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-        return fig
+        return plot_patching(self, site, path, head=head)

@@ -233,14 +233,25 @@ class StudyResult:
             "findings": [f.to_dict() for f in self.findings],
         }
 
-    def save(self, out: str | Path) -> Path:
-        """Write results.json, the PNG plots and report.md into ``out``; return ``out``."""
+    def write(self, out: str | Path) -> list[Path]:
+        """Write results.json, the PNG plots and report.md into the folder ``out`` (created)
+        as they come; return the files written. :meth:`save` is the atomic form."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(self.to_dict(), indent=1))
         plots = self.plots(out)
         (out / "report.md").write_text(self.report(plots))
-        return out
+        return [out / "results.json", *plots, out / "report.md"]
+
+    def save(self, out: str | Path) -> Path:
+        """Write results.json, the PNG plots and report.md into ``out`` all at once (through
+        :class:`lens.output.OutputFolder`: a temporary folder beside it, moved in when
+        complete, so an error leaves older results untouched); return ``out``."""
+        from lens.output import OutputFolder
+
+        with OutputFolder(out, option="out") as folder:
+            self.write(folder.path)
+        return Path(out)
 
     def report(self, plots: list[Path]) -> str:
         lines = [f"# {self.title}", "", f"Model: `{self.model}`", "", "## Findings", ""]
@@ -257,7 +268,12 @@ class StudyResult:
 
     @staticmethod
     def load(path: str | Path) -> StudyResult:
-        """Read a saved result back (as its study's Result class)."""
+        """Read a saved result back (as its study's Result class); a folder whose writing was
+        interrupted (it holds ``INCOMPLETE``) is refused."""
+        from lens.output import INCOMPLETE
+
+        if (Path(path) / INCOMPLETE).exists():
+            raise ValueError(f"{path} is marked {INCOMPLETE} (its run was interrupted): rerun it")
         raw = json.loads((Path(path) / "results.json").read_text())
         cls = STUDIES[raw["study"]].Result if raw["study"] in STUDIES else StudyResult
         findings = [Finding(**f) for f in raw["findings"]]

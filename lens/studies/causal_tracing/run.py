@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from lens.patching.tracing import ROLES, causal_trace
 from lens.studies._organism_data import model_label, organism_world
@@ -116,6 +117,7 @@ def run(model: Any, config: Config) -> Result:
     """
     n_layers = int(model.cfg.n_layers)
     window = config.window or max(1, round(n_layers / 5))
+    by_language = facts_by_language(model, config)
     languages = {
         lang: trace_language(
             model,
@@ -124,7 +126,7 @@ def run(model: Any, config: Config) -> Result:
             config,
             [s for _, s, _ in facts] if config.noise_from == "subjects" else None,
         )
-        for lang, facts in facts_by_language(model, config).items()
+        for lang, facts in tqdm(by_language.items(), desc="causal tracing", unit="language")
     }
     data = CausalTracingData(
         window=window, n_layers=n_layers, languages=languages, noise=config.noise,
