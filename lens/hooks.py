@@ -47,12 +47,19 @@ class _Names:
         self.registry = bridge.hook_registry(model)
         hook_dict = model.hook_dict
         aliases = bridge.alias_map(model)
-        points = {name: hook_dict[aliases.get(name, name)] for name in hook_dict}
+        points = {name: hook_dict[aliases.get(name) or name] for name in hook_dict}
         points.update({a: hook_dict[c] for a, c in aliases.items() if c in hook_dict})
         self.points: dict[str, Any] = points
         key_of = {id(hp): key for key, hp in self.registry.items()}
-        self.canonical = {name: key_of.get(id(hp)) for name, hp in points.items()}
+        self.canonical = {name: self._key(name, hp, aliases, key_of) for name, hp in points.items()}
         self.after: dict[tuple[int, bool], list[Any]] = {}
+
+    def _key(self, name: str, hp: Any, aliases: dict[str, str], key_of: dict) -> str | None:
+        """The registry key a name reads: itself, its alias target, or any key holding it."""
+        for key in (name, aliases.get(name)):
+            if key is not None and self.registry.get(key) is hp:
+                return key
+        return key_of.get(id(hp))
 
     def valid(self, name: str, hook_point: Any) -> bool:
         key = self.canonical.get(name)
@@ -289,10 +296,10 @@ class _Recorder:
 
 
 _RECORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_MASK_INDEX: dict[type, int | None] = {}
+_MASK_INDEX: dict[Any, int | None] = {}
 
 
-def _mask_argument_index(cls: type) -> int | None:
+def _mask_argument_index(cls: Any) -> int | None:
     """Position of ``attention_mask`` among the positional arguments of ``cls.forward``."""
     if cls not in _MASK_INDEX:
         try:
