@@ -152,7 +152,8 @@ def logit_lens(
         index = max(i for i, x in enumerate(layer_list) if x == deepest)
         stop = (index, hook_points_after(model, deepest, same_block=site != "resid_post"))
     starts = range(0, n_rows, batch_size)
-    for start in tqdm(starts, desc="logit lens", disable=not progress):
+    all_valid = bool(valid.all())
+    for start in tqdm(starts, desc="logit lens") if progress else starts:
         rows = slice(start, min(start + batch_size, n_rows))
         resid = _capture(
             model, b, rows, hook_names, positions, pos_index, valid, interventions, stop
@@ -176,17 +177,23 @@ def logit_lens(
             weight=weight,
             bias=bias,
         )
-        where = torch.zeros_like(valid)
-        where[rows] = valid[rows]
+        where: Any = rows  # every slot of these rows is valid (e.g. "last"): plain slices
+        if not all_valid:
+            where = torch.zeros_like(valid)
+            where[rows] = valid[rows]
         for key, dst in outputs.items():
             if dst is not None:  # [layers * n_valid, ...] -> the valid slots of these rows
-                dst[:, where] = out[key].reshape(*resid.shape[:2], *out[key].shape[1:]).cpu()
+                part = out[key].cpu()
+                if all_valid:
+                    dst[:, where] = part.reshape(dst[:, where].shape)
+                else:
+                    dst[:, where] = part.reshape(*resid.shape[:2], *part.shape[1:])
 
     input_ids = torch.where(valid, b.tokens.cpu().gather(1, pos_index.clamp(min=0)), -1)
     pos_out = torch.where(valid, pos_index, -1)
-    seen = {int(i) for i in torch.cat([top_ids.flatten(), input_ids.flatten()]).unique()}
+    seen = set(torch.cat([top_ids.flatten(), input_ids.flatten()]).unique().tolist())
     if target_ids is not None:
-        seen |= {int(i) for i in target_ids}
+        seen |= set(target_ids.tolist())
     return LogitLensResult(
         layers=np.asarray(layer_list, dtype=np.int64),
         site=site,
