@@ -37,7 +37,9 @@ Positions = PositionName | int | Sequence[int] | Tensor
 """Which token positions an API reads or writes; one meaning everywhere it is accepted.
 
 * ``"all"``: every position (readers that pool statistics skip padding).
-* ``"last"``: the last real token of each row, from the forward's attention mask.
+* ``"last"``: the last real token of each row, from the forward's attention mask. A forward
+  given no mask is taken as unpadded (the last column); one whose tokens are visibly
+  right-padded (some rows end with the pad id, others do not) raises, asking for the mask.
 * integers: columns of the padded ``[batch, pos]`` tensor, the same for every row; negative
   values count from the padded end (``-1`` is the last column, which is the last real token
   only under left padding).

@@ -4,6 +4,11 @@
 hooks in the given order, and removes exactly the hooks it installed, on normal exit, on an
 exception (KeyboardInterrupt included) and when installation itself fails midway. Hooks it did
 not install (a user's permanent or temporary hooks, an outer ``apply``) are never touched.
+
+While any ``apply`` is live on a model, one shared pre/post forward hook pair gives every
+forward call its own :class:`~interventions.base.ForwardContext` (attention mask, tokens), so a
+forward run inside a hook cannot change what the outer forward's hooks see. Hook names are
+resolved once per model and re-validated in O(1) per use against the live registry.
 """
 
 from __future__ import annotations
