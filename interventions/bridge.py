@@ -136,6 +136,16 @@ def forward_pre_hook_count(model: Any) -> int:
     return len(model._forward_pre_hooks)
 
 
+def forward_hook_count(model: Any) -> int:
+    """Number of forward hooks on the model itself (where ``lens.apply`` ends each forward)."""
+    return len(model._forward_hooks)
+
+
+def hook_registry(model: Any) -> dict[str, Any]:
+    """The live canonical hook name -> HookPoint registry (not a copy: read it, never edit)."""
+    return model._hook_registry
+
+
 # --- attention heads ------------------------------------------------------------------
 
 

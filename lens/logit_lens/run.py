@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
 from interventions.sites import hook_name
-from lens.hooks import Probe, apply
+from lens.hooks import Probe, apply, hook_points_after
 from lens.logit_lens.args import (
     SITES,
     LensSite,
@@ -106,9 +106,11 @@ def logit_lens(
         progress: show a progress bar over prompt chunks.
         stop_early: end each forward as soon as the deepest requested residual is captured:
             the rest of the model (later blocks, final norm, the full-vocabulary logits of
-            every position) is not computed, and hooks after that point (interventions or an
-            outer ``lens.apply``'s probes on later sites) do not run. Residuals at the decoded
-            sites are unaffected (the forward is causal in depth). False runs the whole model.
+            every position) is not computed, and ``interventions`` given here at later sites
+            do not run (they cannot change the decoded residuals: the forward is causal in
+            depth). When a hook this call did not install sits after that point (an outer
+            ``lens.apply``'s probes or interventions, a user's hook), the forward runs to
+            the end instead, so that hook still fires. False always runs the whole model.
         translator: a :class:`lens.tuned_lens.TunedLens` for this model: each layer's
             vectors go through its translator before the final norm (the tuned lens).
 
@@ -157,12 +159,16 @@ def logit_lens(
         "category_mass": mass,
     }
     deepest = max(layer_list)
-    stop_at = max(i for i, x in enumerate(layer_list) if x == deepest) if stop_early else None
+    stop = None
+    if stop_early:  # the deepest probe, and the hook points that would run after it
+        index = max(i for i, x in enumerate(layer_list) if x == deepest)
+        stop = (index, hook_points_after(model, deepest, same_block=site != "resid_post"))
     starts = range(0, n_rows, batch_size)
-    for start in tqdm(starts, desc="logit lens", disable=not progress):
+    all_valid = bool(valid.all())
+    for start in tqdm(starts, desc="logit lens") if progress else starts:
         rows = slice(start, min(start + batch_size, n_rows))
         resid = _capture(
-            model, b, rows, hook_names, positions, pos_index, valid, interventions, stop_at
+            model, b, rows, hook_names, positions, pos_index, valid, interventions, stop
         )
         if resid.shape[1] == 0:
             continue
@@ -183,17 +189,23 @@ def logit_lens(
             weight=weight,
             bias=bias,
         )
-        where = torch.zeros_like(valid)
-        where[rows] = valid[rows]
+        where: Any = rows  # every slot of these rows is valid (e.g. "last"): plain slices
+        if not all_valid:
+            where = torch.zeros_like(valid)
+            where[rows] = valid[rows]
         for key, dst in outputs.items():
             if dst is not None:  # [layers * n_valid, ...] -> the valid slots of these rows
-                dst[:, where] = out[key].reshape(*resid.shape[:2], *out[key].shape[1:]).cpu()
+                part = out[key].cpu()
+                if all_valid:
+                    dst[:, where] = part.reshape(dst[:, where].shape)
+                else:
+                    dst[:, where] = part.reshape(*resid.shape[:2], *part.shape[1:])
 
     input_ids = torch.where(valid, b.tokens.cpu().gather(1, pos_index.clamp(min=0)), -1)
     pos_out = torch.where(valid, pos_index, -1)
-    seen = {int(i) for i in torch.cat([top_ids.flatten(), input_ids.flatten()]).unique()}
+    seen = set(torch.cat([top_ids.flatten(), input_ids.flatten()]).unique().tolist())
     if target_ids is not None:
-        seen |= {int(i) for i in target_ids}
+        seen |= set(target_ids.tolist())
     return LogitLensResult(
         layers=np.asarray(layer_list, dtype=np.int64),
         site=site,
@@ -252,14 +264,17 @@ class _StopForward(Exception):
 
 
 class _StoppingProbe(Probe):
-    """A probe that ends the forward right after its capture."""
+    """A probe that ends the forward right after its capture (while ``active``)."""
+
+    active: bool = True
 
     def hook(self, model: Any) -> Any:
         capture = super().hook(model)
 
         def capture_then_stop(act: Tensor, hook: Any) -> None:
             capture(act, hook)
-            raise _StopForward
+            if self.active:
+                raise _StopForward
 
         return capture_then_stop
 
@@ -273,14 +288,21 @@ def _capture(
     pos_index: Tensor,
     valid: Tensor,
     interventions: Sequence[Any],
-    stop_at: int | None,
+    stop: tuple[int, list[Any]] | None,
 ) -> Tensor:
-    """One forward on ``rows``; the residuals of the valid positions: [layers, n_valid, d]."""
+    """One forward on ``rows``; the residuals of the valid positions: [layers, n_valid, d].
+
+    ``stop``: (index of the probe that may end the forward, the hook points after it)."""
     probe_pos = _probe_positions(positions, pos_index[rows])
     probes = [Probe(name, positions=probe_pos) for name in hook_names]
-    if stop_at is not None:  # the deepest probe ends the forward once it has captured
-        probes[stop_at] = _StoppingProbe(hook_names[stop_at], positions=probe_pos)
-    with apply(model, *interventions, probes=probes):
+    stopper: _StoppingProbe | None = None
+    later: list[Any] = []
+    if stop is not None:  # the deepest probe ends the forward once it has captured
+        index, later = stop
+        stopper = probes[index] = _StoppingProbe(hook_names[index], positions=probe_pos)
+    with apply(model, *interventions, probes=probes) as handle:
+        if stopper is not None:  # someone else's hook after it: run to the end
+            stopper.active = not handle.others_hooked(later)
         try:
             model(b.tokens[rows], attention_mask=b.attention_mask[rows])
         except _StopForward:
