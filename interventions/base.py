@@ -142,20 +142,38 @@ class ForwardContext:
         return cached
 
     def _check_unpadded(self, batch: int, seq: int) -> None:
-        tokens, pad = self.tokens, self.pad_id
-        if pad is None or tokens is None or tokens.ndim != 2 or tuple(tokens.shape) != (batch, seq):
+        tokens = self.tokens
+        if tokens is None or tokens.ndim != 2 or tuple(tokens.shape) != (batch, seq):
             return
-        if tokens.is_floating_point() or batch < 2:
-            return
-        ends_with_pad = tokens[:, -1] == pad
-        if bool(ends_with_pad.any()) and not bool(ends_with_pad.all()):
-            rows = ends_with_pad.nonzero().flatten().tolist()
-            raise ValueError(
-                f"positions='last': the forward got no attention mask, but rows {rows[:8]} of "
-                f"its tokens end with the pad id {pad} while others do not (a right-padded "
-                "batch): the last column would be padding. Pass the mask: "
-                "model(b.tokens, attention_mask=b.attention_mask)"
-            )
+        refuse_right_padding(
+            tokens,
+            self.pad_id,
+            "positions='last': the forward got no attention mask",
+            "Pass the mask: model(b.tokens, attention_mask=b.attention_mask)",
+        )
+
+
+def refuse_right_padding(tokens: Tensor, pad_id: int | None, what: str, fix: str) -> None:
+    """Raise when ``tokens`` (given without a mask) are visibly right-padded: some rows end
+    with ``pad_id`` and others do not, so their last column would be padding.
+
+    Example:
+        >>> import torch
+        >>> refuse_right_padding(torch.tensor([[5, 6], [7, 8]]), 0, "x", "fix")  # no padding
+        >>> refuse_right_padding(torch.tensor([[5, 6], [7, 0]]), 0, "x", "fix")
+        Traceback (most recent call last):
+        ...
+        ValueError: x, but rows [1] of its tokens end with the pad id 0 while others do not (a right-padded batch): the last column would be padding. fix
+    """  # noqa: E501
+    if pad_id is None or tokens.ndim != 2 or tokens.shape[0] < 2 or tokens.is_floating_point():
+        return
+    ends_with_pad = tokens[:, -1] == pad_id
+    if bool(ends_with_pad.any()) and not bool(ends_with_pad.all()):
+        rows = ends_with_pad.nonzero().flatten().tolist()
+        raise ValueError(
+            f"{what}, but rows {rows[:8]} of its tokens end with the pad id {pad_id} while "
+            f"others do not (a right-padded batch): the last column would be padding. {fix}"
+        )
 
 
 def last_real_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:

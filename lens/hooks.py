@@ -36,6 +36,7 @@ from interventions.base import (
     push_forward,
     validate_positions,
 )
+from lens.tokens import pad_id
 
 _EARLY_PREFIXES = ("hook_embed", "hook_pos_embed", "embed.", "pos_embed.", "rotary_emb.")
 
@@ -288,7 +289,7 @@ class _Recorder:
                 mask = args[mask_at]
             tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
             tokens = tokens if isinstance(tokens, Tensor) else None
-            pad = _pad_id(module) if mask is None and tokens is not None else None
+            pad = pad_id(module) if mask is None and tokens is not None else None
             push_forward(module, ForwardContext(mask, tokens, pad))
 
         def leave(module: Any, args: tuple, output: Any) -> None:
@@ -313,16 +314,6 @@ def _mask_argument_index(cls: Any) -> int | None:
             params = []
         _MASK_INDEX[cls] = params.index("attention_mask") if "attention_mask" in params else None
     return _MASK_INDEX[cls]
-
-
-def _pad_id(model: Any) -> int | None:
-    """The id lens pads with (pad, else eos, else bos), None without a tokenizer."""
-    tok = getattr(model, "tokenizer", None)
-    for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
-        value = getattr(tok, attr, None) if tok is not None else None
-        if value is not None:
-            return int(value)
-    return None
 
 
 def _acquire_recorder(model: Any) -> None:

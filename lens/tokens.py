@@ -26,7 +26,7 @@ import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from interventions.base import last_real_positions
+from interventions.base import last_real_positions, refuse_right_padding
 from lens.inputs import (
     InputError,
     UnknownTokenWarning,
@@ -294,13 +294,26 @@ def _bos_id(model: Any) -> int | None:
     return getattr(tok, "bos_token_id", None) if tok is not None else None
 
 
-def _pad_id(model: Any) -> int:
+def pad_id(model: Any) -> int | None:
+    """The id lens pads with: the tokenizer's pad, else eos, else bos (None: no tokenizer).
+
+    Example:
+        >>> import lens
+        >>> pad_id(lens.load_model(lens.tiny_config("llama"))) is None  # no tokenizer
+        True
+    """
     tok = getattr(model, "tokenizer", None)
     for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
         value = getattr(tok, attr, None) if tok is not None else None
         if value is not None:
             return int(value)
-    return 0
+    return None
+
+
+def _pad_id(model: Any) -> int:
+    """The id :func:`batch` pads with (0 for a model without a tokenizer)."""
+    value = pad_id(model)
+    return 0 if value is None else value
 
 
 def default_prepend_bos(model: Any) -> bool:
@@ -396,5 +409,11 @@ def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "lef
     if isinstance(prompts_or_batch, Tensor):
         t = prompts_or_batch if prompts_or_batch.ndim == 2 else prompts_or_batch[None]
         check_lengths(model, [t.shape[1]] * t.shape[0])
+        refuse_right_padding(
+            t,
+            pad_id(model),
+            "a [batch, pos] tensor was given without its attention mask",
+            "Pass a lens.tokens.Batch instead (lens.tokens.batch(model, prompts)).",
+        )
         return Batch(t, torch.ones_like(t), padding_side)
     return batch(model, prompts_or_batch, padding_side=padding_side)

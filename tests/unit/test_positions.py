@@ -207,3 +207,15 @@ def test_last_without_a_mask_on_a_right_padded_batch_raises(hf_model):
     with lens.apply(hf_model, probes=[probe, everything]):
         hf_model(left.tokens)
     assert torch.equal(probe.value, everything.value[:, -1])
+
+
+def test_a_right_padded_tensor_without_its_mask_is_refused(hf_model):
+    """A raw [batch, pos] tensor whose rows end with the pad id unevenly cannot be read at
+    'last' (its mask would be all ones): as_batch refuses it; an unpadded tensor passes."""
+    b = lens.tokens.batch(hf_model, [[5, 6, 7, 8], [9, 10]], padding_side="right")
+    with pytest.raises(ValueError, match="right-padded"):
+        lens.tokens.as_batch(hf_model, b.tokens)
+    with pytest.raises(ValueError, match="right-padded"):
+        lens.logit_lens(hf_model, b.tokens, top_k=1)
+    whole = lens.tokens.as_batch(hf_model, torch.tensor([[5, 6, 7], [8, 9, 10]]))
+    assert whole.last_positions.tolist() == [2, 2]
