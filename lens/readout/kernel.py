@@ -33,8 +33,8 @@ from lens.readout.core import final_norm
 Norm = Literal["recompute", "none"]
 NORMS: tuple[Norm, ...] = ("recompute", "none")
 CHUNK_FLOATS = 1 << 24  # rows x vocab floats of one chunk buffer (64 MB of float32)
-# rows x vocabulary-block floats of one decode tile: 1 MB of float32 (chosen by measurement
-# with benchmarks/logit_lens.py on a SmolLM2 shape: 2**17..2**19 tie, 2**21+ is slower)
+# rows x vocabulary-block floats of one decode tile: 1 MB of float32, one core's L2 (measured
+# on the SmolLM2 vocabulary, decode alone: 2**16..2**19 within noise, 2**20..2**22 slower)
 BLOCK_FLOATS = 1 << 18
 
 
@@ -146,34 +146,31 @@ class _Tile:
 def _decode_chunk(
     tile: _Tile, x: Tensor, k: int, targets: Tensor | None, categories: Tensor | None
 ) -> dict[str, Tensor]:
-    n = x.shape[0]
+    n, n_blocks = x.shape[0], -(-tile.vocab // tile.block)
     top = _TopK(n, k, x)
     ranks = None if targets is None else _Ranks(tile, x, targets)
-    m = s = t = mass = None
-    for v0 in range(0, tile.vocab, tile.block):
+    # per block: its own maximum m_b, s_b = sum exp(z - m_b), t_b = sum exp(z - m_b)(z - m_b)
+    m_b, s_b, t_b = x.new_empty(3, n_blocks, n).unbind(0)
+    mass_b = None if categories is None else x.new_empty(n_blocks, n, categories.shape[1])
+    for b, v0 in enumerate(range(0, tile.vocab, tile.block)):
         z, e = tile.logits(x, v0)
-        top.add(z, v0)  # on the raw logits: exact comparisons
+        torch.amax(z, -1, out=m_b[b])
+        top.add(z, v0, m_b[b])  # on the raw logits: exact comparisons
         if ranks is not None:
             ranks.add(z, v0)
-        m_new = z.amax(-1)
-        if m is not None:
-            m_new = torch.maximum(m, m_new)
-        z.sub_(m_new[:, None])  # z - m <= 0: exp cannot overflow
+        z.sub_(m_b[b, :, None])  # z - m_b <= 0: exp cannot overflow
         torch.exp(z, out=e)
-        s_b = e.sum(-1)
-        mass_b = None if categories is None else e @ categories[v0 : v0 + z.shape[1]].to(e)
-        t_b = e.mul_(z).sum(-1)  # sum e (z - m); e is not read again
-        if m is None or s is None or t is None:
-            m, s, t, mass = m_new, s_b, t_b, mass_b
-            continue
-        delta = m - m_new  # <= 0
-        scale = torch.exp(delta)
-        t = scale * (t + delta * s) + t_b
-        s = s * scale + s_b
-        if mass is not None and mass_b is not None:
-            mass = mass * scale[:, None] + mass_b
-        m = m_new
-    assert m is not None and s is not None and t is not None
+        torch.sum(e, -1, out=s_b[b])
+        if mass_b is not None and categories is not None:
+            torch.matmul(e, categories[v0 : v0 + z.shape[1]].to(e), out=mass_b[b])
+        torch.sum(e.mul_(z), -1, out=t_b[b])  # e is not read again
+    # combine the blocks against the row maximum m: each block's sums scale by exp(m_b - m)
+    m = m_b.amax(0)
+    shift = m_b - m
+    scale = torch.exp(shift)
+    s = (s_b * scale).sum(0)
+    t = (scale * (t_b + shift * s_b)).sum(0)  # sum exp(z - m)(z - m)
+    mass = None if mass_b is None else (mass_b * scale[:, :, None]).sum(0)
     values, ids = top.result()
     out = {
         "top_ids": ids,
@@ -206,11 +203,20 @@ class _TopK:
         self.n_pending = 0
         self.row_of_entry = torch.arange(n, device=like.device).repeat_interleave(k)
 
-    def add(self, z: Tensor, v0: int) -> None:
+    def add(self, z: Tensor, v0: int, block_max: Tensor) -> None:
         if v0 == 0 and z.shape[1] >= self.k:  # k-th value of the first block: exact
             self.threshold = z.topk(self.k, dim=-1, sorted=False).values.amin(-1)
-        row, col = (z >= self.threshold[:, None]).nonzero(as_tuple=True)
-        self.pending.append((row, z[row, col], col + v0))
+        hot = (block_max >= self.threshold).nonzero()[:, 0]  # rows with any candidate
+        if hot.shape[0] == 0:
+            return
+        if hot.shape[0] < self.n // 2:  # later blocks: a minority of rows
+            sub = z.index_select(0, hot)
+            row, col = (sub >= self.threshold[hot, None]).nonzero(as_tuple=True)
+            value, row = sub[row, col], hot[row]
+        else:
+            row, col = (z >= self.threshold[:, None]).nonzero(as_tuple=True)
+            value = z[row, col]
+        self.pending.append((row, value, col + v0))
         self.n_pending += row.shape[0]
         if self.n_pending >= self.n * self.k:
             self._merge()
