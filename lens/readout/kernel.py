@@ -6,9 +6,10 @@ small enough that the tile and its ``exp`` stay in the CPU cache (:data:`BLOCK_F
 Every statistic is accumulated across the vocabulary blocks, so neither the ``[rows, vocab]``
 logits nor a ``[chunk, vocab]`` buffer ever exists:
 
-* softmax, online: a running maximum ``m``, ``S = sum exp(z - m)`` and
-  ``T = sum exp(z - m) (z - m)``, both rescaled by ``exp(m_old - m_new)`` when the maximum
-  grows (``T`` also gains ``(m_old - m_new) S``); entropy ``log S - T / S``;
+* softmax: per block its own maximum ``m_b``, ``S_b = sum exp(z - m_b)`` and
+  ``T_b = sum exp(z - m_b) (z - m_b)``; once per chunk they are rescaled to the row maximum
+  ``m`` (``S = sum_b S_b exp(m_b - m)``, ``T = sum_b exp(m_b - m) (T_b + (m_b - m) S_b)``);
+  entropy ``log S - T / S``;
 * top-k, running: each block contributes only the logits at or above the current k-th largest
   (usually a handful), merged by a stable sort, ties going to the lower token id;
 * target ranks, exact: the number of logits strictly above the target's own logit, counted on
