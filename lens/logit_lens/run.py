@@ -68,12 +68,12 @@ def logit_lens(
     Decoding runs in float32.
 
     Memory: besides the model's own forward on ``batch_size`` prompts, lens keeps the captured
-    residuals (``layers x batch_size x positions x d_model`` floats) and, per decode chunk, at
-    most two ``chunk_size x d_vocab`` float32 buffers plus one of bools: about
-    ``9 * chunk_size * d_vocab`` bytes (113 MB for the default 256 rows and a 49k vocabulary),
-    whatever the number of layers, prompts and positions (a non-float32 model adds one float32
-    copy of ``W_U``). Outputs hold only top-k ids and
-    probabilities, entropies, target statistics and category masses.
+    residuals (``layers x batch_size x positions x d_model`` floats) and, while decoding, two
+    ``chunk_size x block`` float32 tiles of the vocabulary (about 2 MB together, see
+    :func:`lens.readout.kernel.decode_stack`) plus a few floats per row, whatever the number
+    of layers, prompts and positions (a non-float32 model adds one float32 copy of ``W_U``).
+    Outputs hold only top-k ids and probabilities, entropies, target statistics and category
+    masses.
 
     Args:
         model: a TransformerBridge.
