@@ -14,7 +14,7 @@ from interventions.orthogonalize import orthogonalize
 from lens.finders.diff_in_means import diff_in_means
 from lens.finders.select_direction import CandidateScore, NoDirectionFound, select_direction
 from lens.hooks import apply
-from lens.studies._organism_data import model_label, organism_world
+from lens.studies._organism_data import model_label
 from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
@@ -33,8 +33,6 @@ def build_requests(model: Any, config: Config) -> Requests:
     requests dataset ``config.data`` (default: the built-in ``"requests"``)."""
     from lens.studies.datasets import study_dataset
 
-    if config.world is not None:
-        organism_world(model, config.world)  # a world was asked for: the model must fit it
     dataset, source, world = study_dataset(model, config, config.world)
     if world is not None:
         return from_world(model, world, config.languages, config.pivot)
