@@ -135,3 +135,27 @@ def test_cli_config_file(tmp_path):
     path.write_text(json.dumps({"sources": ["ka"], "targets": ["mu"], "max_items": 3}))
     config = concept_space.Config.from_json(path)
     assert config.sources == ["ka"] and config.max_items == 3
+
+
+@pytest.mark.parametrize("kinds", [("concept",), ("concept", "person", "rel", "action", "thing")])
+def test_organism_tasks_from_the_exported_dataset_match_the_world(kinds):
+    """The organism's translation tasks, built from its exported translations dataset, equal
+    ``lens.organism.translation_pairs`` read straight from the world (same items, same order)."""
+    import random
+
+    from lens.data.organism_export import organism_translations
+    from lens.studies.concept_space.run import _translation_job, _words
+
+    world = organism.world(FOLDER)
+    words = _words(organism_translations(world), kinds)
+    for src in world.scripts:
+        for tgt in world.scripts:
+            if src == tgt:
+                continue
+            pairs = organism.translation_pairs(world, src, tgt, kinds)
+            job = _translation_job(words, world, src, tgt, None, random.Random(0))
+            assert len(pairs) > 0
+            assert job["prompts"] == [p.prompt for p in pairs]
+            assert job["target answer"] == [p.answer for p in pairs]
+            assert job["pivot answer"] == [p.pivot_word for p in pairs]
+            assert job["source word"] == [p.source_word for p in pairs]

@@ -22,7 +22,7 @@ from lens.studies.refusal.findings import findings
 from lens.studies.refusal.flags import refusal_flags
 from lens.studies.refusal.gate import baseline_refusal, not_studied, shared_fields
 from lens.studies.refusal.report import Result
-from lens.studies.refusal.requests import Requests, from_dataset, from_world
+from lens.studies.refusal.requests import Requests, from_dataset
 from lens.tokens import batch as make_batch
 
 # ----------------------------------------------------------------------------- data
@@ -34,8 +34,6 @@ def build_requests(model: Any, config: Config) -> Requests:
     from lens.studies.datasets import study_dataset
 
     dataset, source, world = study_dataset(model, config, config.world)
-    if world is not None:
-        return from_world(model, world, config.languages, config.pivot)
     return from_dataset(
         model,
         dataset,
@@ -46,6 +44,7 @@ def build_requests(model: Any, config: Config) -> Requests:
         (config.train_fraction, config.val_fraction),
         config.chat_template,
         config.seed,
+        world=world,
     )
 
 
