@@ -58,9 +58,9 @@ def test_save_load_round_trip(result, tmp_path):
 
 
 def test_panels_cover_the_quick_pairs(result):
-    names = [p["name"] for p in result.data["panels"]]
+    names = [p["name"] for p in result.data.panels]
     assert names == ["ka->mu", "ka->lisp", "py->mu", "py->lisp", "facts ro", "facts py"]
-    assert all(p["n"] > 0 for p in result.data["panels"])
+    assert all(p["n"] > 0 for p in result.data.panels)
 
 
 @torch.no_grad()
@@ -79,7 +79,7 @@ def _by_hand(hf_model, tok, prompt: str) -> np.ndarray:
 
 @pytest.mark.parametrize("index", [0, 4])  # a translation panel and a fact panel
 def test_probabilities_match_transformers(result, model, hf_model, index):
-    panel = result.data["panels"][index]
+    panel = result.data.panels[index]
     tok = model.tokenizer
     world = organism.world(FOLDER)
     langs = organism.token_languages(world, tok)
@@ -101,8 +101,8 @@ def test_probabilities_match_transformers(result, model, hf_model, index):
 
 def test_findings_follow_the_saved_curves(result):
     """Each finding's verdict is the stated rule applied to the saved group curves."""
-    min_mass = result.data["summary"]["min_mass"]
-    groups = result.data["summary"]["groups"]
+    min_mass = result.data.summary["min_mass"]
+    groups = result.data.summary["groups"]
     assert len(result.findings) == len(groups)
     for finding, s in zip(result.findings, groups.values()):
         pivot, target = s["mass"]["pivot answer"], s["mass"]["target answer"]
