@@ -26,6 +26,10 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
     """The organism's world (of ``folder``, of the model's own folder, or the shipped one),
     checked against ``model``'s tokenizer.
 
+    The one place studies decide "is this model the organism, and where is its world?"
+    (:func:`lens.studies.datasets.study_dataset` and :func:`lens.studies.datasets.is_organism`
+    ask it; loading a model by folder is :mod:`lens.models`' job).
+
     Raises:
         ValueError: the model's tokenizer does not hold the world's words (not an organism);
             with ``required=False`` returns None instead.

@@ -153,9 +153,9 @@ _D = TypeVar("_D", bound="StudyData")
 class StudyData:
     """Base of a study's typed numbers (``StudyResult.data``; results.json's ``"data"``).
 
-    Subclasses declare their top-level entries as dataclass fields (nested parts stay
-    JSON-safe dicts and lists). ``data["key"]`` keeps working for code written against the
-    older dict form.
+    Subclasses declare their top-level entries as dataclass fields, nested parts as
+    TypedDicts (JSON-safe dicts and lists, so results.json round-trips as it is); read them
+    as attributes (``data.final``), never as ``data["final"]``.
     """
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,20 +167,6 @@ class StudyData:
         """Rebuild from results.json's ``"data"`` (keys this class does not know are dropped)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in {f.name for f in dataclasses.fields(self)}:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        """``"key" in data`` as on a dict: a field whose value is not None."""
-        return isinstance(key, str) and getattr(self, key, None) is not None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``data.get("key")`` as on a dict (None-valued fields count as absent)."""
-        value = getattr(self, key, None)
-        return default if value is None else value
 
 
 @dataclass

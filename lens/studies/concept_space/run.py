@@ -7,6 +7,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from lens.data.organism_export import EXPORTERS, translation_kind
 from lens.studies._organism_data import (
     language_token_ids,
     non_pivot_scripts,
@@ -18,6 +19,7 @@ from lens.studies.concept_space.data import ConceptSpaceData
 from lens.studies.concept_space.findings import findings
 from lens.studies.concept_space.panels import decode_panel, summarize
 from lens.studies.concept_space.report import Result
+from lens.studies.facts import fact_queries
 
 ANSWERS = ("target answer", "pivot answer", "source word")
 CATEGORIES = ("target language", "pivot language", "code")
@@ -33,8 +35,6 @@ def run(model: Any, config: Config) -> Result:
         >>> res = concept_space.run(model, concept_space.quick_config())  # doctest: +SKIP
         >>> res.save("out/concept_space")                            # doctest: +SKIP
     """
-    from lens import organism
-
     if not 0.0 <= config.min_mass <= 1.0:
         raise ValueError(f"min_mass must be in [0, 1], got {config.min_mass}")
     from lens.studies.datasets import study_dataset
@@ -50,28 +50,24 @@ def run(model: Any, config: Config) -> Result:
     facts = non_pivot_scripts(world, config.fact_scripts)
     lang_ids = language_token_ids(world, model)
     rng = random.Random(config.seed)
+    words = _words(dataset, tuple(config.kinds))
     jobs: list[dict[str, Any]] = []
     for src in sources:
         for tgt in targets:
-            if src == tgt:
-                continue
-            pairs = organism.translation_pairs(world, src, tgt, tuple(config.kinds))
-            pairs = _sample(pairs, config.max_items, rng)
-            jobs.append(
-                {
-                    "name": f"{src}->{tgt}",
-                    "kind": "translation",
-                    "src": src,
-                    "tgt": tgt,
-                    "prompts": [p.prompt for p in pairs],
-                    "target answer": [p.answer for p in pairs],
-                    "pivot answer": [p.pivot_word for p in pairs],
-                    "source word": [p.source_word for p in pairs],
-                }
-            )
+            if src != tgt:
+                jobs.append(_translation_job(words, world, src, tgt, config.max_items, rng))
+    fact_data = EXPORTERS["facts"](world)  # the organism's facts, with its held-out pairs
+    queries = fact_queries(fact_data, world)
+    pivot_of = {q.id: q.answer for q in queries if q.language == world.pivot}
     for lang in facts:
-        qs = organism.fact_queries(world, lang, heldout=config.fact_heldout)
-        qs = _sample([q for q in qs if q.answer != q.pivot_answer], config.max_facts, rng)
+        qs = [
+            q
+            for q in queries
+            if q.language == lang
+            and (config.fact_heldout is None or q.heldout == config.fact_heldout)
+            and q.answer != pivot_of[q.id]
+        ]
+        qs = _sample(qs, config.max_facts, rng)
         jobs.append(
             {
                 "name": f"facts {lang}",
@@ -80,7 +76,7 @@ def run(model: Any, config: Config) -> Result:
                 "tgt": lang,
                 "prompts": [q.prompt for q in qs],
                 "target answer": [q.answer for q in qs],
-                "pivot answer": [q.pivot_answer for q in qs],
+                "pivot answer": [pivot_of[q.id] for q in qs],
             }
         )
     panels = []
@@ -110,6 +106,48 @@ def run(model: Any, config: Config) -> Result:
         data=typed,
         findings=findings(typed.summary, config.min_mass),
     )
+
+
+# ---------------------------------------------------------------------- the organism's tasks
+
+
+def _words(dataset: Any, kinds: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``{lexicon key: {language: word}}`` of the translations dataset's entries of ``kinds``
+    (the organism's export: :func:`lens.data.organism_export.translation_kind`), in file order."""
+    out: dict[str, dict[str, str]] = {}
+    for r in dataset.records:
+        kind, key = translation_kind(r.concept)
+        if kind in kinds:
+            out.setdefault(key, {})[r.language] = r.word
+    return out
+
+
+def _translation_job(
+    words: dict[str, dict[str, str]],
+    world: Any,
+    src: str,
+    tgt: str,
+    n: int | None,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """Translate ``src`` -> ``tgt`` in the organism's trained format (``<src tag> word <tgt
+    tag>``); entries whose two words are the same token are left out."""
+    items = [
+        (w[src], w[tgt], w[world.pivot])
+        for w in words.values()
+        if src in w and tgt in w and world.pivot in w and w[src] != w[tgt]
+    ]
+    items = _sample(items, n, rng)
+    return {
+        "name": f"{src}->{tgt}",
+        "kind": "translation",
+        "src": src,
+        "tgt": tgt,
+        "prompts": [f"{world.tags[src]} {sw} {world.tags[tgt]}" for sw, _, _ in items],
+        "target answer": [tw for _, tw, _ in items],
+        "pivot answer": [pw for _, _, pw in items],
+        "source word": [sw for sw, _, _ in items],
+    }
 
 
 # ---------------------------------------------------------------------- measuring

@@ -18,9 +18,9 @@ def _nan(values: list[float | None]) -> np.ndarray:
 def plot_all(data: FactConsistencyData, out: Path) -> list[Path]:
     """recall_clc.png, and training.png / shortcut.png when those parts ran."""
     paths = [plot_final(data, out / "recall_clc.png")]
-    if (data.training or {}).get("points"):
+    if data.training and data.training["points"]:
         paths.append(plot_training(data, out / "training.png"))
-    if (data.shortcut or {}).get("layers"):
+    if data.shortcut and data.shortcut["layers"]:
         paths.append(plot_shortcut(data, out / "shortcut.png"))
     return paths
 

@@ -14,7 +14,7 @@ from interventions.orthogonalize import orthogonalize
 from lens.finders.diff_in_means import diff_in_means
 from lens.finders.select_direction import CandidateScore, NoDirectionFound, select_direction
 from lens.hooks import apply
-from lens.studies._organism_data import model_label, organism_world
+from lens.studies._organism_data import model_label
 from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
@@ -22,7 +22,7 @@ from lens.studies.refusal.findings import findings
 from lens.studies.refusal.flags import refusal_flags
 from lens.studies.refusal.gate import baseline_refusal, not_studied, shared_fields
 from lens.studies.refusal.report import Result
-from lens.studies.refusal.requests import Requests, from_dataset, from_world
+from lens.studies.refusal.requests import Requests, from_dataset
 from lens.tokens import batch as make_batch
 
 # ----------------------------------------------------------------------------- data
@@ -33,11 +33,7 @@ def build_requests(model: Any, config: Config) -> Requests:
     requests dataset ``config.data`` (default: the built-in ``"requests"``)."""
     from lens.studies.datasets import study_dataset
 
-    if config.world is not None:
-        organism_world(model, config.world)  # a world was asked for: the model must fit it
     dataset, source, world = study_dataset(model, config, config.world)
-    if world is not None:
-        return from_world(model, world, config.languages, config.pivot)
     return from_dataset(
         model,
         dataset,
@@ -48,6 +44,7 @@ def build_requests(model: Any, config: Config) -> Requests:
         (config.train_fraction, config.val_fraction),
         config.chat_template,
         config.seed,
+        world=world,
     )
 
 
