@@ -9,19 +9,27 @@ cannot pass as a win.
 Workloads, batch of 8 prompts:
     * logit lens: last position, every layer, top-10 (nnterp's ``logit_lens``; lens.logit_lens);
     * neuron ablation: 16 MLP neurons zeroed at every layer, final logits (nnsight trace that
-      edits ``mlp.down_proj.input``; lens.apply + NeuronDeactivation).
+      edits ``mlp.down_proj.input``; lens.apply + NeuronDeactivation);
+    * forward only (reference, no tool): the TransformerBridge forward lens runs on vs the plain
+      Hugging Face forward the peers run on, so the share of a gap that is the bridge's own
+      forward (not lens's per-call work) is visible.
+
+Models: the organism (or stories260k) and, without ``--quick``, real SmolLM2 when cached and a
+random SmolLM2-shaped Llama saved to a temporary folder (same shapes, organism tokenizer).
 """
 
 from __future__ import annotations
 
 import importlib.util
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import lens
-from benchmarks.harness import interleaved
+from benchmarks.harness import SMOLLM2_SHAPE, interleaved
 from interventions import NeuronDeactivation
 
 PROMPTS = [
@@ -36,7 +44,28 @@ PROMPTS = [
 ]
 
 
-def _folders(quick: bool) -> dict[str, Path]:
+def _random_smollm2_shaped(folder: Path, tokenizer_from: Path) -> Path:
+    """A random Llama with SmolLM2-135M's shapes (tied embeddings), saved as an HF folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    shape = SMOLLM2_SHAPE
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=shape["d_vocab"],
+        hidden_size=shape["d_model"],
+        intermediate_size=shape["d_mlp"],
+        num_hidden_layers=shape["n_layers"],
+        num_attention_heads=shape["n_heads"],
+        num_key_value_heads=shape["n_key_value_heads"],
+        max_position_embeddings=shape["n_ctx"],
+        tie_word_embeddings=True,
+    )
+    LlamaForCausalLM(config).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(folder)
+    return folder
+
+
+def _folders(quick: bool, scratch: ExitStack) -> dict[str, Path]:
     from lens import smollm2
 
     found: dict[str, Path] = {}
@@ -51,6 +80,10 @@ def _folders(quick: bool) -> dict[str, Path]:
         found["stories260k"] = stories
     if not quick and smollm2.available():
         found["smollm2-135m-instruct"] = smollm2.smollm2_folder(download=False)
+    if not quick and found:
+        tmp = Path(scratch.enter_context(tempfile.TemporaryDirectory(prefix="lens-peers-")))
+        tokenizer_from = next(iter(found.values()))
+        found["smollm2-shaped (random)"] = _random_smollm2_shaped(tmp / "model", tokenizer_from)
     return found
 
 
@@ -88,6 +121,14 @@ def _workloads(name: str, folder: Path, rounds: int) -> list[dict[str, Any]]:
             return model(b.tokens, attention_mask=b.attention_mask)[:, -1]
 
     @torch.no_grad()
+    def bridge_forward() -> Any:
+        return model(b.tokens, attention_mask=b.attention_mask)[:, -1]
+
+    @torch.no_grad()
+    def hf_forward() -> Any:
+        return peer._model(**texts).logits[:, -1]
+
+    @torch.no_grad()
     def peer_ablate() -> Any:
         with peer.trace(texts):
             for layer in range(n):
@@ -99,10 +140,17 @@ def _workloads(name: str, folder: Path, rounds: int) -> list[dict[str, Any]]:
     ours, theirs = lens_lens(), peer_lens()  # [layers, batch, 1, k] vs [batch, layers, k]
     lens_agree = float((ours[:, :, 0, 0].T == theirs[:, :, 0]).float().mean())
     ablate_agree = float((lens_ablate().argmax(-1) == peer_ablate().argmax(-1)).float().mean())
+    forward_agree = float((bridge_forward().argmax(-1) == hf_forward().argmax(-1)).float().mean())
     rows = []
     for work, (ours_fn, peer_fn, agree, peer_name) in {
         "logit lens last, top-10": (lens_lens, peer_lens, lens_agree, "nnterp.logit_lens"),
         "16 neurons zeroed per layer": (lens_ablate, peer_ablate, ablate_agree, "nnsight trace"),
+        "forward only, no tool (bridge = lens)": (
+            bridge_forward,
+            hf_forward,
+            forward_agree,
+            "plain HF forward",
+        ),
     }.items():
         cases = {"lens": ours_fn, peer_name: peer_fn}
         for row in interleaved(cases, baseline="lens", rounds=rounds):
@@ -119,16 +167,19 @@ def _workloads(name: str, folder: Path, rounds: int) -> list[dict[str, Any]]:
     return rows
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(quick: bool = False, rounds: int | None = None) -> list[dict[str, Any]]:
+    """Rows per model and workload (``rounds`` interleaved timings each; 3 quick, 10 full)."""
     reason = _missing()
-    folders = _folders(quick)
-    if reason is None and not folders:
-        reason = "no Hugging Face folder available (organism not shipped, stories260k absent)"
     if reason is not None:
         return [{"suite": "peers", "case": "peers", "skipped": reason}]
-    rows = []
-    for name, folder in folders.items():
-        rows += _workloads(name, folder, rounds=3 if quick else 10)
+    with ExitStack() as scratch:  # the random SmolLM2-shaped folder lives as long as the run
+        folders = _folders(quick, scratch)
+        if not folders:
+            reason = "no Hugging Face folder available (organism not shipped, stories260k absent)"
+            return [{"suite": "peers", "case": "peers", "skipped": reason}]
+        rows = []
+        for name, folder in folders.items():
+            rows += _workloads(name, folder, rounds=rounds or (3 if quick else 10))
     return rows
 
 

@@ -57,6 +57,7 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         None,
         "attribution patching vs exact patching per site (stories260k, organism)",
     ),
+    "causal_tracing": ("benchmarks.causal_tracing", None, "causal_trace vs a plain ROME loop"),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
     "tuned_lens": (

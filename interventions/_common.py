@@ -5,24 +5,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from interventions.base import HookFn, Positions, position_mask
-
-# Block-level hook sites where an edit changes the residual stream ([batch, pos, d_model]).
-# Not "hook_resid_mid": in TransformerLens 4.3's bridge it aliases ``ln2.hook_in``, so an edit
-# there changes only the MLP's input, never the residual stream itself (measured).
-SiteT = TypeVar("SiteT", bound=str)
-ResidSite = Literal["hook_resid_pre", "hook_resid_post", "hook_attn_out", "hook_mlp_out"]
-RESID_SITES: tuple[ResidSite, ...] = (
-    "hook_resid_pre",
-    "hook_resid_post",
-    "hook_attn_out",
-    "hook_mlp_out",
-)
 
 _DTYPES = {
     str(d).removeprefix("torch."): d
@@ -62,7 +50,9 @@ def unit(vector: Tensor, what: str) -> Tensor:
     return out.to(torch.float64 if vector.dtype == torch.float64 else torch.float32)
 
 
-def as_layer(value: Any, what: str) -> int:
+def as_layer(value: Any, what: str, *, from_end: bool = False) -> int:
+    """An int (numpy/torch ints accepted); ``>= 0`` unless ``from_end`` allows a layer
+    counted from the end (negative; :func:`interventions.sites.resolve_layers` resolves it)."""
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             if isinstance(value, str) or int(value) != value:
@@ -70,31 +60,26 @@ def as_layer(value: Any, what: str) -> int:
             value = int(value)
         except (TypeError, ValueError) as exc:
             raise TypeError(f"{what} must be an integer layer, got {value!r}") from exc
-    if value < 0:
+    if value < 0 and not from_end:
         raise ValueError(f"{what} must be >= 0, got {value}")
     return value
 
 
 def as_layers(value: str | int | Sequence[int], what: str = "layers") -> str | list[int]:
-    """``"all"``, or a non-empty, duplicate-free list of non-negative ints."""
+    """``"all"``, or a non-empty, duplicate-free list of ints (negative: counted from the end,
+    resolved once the model is known)."""
     if isinstance(value, str):
         if value != "all":
             raise ValueError(f"{what} must be 'all', an int or a list of ints, got {value!r}")
         return value
     if isinstance(value, int):
-        return [as_layer(value, what)]  # as_layer rejects bools
-    items = [as_layer(v, what) for v in value]
+        return [as_layer(value, what, from_end=True)]  # as_layer rejects bools
+    items = [as_layer(v, what, from_end=True) for v in value]
     if not items:
         raise ValueError(f"{what} is empty: nothing would be changed")
     if len(set(items)) != len(items):
         raise ValueError(f"{what} has duplicates: {items}")
     return items
-
-
-def check_site(site: Any, allowed: Sequence[SiteT], what: str = "site") -> SiteT:
-    if site not in allowed:
-        raise ValueError(f"{what} must be one of {list(allowed)}, got {site!r}")
-    return site
 
 
 def check_d_model(vector: Tensor, model: Any, what: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
@@ -37,7 +37,9 @@ Positions = PositionName | int | Sequence[int] | Tensor
 """Which token positions an API reads or writes; one meaning everywhere it is accepted.
 
 * ``"all"``: every position (readers that pool statistics skip padding).
-* ``"last"``: the last real token of each row, from the forward's attention mask.
+* ``"last"``: the last real token of each row, from the forward's attention mask. A forward
+  given no mask is taken as unpadded (the last column); one whose tokens are visibly
+  right-padded (some rows end with the pad id, others do not) raises, asking for the mask.
 * integers: columns of the padded ``[batch, pos]`` tensor, the same for every row; negative
   values count from the padded end (``-1`` is the last column, which is the last real token
   only under left padding).
@@ -87,26 +89,91 @@ def from_dict(spec: dict[str, Any]) -> Any:
 
 @dataclass
 class ForwardContext:
-    """What hooks may know about the forward in flight: its attention mask and input shape."""
+    """What hooks may know about one forward in flight: its attention mask and input tokens.
+
+    ``lens.apply`` pushes one per forward call (see :func:`push_forward`) and pops it when
+    the call returns or raises, so a forward run inside a hook, or under a nested ``apply``,
+    has its own context and cannot overwrite the outer forward's. Positions derived from the
+    mask are computed once per forward and shape, then reused by every hook.
+
+    Args:
+        attention_mask: the mask the forward was given (None: none was given).
+        tokens: the forward's input ids, kept to detect an unmasked padded batch.
+        pad_id: the tokenizer's padding id (None: unknown, no detection).
+    """
 
     attention_mask: Int[Tensor, "batch pos"] | None = None
+    tokens: Tensor | None = None
+    pad_id: int | None = None
+    _cache: dict[tuple, Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     def last_positions(self, batch: int, seq: int, device: torch.device) -> Int[Tensor, " batch"]:
         """Index of the last real token per row, from the mask (right or left padding).
 
-        A forward without an attention mask has no padding: the last column. A mask whose
-        shape differs from the activation's ``(batch, seq)`` raises instead of guessing.
+        A forward without an attention mask is taken to have no padding (the last column),
+        unless its tokens are visibly right-padded (some rows end with the pad id, others
+        do not): that raises, asking for ``attention_mask=``. A mask whose shape differs
+        from the activation's ``(batch, seq)`` raises instead of guessing.
         """
+        key = ("last", batch, seq, device)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
         mask = self.attention_mask
         if mask is None:
-            return torch.full((batch,), seq - 1, dtype=torch.long, device=device)
-        if tuple(mask.shape) != (batch, seq):
+            self._check_unpadded(batch, seq)
+            last = torch.full((batch,), seq - 1, dtype=torch.long, device=device)
+        elif tuple(mask.shape) != (batch, seq):
             raise ValueError(
                 f"the forward's attention mask has shape {tuple(mask.shape)} but the activation "
                 f"is [batch={batch}, pos={seq}]: positions='last' cannot be located; pass the "
                 "mask that belongs to the tokens (model(tokens, attention_mask=mask))"
             )
-        return last_real_positions(mask.to(device))
+        else:
+            last = last_real_positions(mask.to(device))
+        self._cache[key] = last
+        return last
+
+    def cached(self, key: tuple, build: Any) -> Tensor:
+        """The tensor cached under ``key`` for this forward (``build()`` runs once)."""
+        cached = self._cache.get(key)
+        if cached is None:
+            cached = self._cache[key] = build()
+        return cached
+
+    def _check_unpadded(self, batch: int, seq: int) -> None:
+        tokens = self.tokens
+        if tokens is None or tokens.ndim != 2 or tuple(tokens.shape) != (batch, seq):
+            return
+        refuse_right_padding(
+            tokens,
+            self.pad_id,
+            "positions='last': the forward got no attention mask",
+            "Pass the mask: model(b.tokens, attention_mask=b.attention_mask)",
+        )
+
+
+def refuse_right_padding(tokens: Tensor, pad_id: int | None, what: str, fix: str) -> None:
+    """Raise when ``tokens`` (given without a mask) are visibly right-padded: some rows end
+    with ``pad_id`` and others do not, so their last column would be padding.
+
+    Example:
+        >>> import torch
+        >>> refuse_right_padding(torch.tensor([[5, 6], [7, 8]]), 0, "x", "fix")  # no padding
+        >>> refuse_right_padding(torch.tensor([[5, 6], [7, 0]]), 0, "x", "fix")
+        Traceback (most recent call last):
+        ...
+        ValueError: x, but rows [1] of its tokens end with the pad id 0 while others do not (a right-padded batch): the last column would be padding. fix
+    """  # noqa: E501
+    if pad_id is None or tokens.ndim != 2 or tokens.shape[0] < 2 or tokens.is_floating_point():
+        return
+    ends_with_pad = tokens[:, -1] == pad_id
+    if bool(ends_with_pad.any()) and not bool(ends_with_pad.all()):
+        rows = ends_with_pad.nonzero().flatten().tolist()
+        raise ValueError(
+            f"{what}, but rows {rows[:8]} of its tokens end with the pad id {pad_id} while "
+            f"others do not (a right-padded batch): the last column would be padding. {fix}"
+        )
 
 
 def last_real_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor, " batch"]:
@@ -124,16 +191,41 @@ def last_real_positions(attention_mask: Int[Tensor, "batch pos"]) -> Int[Tensor,
     return torch.where(mask, idx, torch.full_like(idx, -1)).max(dim=1).values
 
 
-_CONTEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_STACKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> [ForwardContext]
 
 
 def forward_context(model: Any) -> ForwardContext:
-    """The (single, mutable) forward context of ``model``."""
-    ctx = _CONTEXTS.get(model)
-    if ctx is None:
-        ctx = ForwardContext()
-        _CONTEXTS[model] = ctx
-    return ctx
+    """The context of ``model``'s innermost forward in flight (an empty one when none is).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 2)
+        >>> push_forward(model, ForwardContext(torch.tensor([[1, 1, 0]])))
+        >>> forward_context(model).last_positions(1, 3, torch.device("cpu")).tolist()
+        [1]
+        >>> pop_forward(model); forward_context(model).attention_mask is None
+        True
+    """
+    try:
+        stack = _STACKS.get(model)
+    except TypeError:  # not weakly referenceable (e.g. None): no forward is tracked
+        stack = None
+    return stack[-1] if stack else ForwardContext()
+
+
+def push_forward(model: Any, ctx: ForwardContext) -> None:
+    """Enter a forward of ``model``: ``ctx`` is what its hooks see until :func:`pop_forward`."""
+    stack = _STACKS.get(model)
+    if stack is None:
+        stack = _STACKS[model] = []
+    stack.append(ctx)
+
+
+def pop_forward(model: Any) -> None:
+    """Leave ``model``'s innermost forward (after it returned or raised)."""
+    stack = _STACKS.get(model)
+    if stack:
+        stack.pop()
 
 
 def validate_positions(positions: Positions) -> Positions:
@@ -161,33 +253,51 @@ def position_mask(
 ) -> Bool[Tensor, "batch pos"] | None:
     """Boolean [batch, pos] mask of the positions to touch, or None for all positions.
 
-    See :data:`Positions` for the meaning of each form.
+    See :data:`Positions` for the meaning of each form. ``"last"`` and integer columns are
+    computed once per forward and shape (cached in its :class:`ForwardContext` and shared by
+    every hook of that forward: do not modify the returned mask in place).
+
+    Example:
+        >>> import torch
+        >>> position_mask([0, -1], torch.zeros(1, 3, 4), model=None).tolist()
+        [[True, False, True]]
     """
     if isinstance(positions, str) and positions == "all":
         return None
-    batch, seq = act.shape[0], act.shape[1]
-    mask = torch.zeros(batch, seq, dtype=torch.bool, device=act.device)
-    rows = torch.arange(batch, device=act.device)
-    if isinstance(positions, str):  # "last"
-        mask[rows, forward_context(model).last_positions(batch, seq, act.device)] = True
-        return mask
+    batch, seq, device = act.shape[0], act.shape[1], act.device
     if isinstance(positions, Tensor):
-        pos = positions.to(act.device)
+        pos = positions.to(device)
         if pos.dtype == torch.bool:
             if pos.shape != (batch, seq):
                 raise ValueError(f"bool positions shape {tuple(pos.shape)} != {(batch, seq)}")
             return pos
+        mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
         if pos.ndim == 1 and pos.shape[0] == batch:
-            mask[rows, pos.long()] = True
+            mask[torch.arange(batch, device=device), pos.long()] = True
             return mask
         mask[:, pos.long().flatten()] = True
         return mask
+    ctx = forward_context(model)
+    if isinstance(positions, str):  # "last"
+
+        def last_mask() -> Tensor:
+            mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
+            rows = torch.arange(batch, device=device)
+            mask[rows, ctx.last_positions(batch, seq, device)] = True
+            return mask
+
+        return ctx.cached(("last-mask", batch, seq, device), last_mask)
     idx = [positions] if isinstance(positions, int) else list(positions)
-    bad = [p for p in idx if not -seq <= p < seq]
-    if bad:
-        raise IndexError(f"positions {bad} out of range for sequence length {seq}")
-    mask[:, idx] = True
-    return mask
+
+    def columns_mask() -> Tensor:
+        bad = [p for p in idx if not -seq <= p < seq]
+        if bad:
+            raise IndexError(f"positions {bad} out of range for sequence length {seq}")
+        mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
+        mask[:, idx] = True
+        return mask
+
+    return ctx.cached(("columns", tuple(idx), batch, seq, device), columns_mask)
 
 
 def tensor_to_list(t: Tensor) -> list:

@@ -27,11 +27,14 @@ imports neither). Add new accessors here, one small function each.
 
 from __future__ import annotations
 
+import weakref
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch
 from torch import Tensor, nn
 
-BlockNorm = Literal["ln1", "ln2"]
+BlockNorm = Literal["ln1", "ln2", "ln1_post", "ln2_post"]
 NormKind = Literal["LN", "RMS"]
 # The accessors below return torch modules. Typed Any on purpose: torch types every module
 # attribute (``.weight``) as ``Tensor | Module``, which no caller could use unchecked.
@@ -113,7 +116,8 @@ def mlp_input_projections(model: Any, layer: int) -> list[Module]:
 
 
 def block_norm(model: Any, layer: int, which: BlockNorm) -> Module:
-    """Block ``layer``'s pre-attention (``"ln1"``) or pre-MLP (``"ln2"``) norm."""
+    """Block ``layer``'s pre-attention (``"ln1"``) or pre-MLP (``"ln2"``) norm, or a
+    post-norm (``"ln1_post"``/``"ln2_post"``, Gemma-2); its values: :func:`block_norm_params`."""
     return _sub(_block(model, layer), which, f"blocks.{layer}")
 
 
@@ -130,6 +134,16 @@ def unembed_module(model: Any) -> Module:
 def forward_pre_hook_count(model: Any) -> int:
     """Number of forward pre-hooks on the model itself (where ``lens.apply`` records masks)."""
     return len(model._forward_pre_hooks)
+
+
+def forward_hook_count(model: Any) -> int:
+    """Number of forward hooks on the model itself (where ``lens.apply`` ends each forward)."""
+    return len(model._forward_hooks)
+
+
+def hook_registry(model: Any) -> dict[str, Any]:
+    """The live canonical hook name -> HookPoint registry (not a copy: read it, never edit)."""
+    return model._hook_registry
 
 
 # --- attention heads ------------------------------------------------------------------
@@ -182,13 +196,147 @@ FINAL_SCALE_HOOK = "ln_final.hook_scale"
 UNEMBED_INPUT_HOOK = "unembed.hook_in"
 
 
-def final_norm(model: Any) -> tuple[NormKind, Tensor | None, Tensor | None]:
-    """The final norm's kind (``"LN"`` centres, ``"RMS"`` does not), weight and bias."""
-    kind: NormKind = "LN" if str(model.cfg.normalization_type).startswith("LN") else "RMS"
-    norm = final_norm_module(model)
-    weight = getattr(norm, "weight", None)
-    bias = getattr(norm, "bias", None) if kind == "LN" else None
-    return kind, weight, bias
+@dataclass(frozen=True)
+class NormParams:
+    """A LayerNorm/RMSNorm as plain tensors: ``y = weight * (x - mean?) / sqrt(mean(x**2) + eps)
+    + bias``.
+
+    Attributes:
+        kind: ``"LN"`` (subtracts the mean first) or ``"RMS"``.
+        weight: the effective scale ``[d_model]``: Gemma-style norms store ``w`` and multiply
+            by ``1 + w``; the ``+ 1`` is already applied here. None when the norm has none.
+        bias: ``[d_model]`` or None.
+        eps: added to the mean square.
+    """
+
+    kind: NormKind
+    weight: Tensor | None
+    bias: Tensor | None
+    eps: float
+
+    def apply(self, h: Tensor) -> Tensor:
+        """The norm of ``h`` with ``h``'s own statistics (computed in float32, returned in
+        ``h``'s dtype)."""
+        x = h.float()
+        if self.kind == "LN":
+            x = x - x.mean(-1, keepdim=True)
+        x = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)).to(h.dtype)
+        if self.weight is not None:
+            x = x * self.weight.to(x.device, x.dtype)
+        if self.bias is not None:
+            x = x + self.bias.to(x.device, x.dtype)
+        return x
+
+
+# (kind, +1 offset) of each norm module, found once by running it (see norm_params).
+_NORM_FORMS: weakref.WeakKeyDictionary[nn.Module, tuple[NormKind, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _candidates(model: Any) -> list[tuple[NormKind, bool]]:
+    """Every (kind, offset) pair, the one the config declares first."""
+    declared: NormKind = "LN" if str(model.cfg.normalization_type).startswith("LN") else "RMS"
+    offset = bool(getattr(model.cfg, "rmsnorm_uses_offset", False))
+    forms: list[tuple[NormKind, bool]] = [(declared, offset)]
+    for kind in ("LN", "RMS"):
+        for off in (False, True):
+            if (kind, off) not in forms:
+                forms.append((kind, off))
+    return forms
+
+
+def _norm_form(module: nn.Module, model: Any, where: str, build: Any) -> tuple[NormKind, bool]:
+    """Which (kind, offset) the module computes, checked by running it once on a probe."""
+    known = _NORM_FORMS.get(module)
+    if known is not None:
+        return known
+    weight = getattr(module, "weight", None)
+    ref = weight if isinstance(weight, Tensor) else next(module.parameters(), None)
+    device = ref.device if ref is not None else "cpu"
+    dtype = ref.dtype if ref is not None else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    d = int(model.cfg.d_model) if weight is None else int(weight.shape[-1])
+    probe = (torch.randn(3, d, generator=gen) * 2 + 1).to(device, dtype)  # mean != 0: LN != RMS
+    with torch.no_grad():
+        out = module(probe).float()
+        tol = (1e-4 if dtype in (torch.float32, torch.float64) else 3e-2) * (1 + out.abs().max())
+        for form in _candidates(model):
+            if form[1] and weight is None:
+                continue
+            guess = build(*form).apply(probe.float())
+            if float((guess - out).abs().max()) <= tol:
+                _NORM_FORMS[module] = form
+                return form
+    raise ValueError(
+        f"{where} ({type(module).__name__}) computes neither LayerNorm nor RMSNorm (with or "
+        "without a +1 weight offset); lens cannot read it out on this architecture"
+    )
+
+
+def norm_params(model: Any, module: nn.Module, where: str = "norm") -> NormParams:
+    """The parameters of one of the model's norm modules (in its own dtype and device). Kind
+    and offset are checked once against the module's own forward, so an unknown norm raises
+    instead of being read with the wrong rule."""
+    weight = getattr(module, "weight", None)
+    weight = weight if isinstance(weight, Tensor) else None
+    bias = getattr(module, "bias", None)
+    bias = bias if isinstance(bias, Tensor) else None
+    eps = getattr(module, "eps", None) or getattr(module, "variance_epsilon", None)
+    eps = float(eps if eps is not None else model.cfg.eps)
+
+    def build(kind: NormKind, offset: bool) -> NormParams:
+        w = None if weight is None else (weight + 1.0 if offset else weight)
+        return NormParams(kind, w, bias, eps)
+
+    return build(*_norm_form(module, model, where, build))
+
+
+def final_norm(model: Any) -> NormParams:
+    """The final norm's parameters (the one home of this rule: readout, DLA and planting use
+    it). Gemma-style ``1 + w`` weights come back with the offset applied.
+
+    Example:
+        >>> import lens
+        >>> from interventions import bridge
+        >>> p = bridge.final_norm(lens.load_model(lens.tiny_config("gpt2")))
+        >>> p.kind, tuple(p.weight.shape), p.bias is not None
+        ('LN', (64,), True)
+    """
+    return norm_params(model, final_norm_module(model), "ln_final")
+
+
+def block_norm_params(model: Any, layer: int, which: BlockNorm) -> NormParams:
+    """Parameters of block ``layer``'s norm ``which`` (offset applied, as :func:`final_norm`)."""
+    return norm_params(model, block_norm(model, layer, which), f"blocks.{layer}.{which}")
+
+
+def architecture(model: Any) -> str:
+    """The model's architecture name, for messages (e.g. ``"Gemma2ForCausalLM"``)."""
+    return str(getattr(model.cfg, "architecture", None) or type(model).__name__)
+
+
+def output_norms(model: Any, layer: int) -> list[str]:
+    """The norms block ``layer`` applies to its attention / MLP outputs before they join the
+    residual stream (Gemma-2's ``ln1_post``, ``ln2_post``); empty on most architectures."""
+    block = _block(model, layer)
+    return [name for name in ("ln1_post", "ln2_post") if getattr(block, name, None) is not None]
+
+
+def attn_post_norm(model: Any, layer: int) -> tuple[NormParams, str] | None:
+    """The norm applied to block ``layer``'s attention output before it joins the residual
+    stream (Gemma-2's ``post_attention_layernorm``) and the hook holding its scale, or None
+    when the block has none (``hook_attn_out`` is then the sum of the heads' outputs)."""
+    if "ln1_post" not in output_norms(model, layer):
+        return None
+    params = norm_params(model, block_norm(model, layer, "ln1_post"), f"blocks.{layer}.ln1_post")
+    return params, f"blocks.{layer}.ln1_post.hook_scale"
+
+
+def logit_soft_cap(model: Any) -> float | None:
+    """The final logits' soft cap ``c`` (logits = ``c * tanh(z / c)``, Gemma-2), or None."""
+    cap = getattr(model.cfg, "output_logits_soft_cap", None)
+    return float(cap) if cap is not None and cap > 0 else None
 
 
 def unembed(model: Any) -> tuple[Tensor, Tensor | None]:

@@ -16,14 +16,11 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interventions._common import (
-    RESID_SITES,
-    ResidSite,
     as_layer,
     as_layers,
     as_vector,
     at_positions,
     check_d_model,
-    check_site,
     finite_float,
     tensor_from_json,
     tensor_to_json,
@@ -32,14 +29,21 @@ from interventions._common import (
 from interventions.base import (
     HookPair,
     Positions,
-    check_layers,
     positions_from_json,
     positions_to_json,
     register,
     validate_positions,
 )
+from interventions.sites import (
+    RESID_SITES,
+    ResidSite,
+    check_site,
+    hook_name,
+    resolve_layer,
+    resolve_layers,
+)
 
-ABLATION_SITES: tuple[ResidSite, ...] = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
+ABLATION_SITES: tuple[ResidSite, ...] = ("resid_pre", "attn_out", "mlp_out")
 
 
 def project_out(
@@ -64,17 +68,17 @@ def project_out(
 class DirectionAblation:
     """Remove a direction from the residual stream: ``x <- x - (x . r_hat) r_hat``.
 
-    With the default sites (every layer's ``hook_resid_pre``, ``hook_attn_out`` and
-    ``hook_mlp_out``, as in Arditi et al.) the direction never enters the stream.
+    With the default sites (every layer's ``resid_pre``, ``attn_out`` and ``mlp_out``, as in
+    Arditi et al.) the direction never enters the stream.
 
     Args:
         direction: one ``[d_model]`` vector, or ``{layer: vector}`` for a per-layer direction
             (then ``layers="all"`` means the dict's layers). Normalised internally.
-        layers: ``"all"``, one layer or a list of layers.
+        layers: ``"all"``, one layer or a list of layers (negative: counted from the end).
         positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
-        sites: block-level hook names (subset of ``hook_resid_pre``, ``hook_resid_post``,
-            ``hook_attn_out``, ``hook_mlp_out``; not ``hook_resid_mid``, which in the TL 4.3
-            bridge is the MLP norm's input and does not write the stream).
+        sites: sites of :mod:`interventions.sites` (subset of ``resid_pre``, ``resid_post``,
+            ``attn_out``, ``mlp_out``; not ``resid_mid``, which in the TL 4.3 bridge is the
+            MLP norm's input and does not write the stream).
 
     Example:
         >>> import lens, torch
@@ -107,7 +111,9 @@ class DirectionAblation:
             self._units = {None: unit(self.direction, "direction")}
         self.layers = as_layers(self.layers)
         if isinstance(self.direction, dict) and self.layers != "all":
-            missing = [layer for layer in self.layers if layer not in self.direction]
+            missing = [
+                x for x in cast(list[int], self.layers) if x >= 0 and x not in self.direction
+            ]
             if missing:
                 raise ValueError(
                     f"layers {missing} have no direction; per-layer directions are given for "
@@ -123,12 +129,20 @@ class DirectionAblation:
             raise ValueError(f"sites has duplicates: {list(self.sites)}")
 
     def layer_list(self, model: Any) -> list[int]:
-        """The layers this ablation touches on ``model``."""
+        """The layers this ablation touches on ``model`` (counted from the start)."""
         if not isinstance(self.layers, str):  # normalised to "all" or list[int] on construction
-            return [int(layer) for layer in cast(Sequence[int], self.layers)]
+            chosen = resolve_layers(model, cast(Sequence[int], self.layers), "DirectionAblation")
+            if isinstance(self.direction, dict):
+                missing = [layer for layer in chosen if layer not in self.direction]
+                if missing:
+                    raise ValueError(
+                        f"layers {missing} have no direction; per-layer directions are given "
+                        f"for {sorted(self.direction)}"
+                    )
+            return chosen
         if isinstance(self.direction, dict):
-            return sorted(self.direction)
-        return list(range(int(model.cfg.n_layers)))
+            return resolve_layers(model, sorted(self.direction), "DirectionAblation")
+        return resolve_layers(model, "all")
 
     def unit_direction(self, layer: int) -> Float[Tensor, " d_model"]:
         """The normalised direction used at ``layer``."""
@@ -136,13 +150,12 @@ class DirectionAblation:
 
     def hooks(self, model: Any) -> list[HookPair]:
         layers = self.layer_list(model)
-        check_layers(layers, model, "DirectionAblation")
         check_d_model(next(iter(self._units.values())), model, "DirectionAblation direction")
         pairs: list[HookPair] = []
         for layer in layers:
             r_hat = self.unit_direction(layer)
             fn = at_positions(self.positions, model, functools.partial(project_out, r_hat=r_hat))
-            pairs.extend((f"blocks.{layer}.{site}", fn) for site in self.sites)
+            pairs.extend((hook_name(site, layer), fn) for site in self.sites)
         return pairs
 
     def to_dict(self) -> dict[str, Any]:
@@ -182,11 +195,11 @@ class ActivationAddition:
 
     Args:
         vector: ``[d_model]`` steering vector.
-        layer: block index.
+        layer: block index (negative: counted from the end).
         coeff: scale (negative values subtract).
         positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
-        site: ``hook_resid_pre`` (default), ``hook_resid_post``, ``hook_attn_out`` or
-            ``hook_mlp_out``.
+        site: ``"resid_pre"`` (default: the input of block ``layer``), ``"resid_post"``,
+            ``"attn_out"`` or ``"mlp_out"``.
 
     Example:
         >>> import lens, torch
@@ -199,24 +212,24 @@ class ActivationAddition:
     layer: int
     coeff: float = 1.0
     positions: Positions = "all"
-    site: ResidSite = "hook_resid_pre"
+    site: ResidSite = "resid_pre"
 
     def __post_init__(self) -> None:
         self.vector = as_vector(self.vector, "vector")
-        self.layer = as_layer(self.layer, "layer")
+        self.layer = as_layer(self.layer, "layer", from_end=True)
         self.coeff = finite_float(self.coeff, "coeff")
         self.positions = validate_positions(self.positions)
         self.site = check_site(self.site, RESID_SITES)
 
     def hooks(self, model: Any) -> list[HookPair]:
-        check_layers([self.layer], model, "ActivationAddition")
+        layer = resolve_layer(model, self.layer, "ActivationAddition layer")
         check_d_model(self.vector, model, "ActivationAddition vector")
         delta = self.coeff * self.vector
 
         def add(x: Tensor) -> Tensor:
             return x + delta.to(x.device, x.dtype)
 
-        return [(f"blocks.{self.layer}.{self.site}", at_positions(self.positions, model, add))]
+        return [(hook_name(self.site, layer), at_positions(self.positions, model, add))]
 
     def to_dict(self) -> dict[str, Any]:
         return {

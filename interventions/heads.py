@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -28,23 +28,11 @@ from interventions.base import (
     register,
     validate_positions,
 )
+from interventions.sites import check_site, hook_name, resolve_layer
 
-# Short site names -> hook name template; "head" is per-head (needs heads=), the rest whole.
-PATCH_SITES = {
-    "resid_pre": "blocks.{layer}.hook_resid_pre",
-    "resid_post": "blocks.{layer}.hook_resid_post",
-    "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_out": "blocks.{layer}.hook_mlp_out",
-    "head": "blocks.{layer}.attn.hook_z",
-}
-Site = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "head"]
-
-
-def site_hook(site: str, layer: int) -> str:
-    """The hook name of ``site`` at ``layer``; unknown sites raise listing the known ones."""
-    if site not in PATCH_SITES:
-        raise ValueError(f"unknown site {site!r}; known sites: {list(PATCH_SITES)}")
-    return PATCH_SITES[site].format(layer=layer)
+# Sites an ActivationPatch writes: "z" is per head (heads= picks some), the rest whole vectors.
+PatchSite = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "z"]
+PATCH_SITES: tuple[PatchSite, ...] = get_args(PatchSite)
 
 
 def check_heads(heads: Sequence[int], model: Any, what: str) -> None:
@@ -227,14 +215,15 @@ class ActivationPatch:
     """Overwrite one site's activation with given values at chosen positions (and heads).
 
     Args:
-        site: ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"`` or ``"head"``.
-        layer: the block.
+        site: ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"`` or ``"z"``
+            (per-head ``attn.hook_z``; see :mod:`interventions.sites`).
+        layer: the block (negative: counted from the end).
         values: the activation to write, shaped like the site's activation without the
-            batch dimension (``[pos, d_model]``, or ``[pos, n_heads, d_head]`` for ``"head"``)
+            batch dimension (``[pos, d_model]``, or ``[pos, n_heads, d_head]`` for ``"z"``)
             or with it (``[batch, pos, ...]``); e.g. a capture from another prompt.
         positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices; only those
             positions are written, from the same positions of ``values``.
-        heads: for ``site="head"``, the heads to write (None = all heads).
+        heads: for ``site="z"``, the heads to write (None = all heads).
 
     Example:
         >>> import lens, torch
@@ -244,27 +233,27 @@ class ActivationPatch:
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 
-    site: Site
+    site: PatchSite
     layer: int
     values: Tensor
     positions: Positions = "all"
     heads: list[int] | None = None
 
     def __post_init__(self) -> None:
-        site_hook(self.site, 0)
-        self.layer = as_layer(self.layer, "layer")
+        self.site = check_site(self.site, PATCH_SITES)
+        self.layer = as_layer(self.layer, "layer", from_end=True)
         self.values = _finite(self.values, "ActivationPatch values")
         self.positions = validate_positions(self.positions)
         if self.heads is not None:
-            if self.site != "head":
-                raise ValueError("heads= only applies to site='head'")
+            if self.site != "z":
+                raise ValueError("heads= only applies to site='z' (per-head attn.hook_z)")
             self.heads = list(_as_heads({0: self.heads})[0])
 
     def hooks(self, model: Any) -> list[HookPair]:
-        check_layers([self.layer], model, "ActivationPatch")
+        layer = resolve_layer(model, self.layer, "ActivationPatch layer")
         width = int(model.cfg.d_model)
         tail: tuple[int, ...] = (width,)
-        if self.site == "head":
+        if self.site == "z":
             tail = (hb.n_heads(model), int(model.cfg.d_head))
             if self.heads is not None:
                 check_heads(self.heads, model, "ActivationPatch")
@@ -276,7 +265,7 @@ class ActivationPatch:
                 f"ActivationPatch values have shape {tuple(self.values.shape)}; site "
                 f"{self.site!r} needs [pos, {', '.join(map(str, tail))}] (optionally with batch)"
             )
-        return [(site_hook(self.site, self.layer), self._hook(model))]
+        return [(hook_name(self.site, layer), self._hook(model))]
 
     def _hook(self, model: Any) -> Any:
         values, positions, heads = self.values, self.positions, self.heads

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -20,15 +20,12 @@ from interventions._common import (
 from interventions.base import (
     HookPair,
     Positions,
-    check_layers,
     positions_from_json,
     positions_to_json,
     register,
     validate_positions,
 )
-
-NeuronSite = Literal["mlp.hook_post", "mlp.hook_pre"]
-NEURON_SITES: tuple[NeuronSite, ...] = ("mlp.hook_post", "mlp.hook_pre")
+from interventions.sites import NEURON_SITES, NeuronSite, check_site, hook_name, resolve_layers
 
 
 def neurons_by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
@@ -85,8 +82,9 @@ class NeuronDeactivation:
         value: ``"zero"``, one float for every neuron, or ``{layer: tensor}`` holding one value
             per listed neuron of that layer (e.g. their means), in the order given.
         positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
-        site: ``"mlp.hook_post"`` (default, the activation that multiplies the output weights)
-            or ``"mlp.hook_pre"`` (for gated MLPs, the gate pre-activation).
+        site: ``"mlp_post"`` (default, the activation that multiplies the output weights,
+            ``mlp.hook_post``) or ``"mlp_pre"`` (``mlp.hook_pre``; for gated MLPs, the gate
+            pre-activation).
 
     Example:
         >>> import lens, torch
@@ -98,7 +96,7 @@ class NeuronDeactivation:
     neurons: dict[int, list[int]] | Sequence[tuple[int, int]]
     value: str | float | dict[int, Tensor] = "zero"
     positions: Positions = "all"
-    site: NeuronSite = "mlp.hook_post"
+    site: NeuronSite = "mlp_post"
 
     def __post_init__(self) -> None:
         self.neurons = _as_neurons(self.neurons)
@@ -120,8 +118,7 @@ class NeuronDeactivation:
         else:
             self.value = finite_float(self.value, "value")
         self.positions = validate_positions(self.positions)
-        if self.site not in NEURON_SITES:
-            raise ValueError(f"site must be one of {list(NEURON_SITES)}, got {self.site!r}")
+        self.site = check_site(self.site, NEURON_SITES)
 
     @property
     def by_layer(self) -> dict[int, list[int]]:
@@ -130,7 +127,7 @@ class NeuronDeactivation:
 
     def hooks(self, model: Any) -> list[HookPair]:
         neurons = self.by_layer
-        check_layers(list(neurons), model, "NeuronDeactivation")
+        resolve_layers(model, list(neurons), "NeuronDeactivation layers")
         width = int(model.cfg.d_mlp)
         for layer, idx in neurons.items():
             bad = [i for i in idx if i >= width]
@@ -139,7 +136,7 @@ class NeuronDeactivation:
                     f"NeuronDeactivation: neurons {bad} at layer {layer} out of range; "
                     f"this model has neurons 0..{width - 1}"
                 )
-        return [(f"blocks.{layer}.{self.site}", self._hook(layer, model)) for layer in neurons]
+        return [(hook_name(self.site, layer), self._hook(layer, model)) for layer in neurons]
 
     def _hook(self, layer: int, model: Any) -> Any:
         index = torch.tensor(self.by_layer[layer], dtype=torch.long)

@@ -60,6 +60,14 @@ def _writers(model: Any) -> list[tuple[Any, str]]:
     if pos is not None:
         out.append((pos, "rows"))
     for layer in range(len(bridge.blocks(model))):
+        post = bridge.output_norms(model, layer)
+        if post:
+            raise ValueError(
+                f"orthogonalize: {bridge.architecture(model)} normalises block outputs after "
+                f"their projections (blocks.{layer}.{', '.join(post)}: post-norms), so edited "
+                "weights cannot keep the direction out of the residual stream; use "
+                "DirectionAblation hooks on this architecture"
+            )
         for path, get in (
             ("attn.o", bridge.attn_output_projection),
             ("mlp.out", bridge.mlp_output_projection),

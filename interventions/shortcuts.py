@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from jaxtyping import Float
 from torch import Tensor
@@ -32,6 +32,7 @@ from interventions._common import (
 )
 from interventions.affine import Affine, checked
 from interventions.base import HookPair, check_layers, register
+from interventions.sites import ResidSite, hook_name
 
 _WEIGHTS_FILE = "shortcut.safetensors"
 _META_FILE = "shortcut.json"
@@ -40,7 +41,8 @@ _META_FILE = "shortcut.json"
 @register
 @dataclass(eq=False)
 class LinearShortcut:
-    """``z_hat = beta * weight @ h + bias`` from layer ``src_layer`` to ``dst_layer``.
+    """``z_hat = beta * weight @ h + bias`` from ``resid_post`` of block ``src_layer`` to
+    ``resid_post`` of block ``dst_layer`` (the one site shortcuts read and write: ``site``).
 
     Build with ``lens.shortcuts.fit``, or directly from a ``[d_model, d_model]`` weight and a
     ``[d_model]`` bias. ``meta`` holds JSON-safe notes about the fit.
@@ -58,6 +60,7 @@ class LinearShortcut:
     dst_layer: int
     beta: float = 1.0
     meta: dict[str, Any] = field(default_factory=dict)
+    site: ClassVar[ResidSite] = "resid_post"  # where h is read and z_hat written
 
     def __post_init__(self) -> None:
         self.src_layer = as_layer(self.src_layer, "src_layer")
@@ -92,7 +95,7 @@ class LinearShortcut:
 
     def hooks(self, model: Any) -> list[HookPair]:
         self.check(model)
-        dst = f"blocks.{self.dst_layer}.hook_resid_post"
+        dst = hook_name(self.site, self.dst_layer)
         if self.src_layer == self.dst_layer:
             return [(dst, lambda act, hook: self.transform(act))]
         captured: dict[str, Tensor] = {}
@@ -106,7 +109,7 @@ class LinearShortcut:
                 raise RuntimeError("LinearShortcut: no matching source activation was captured")
             return self.transform(h)
 
-        return [(f"blocks.{self.src_layer}.hook_resid_post", capture), (dst, replace)]
+        return [(hook_name(self.site, self.src_layer), capture), (dst, replace)]
 
     # ------------------------------------------------------------------ data
     def to_dict(self) -> dict[str, Any]:

@@ -39,6 +39,9 @@ _NAMES = {
     "token_sets": "lens.token_sets",
     "UnknownTokenWarning": "lens.tokens",
     "Positions": "interventions.base",
+    "Site": "interventions.sites",
+    "hook_name": "interventions.sites",
+    "resolve_layers": "interventions.sites",
     "Faithfulness": "lens.shortcuts",
 }
 _SUBMODULES = (
@@ -63,6 +66,7 @@ __all__ = sorted([*_NAMES, *_SUBMODULES])
 
 if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from interventions.base import Positions  # noqa: F401
+    from interventions.sites import Site, hook_name, resolve_layers  # noqa: F401
     from lens import (  # noqa: F401
         attribution,
         data,

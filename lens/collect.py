@@ -23,13 +23,14 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
 from interventions.base import Positions
+from interventions.sites import site_of
 from lens.hooks import apply, resolve_hook
 from lens.stats.accumulators import Accumulator, PositionMeans
 from lens.stats.checkpoint import digest, load_states, model_fingerprint, read_meta
@@ -43,13 +44,30 @@ from lens.tokens import batch as make_batch
 
 @dataclass
 class CollectResult:
-    """What ``collect`` did. Counts are over all processes and include resumed work."""
+    """What ``collect`` did. Counts are over all processes and include resumed work.
+
+    Attributes:
+        accumulators: the accumulators, updated in place.
+        n_examples, n_batches, n_tokens: what was forwarded (all processes, resumed included).
+        resumed_examples: examples counted by the checkpoint this run resumed from.
+        hooks: every hook read, in order (one per distinct accumulator site).
+        sites: ``(site, layer)`` of each of ``hooks`` (:mod:`interventions.sites`), or None
+            for a hook outside that vocabulary.
+        positions: what was read: ``"all"`` (pooled real tokens), ``"last"``, a tuple of
+            padded-batch columns, or with ``position_kind == "from_end"`` offsets from each
+            prompt's last real token.
+        position_kind: ``"all"``, ``"columns"`` or ``"from_end"``.
+    """
 
     accumulators: list[Accumulator]
     n_examples: int
     n_batches: int
     n_tokens: int
     resumed_examples: int = 0
+    hooks: list[str] = field(default_factory=list)
+    sites: list[tuple[str, int] | None] = field(default_factory=list)
+    positions: str | tuple[int, ...] = "all"
+    position_kind: str = "all"
 
 
 class _Taps:
@@ -296,13 +314,27 @@ def collect(
     if checkpoint is not None:
         save(done=True)
     counts = all_reduce_sum(local.clone(), process_group)
+    hooks = list(taps.consumers)
     return CollectResult(
         accs,
         n_examples=index,
         n_batches=base["batches_done"] + int(counts[0]),
         n_tokens=base["tokens_done"] + int(counts[1]),
         resumed_examples=base["examples_done"],
+        hooks=hooks,
+        sites=[site_of(h) for h in hooks],
+        positions=_read_positions(positions, pos),
+        position_kind=pos.kind,
     )
+
+
+def _read_positions(positions: Positions, pos: SlotSpec) -> str | tuple[int, ...]:
+    """The positions as read: ``"all"``, ``"last"`` or the tuple of columns / offsets."""
+    if pos.kind == "all":
+        return "all"
+    if isinstance(positions, str) and positions == "last":
+        return "last"
+    return tuple(pos.indices)
 
 
 def _forward(

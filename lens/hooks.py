@@ -4,11 +4,17 @@
 hooks in the given order, and removes exactly the hooks it installed, on normal exit, on an
 exception (KeyboardInterrupt included) and when installation itself fails midway. Hooks it did
 not install (a user's permanent or temporary hooks, an outer ``apply``) are never touched.
+
+While any ``apply`` is live on a model, one shared pre/post forward hook pair gives every
+forward call its own :class:`~interventions.base.ForwardContext` (attention mask, tokens), so a
+forward run inside a hook cannot change what the outer forward's hooks see. Hook names are
+resolved once per model and re-validated in O(1) per use against the live registry.
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,39 +26,107 @@ from torch import Tensor
 
 from interventions import bridge
 from interventions.base import (
+    ForwardContext,
     HookFn,
     Intervention,
     Positions,
     forward_context,
+    pop_forward,
     position_mask,
+    push_forward,
     validate_positions,
 )
+from lens.tokens import pad_id
 
-_ALIAS_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_EARLY_PREFIXES = ("hook_embed", "hook_pos_embed", "embed.", "pos_embed.", "rotary_emb.")
+
+
+class _Names:
+    """Every valid hook name of one model -> its HookPoint, built once from the registry.
+
+    ``canonical`` maps each name to the registry key holding the same HookPoint, so a
+    resolution can be re-validated in O(1): if the registry no longer holds that HookPoint
+    under that key (hooks re-registered, e.g. compatibility mode), the names are rebuilt.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.registry = bridge.hook_registry(model)
+        hook_dict = model.hook_dict
+        aliases = bridge.alias_map(model)
+        points = {name: hook_dict[aliases.get(name) or name] for name in hook_dict}
+        points.update({a: hook_dict[c] for a, c in aliases.items() if c in hook_dict})
+        self.points: dict[str, Any] = points
+        key_of = {id(hp): key for key, hp in self.registry.items()}
+        self.canonical = {name: self._key(name, hp, aliases, key_of) for name, hp in points.items()}
+        self.after: dict[tuple[int, bool], list[Any]] = {}
+
+    def _key(self, name: str, hp: Any, aliases: dict[str, str], key_of: dict) -> str | None:
+        """The registry key a name reads: itself, its alias target, or any key holding it."""
+        for key in (name, aliases.get(name)):
+            if key is not None and self.registry.get(key) is hp:
+                return key
+        return key_of.get(id(hp))
+
+    def valid(self, name: str, hook_point: Any) -> bool:
+        key = self.canonical.get(name)
+        return key is None or self.registry.get(key) is hook_point
+
+
+_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _names(model: Any, refresh: bool = False) -> _Names:
+    names = _NAMES.get(model)
+    if names is None or refresh or names.registry is not bridge.hook_registry(model):
+        names = _NAMES[model] = _Names(model)
+    return names
 
 
 def hook_points(model: Any) -> dict[str, Any]:
     """Every valid hook name of ``model`` (canonical names and TransformerLens-classic
-    aliases such as ``blocks.0.hook_resid_post``) mapped to its HookPoint. Cached per model."""
-    cached = _ALIAS_CACHE.get(model)
-    if cached is None:
-        hook_dict = model.hook_dict
-        aliases = bridge.alias_map(model)
-        cached = {name: hook_dict[aliases.get(name, name)] for name in hook_dict}
-        cached.update({a: hook_dict[c] for a, c in aliases.items() if c in hook_dict})
-        _ALIAS_CACHE[model] = cached
-    return cached
+    aliases such as ``blocks.0.hook_resid_post``) mapped to its HookPoint.
+
+    Built once per model and reused; rebuilt when the model's hook registry is replaced or
+    a resolved HookPoint is no longer the one registered under its name."""
+    return _names(model).points
 
 
 def resolve_hook(model: Any, name: str) -> Any:
-    """The HookPoint behind ``name``; unknown names raise KeyError listing the closest ones."""
-    names = hook_points(model)
-    hook_point = names.get(name)
+    """The HookPoint behind ``name``; unknown names raise KeyError listing the closest ones.
+
+    O(1) per call: the cached resolution is checked against the live registry entry.
+    """
+    names = _names(model)
+    hook_point = names.points.get(name)
+    if hook_point is None or not names.valid(name, hook_point):
+        names = _names(model, refresh=True)
+        hook_point = names.points.get(name)
     if hook_point is None:
-        close = difflib.get_close_matches(name, list(names), n=5, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(names.points), n=5, cutoff=0.5)
         hint = f" Closest valid names: {close}." if close else ""
         raise KeyError(f"hook {name!r} does not exist on this model.{hint}")
     return hook_point
+
+
+def hook_points_after(model: Any, layer: int, *, same_block: bool) -> list[Any]:
+    """The HookPoints that may run after block ``layer``'s output (``same_block``: after its
+    input, so block ``layer``'s own points too), for deciding whether a forward may stop
+    early. Conservative: a point whose place is unknown counts as later. Cached per model."""
+    names = _names(model)
+    key = (layer, same_block)
+    found = names.after.get(key)
+    if found is None:
+        first = layer if same_block else layer + 1
+        later: dict[int, Any] = {}
+        for name, hp in names.points.items():
+            index = name.split(".", 2)[1] if name.startswith("blocks.") else ""
+            if index.isdigit():
+                if int(index) >= first:
+                    later[id(hp)] = hp
+            elif not name.startswith(_EARLY_PREFIXES):
+                later[id(hp)] = hp
+        found = names.after[key] = list(later.values())
+    return found
 
 
 @dataclass
@@ -90,12 +164,15 @@ class Probe:
         pos = self.positions
         if isinstance(pos, str) and pos == "all":
             return act
-        rows = torch.arange(act.shape[0], device=act.device)
-        if isinstance(pos, str):  # last
-            last = forward_context(model).last_positions(act.shape[0], act.shape[1], act.device)
-            return act[rows, last]
-        if isinstance(pos, Tensor) and pos.ndim == 1 and pos.shape[0] == act.shape[0]:
-            return act[rows, pos.to(act.device).long()]
+        if isinstance(pos, str) or (
+            isinstance(pos, Tensor) and pos.ndim == 1 and pos.shape[0] == act.shape[0]
+        ):
+            ctx = forward_context(model)
+            batch, device = act.shape[0], act.device
+            rows = ctx.cached(("rows", batch, device), lambda: torch.arange(batch, device=device))
+            if isinstance(pos, str):  # last
+                return act[rows, ctx.last_positions(batch, act.shape[1], device)]
+            return act[rows, pos.to(device).long()]
         mask = position_mask(pos, act, model)
         if mask is None:  # unreachable: "all" returned above
             return act
@@ -163,7 +240,7 @@ class HookHandle:
     def __init__(self, model: Any) -> None:
         self.model = model
         self._installed: list[tuple[Any, Any]] = []  # (hook_point, LensHandle)
-        self._mask_handle: Any = None
+        self._recording = False
 
     def _add(self, hook_point: Any, fn: HookFn) -> None:
         handle = hook_point.add_hook(fn, dir="fwd")
@@ -175,9 +252,17 @@ class HookHandle:
             hook_point, handle = self._installed.pop()
             handle.hook.remove()
             hook_point.fwd_hooks[:] = [h for h in hook_point.fwd_hooks if h is not handle]
-        if self._mask_handle is not None:
-            self._mask_handle.remove()
-            self._mask_handle = None
+        if self._recording:
+            self._recording = False
+            _release_recorder(self.model)
+
+    def others_hooked(self, hook_points: Iterable[Any]) -> bool:
+        """Whether any of ``hook_points`` carries a forward hook this handle did not install
+        (an outer ``apply``, a user's TransformerLens or torch hook)."""
+        own: dict[int, int] = {}
+        for hook_point, _ in self._installed:
+            own[id(hook_point)] = own.get(id(hook_point), 0) + 1
+        return any(len(hp._forward_hooks) > own.get(id(hp), 0) for hp in hook_points)
 
     @property
     def n_hooks(self) -> int:
@@ -190,14 +275,63 @@ class HookHandle:
         self.remove()
 
 
-def _record_mask(model: Any) -> Any:
-    """Pre-forward hook storing the call's attention mask in the model's ForwardContext."""
-    ctx = forward_context(model)
+class _Recorder:
+    """One forward pre-hook (pushes the call's :class:`ForwardContext`) and one forward hook
+    (pops it, also when the forward raises) per model, shared by every live ``apply`` on it."""
 
-    def pre_hook(module: Any, args: tuple, kwargs: dict) -> None:
-        ctx.attention_mask = kwargs.get("attention_mask")
+    def __init__(self, model: Any) -> None:
+        self.users = 0
+        mask_at = _mask_argument_index(type(model))
 
-    return model.register_forward_pre_hook(pre_hook, with_kwargs=True)
+        def enter(module: Any, args: tuple, kwargs: dict) -> None:
+            mask = kwargs.get("attention_mask")
+            if mask is None and mask_at is not None and len(args) > mask_at:
+                mask = args[mask_at]
+            tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
+            tokens = tokens if isinstance(tokens, Tensor) else None
+            pad = pad_id(module) if mask is None and tokens is not None else None
+            push_forward(module, ForwardContext(mask, tokens, pad))
+
+        def leave(module: Any, args: tuple, output: Any) -> None:
+            pop_forward(module)
+
+        self.handles = (
+            model.register_forward_pre_hook(enter, with_kwargs=True),
+            model.register_forward_hook(leave, always_call=True),
+        )
+
+
+_RECORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_MASK_INDEX: dict[Any, int | None] = {}
+
+
+def _mask_argument_index(cls: Any) -> int | None:
+    """Position of ``attention_mask`` among the positional arguments of ``cls.forward``."""
+    if cls not in _MASK_INDEX:
+        try:
+            params = list(inspect.signature(cls.forward).parameters)[1:]  # drop self
+        except (TypeError, ValueError):
+            params = []
+        _MASK_INDEX[cls] = params.index("attention_mask") if "attention_mask" in params else None
+    return _MASK_INDEX[cls]
+
+
+def _acquire_recorder(model: Any) -> None:
+    recorder = _RECORDERS.get(model)
+    if recorder is None:
+        recorder = _RECORDERS[model] = _Recorder(model)
+    recorder.users += 1
+
+
+def _release_recorder(model: Any) -> None:
+    recorder = _RECORDERS.get(model)
+    if recorder is None:
+        return
+    recorder.users -= 1
+    if recorder.users <= 0:
+        for h in recorder.handles:
+            h.remove()
+        del _RECORDERS[model]
 
 
 def _compile(model: Any, interventions: Iterable[Intervention]) -> list[tuple[str, HookFn]]:
@@ -232,7 +366,8 @@ def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()
     probe_points = [(resolve_hook(model, p.name), p) for p in probes]
     handle = HookHandle(model)
     try:
-        handle._mask_handle = _record_mask(model)
+        _acquire_recorder(model)
+        handle._recording = True
         for hook_point, fn in resolved:
             handle._add(hook_point, fn)
         for hook_point, probe in probe_points:
@@ -248,4 +383,4 @@ def count_hooks(model: Any) -> int:
     """Total forward and backward hooks on the model's hook points (for leak checks)."""
     unique = {id(hp): hp for hp in model.hook_dict.values()}.values()
     hooks = sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in unique)
-    return hooks + bridge.forward_pre_hook_count(model)
+    return hooks + bridge.forward_pre_hook_count(model) + bridge.forward_hook_count(model)

@@ -12,12 +12,7 @@ Accepted sources:
 
 from __future__ import annotations
 
-import json
 import os
-import socket
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,30 +20,9 @@ import torch
 from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
-ACCEPTED = (
-    "accepted sources: a TransformerBridge; a TransformerBridgeConfig or dict (random model); "
-    "'organism'; 'smollm2-135m-instruct'; a local Hugging Face folder containing config.json; "
-    "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
-)
-
-
-@contextmanager
-def quiet_weight_loading() -> Iterator[None]:
-    """Hide transformers' "Loading weights" bar while lens loads a model (lens's own
-    progress bars then render cleanly); restores the previous setting."""
-    from transformers.utils import logging as hf_logging  # noqa: PLC0415
-
-    was_enabled = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            hf_logging.enable_progress_bar()
-
-
-class ModelLoadError(ValueError):
-    """The source could not be turned into a model; the message says what is accepted."""
+from lens.hf_folder import hub_offline, load_hf_folder, quiet_weight_loading
+from lens.sources import ACCEPTED, ModelLoadError, check_source, hub_reachable
+from lens.sources import cached_on_disk as _cached_on_disk
 
 
 def tiny_config(family: str = "llama", **overrides: Any) -> dict[str, Any]:
@@ -176,91 +150,15 @@ def _from_name(name: str, device: str | None, dtype: torch.dtype, tokenizer: Any
         model = load_hf_folder(smollm2_folder(), device, dtype, tokenizer, **placement)
         model.cfg.default_prepend_bos = False  # its BOS is the chat marker <|im_start|>
         return model
+    kind = check_source(name)  # the same check the CLI runs before importing torch
     path = Path(name).expanduser()
-    if path.is_dir() and (path / "world.json").is_file():  # a trained organism folder
+    if kind == "organism_folder":  # a trained organism folder
         from lens.organism import load_organism
 
         return load_organism(device=device or "cpu", dtype=dtype, folder=path, **kw)
-    if path.is_dir():
+    if kind == "hf_folder":
         return load_hf_folder(path, device, dtype, tokenizer, **placement)
-    if path.exists() or name.startswith((".", "/", "~")) or name.count("/") > 1:
-        raise ModelLoadError(f"{name!r} is not a model folder; {ACCEPTED}")
     return _from_hub(name, device, dtype, tokenizer, **placement)
-
-
-def _supported_architectures() -> set[str]:
-    from transformer_lens.factories.architecture_adapter_factory import (
-        SUPPORTED_ARCHITECTURES,
-    )
-
-    return set(SUPPORTED_ARCHITECTURES)
-
-
-@quiet_weight_loading()
-def load_hf_folder(
-    folder: str | Path, device: str | None, dtype: torch.dtype, tokenizer: Any, **placement: Any
-) -> Any:
-    """``boot_transformers`` on a local folder, fully offline, after checking it is usable.
-    ``placement``: ``device_map`` / ``max_memory``, passed through (then ``device`` is None)."""
-    folder = Path(folder)
-    config = folder / "config.json"
-    if not config.is_file():
-        raise ModelLoadError(f"{folder} has no config.json, so it is not a Hugging Face folder")
-    arch = (json.loads(config.read_text()).get("architectures") or [None])[0]
-    supported = _supported_architectures()
-    if arch not in supported:
-        raise ModelLoadError(
-            f"{folder}: architecture {arch!r} is not supported by TransformerLens "
-            f"(e.g. {sorted(a for a in supported if a.endswith('ForCausalLM'))[:8]}...)"
-        )
-    with _hub_offline():  # a local folder never needs the network
-        return TransformerBridge.boot_transformers(
-            str(folder), device=device, dtype=dtype, tokenizer=tokenizer, **placement
-        )
-
-
-@contextmanager
-def _hub_offline() -> Iterator[None]:
-    """Set ``HF_HUB_OFFLINE=1`` for the block; restore the previous value (or absence) after."""
-    prev = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        yield
-    finally:
-        if prev is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = prev
-
-
-def hub_reachable(timeout: float = 2.0) -> bool:
-    """True when the Hugging Face hub answers a TCP connect within ``timeout`` seconds."""
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        return False
-    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
-    host = endpoint.split("://")[-1].split("/")[0].split(":")[0]
-    result: list[bool] = []
-
-    def probe() -> None:
-        try:
-            socket.create_connection((host, 443), timeout=timeout).close()
-            result.append(True)
-        except OSError:
-            result.append(False)
-
-    thread = threading.Thread(target=probe, daemon=True)
-    thread.start()
-    thread.join(timeout + 0.5)  # DNS can hang past the socket timeout
-    return bool(result and result[0])
-
-
-def _cached_on_disk(name: str) -> bool:
-    try:
-        from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
-
-        return isinstance(try_to_load_from_cache(name, "config.json"), str)
-    except Exception:  # noqa: BLE001 - any cache problem means "not cached"
-        return False
 
 
 @quiet_weight_loading()
@@ -280,7 +178,7 @@ def _from_hub(
         return TransformerBridge.boot_transformers(
             name, device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )
-    with _hub_offline():  # cached: never touch the network, and leave the setting as it was
+    with hub_offline():  # cached: never touch the network, and leave the setting as it was
         return TransformerBridge.boot_transformers(
             name, device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )

@@ -25,9 +25,10 @@ from jaxtyping import Float, Int
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions._common import as_layer, finite_float
-from interventions.base import HookPair, Positions, check_layers
+from interventions._common import finite_float
+from interventions.base import HookPair, Positions
 from interventions.shortcuts import LinearShortcut
+from interventions.sites import hook_name, resolve_layer
 from lens.hooks import Probe, apply
 from lens.readout import decode, last_token_logits
 from lens.tokens import Batch, batch
@@ -59,7 +60,7 @@ class _Hooks:
 
 
 def _resid(layer: int) -> str:
-    return f"blocks.{layer}.hook_resid_post"
+    return hook_name("resid_post", layer)
 
 
 def _stop(model: Any, layer: int) -> int | None:
@@ -178,13 +179,14 @@ def fit(
     chunk: int = 64,
     progress: bool = True,
 ) -> LinearShortcut:
-    """Fit the map from ``blocks.{src}.hook_resid_post`` to ``blocks.{dst}.hook_resid_post``.
+    """Fit the map from site ``resid_post`` (the output of block ``src_layer``) to
+    ``resid_post`` of block ``dst_layer`` (``meta["site"]`` records it).
 
     Args:
         model: a TransformerBridge (hooks already installed on it stay active).
         prompts: texts, token-id lists, a ``[batch, pos]`` tensor or a ``lens.tokens.Batch``.
-        src_layer: source layer.
-        dst_layer: target layer (default: the last layer).
+        src_layer: source layer (negative: counted from the end).
+        dst_layer: target layer (default: the last layer; negative: counted from the end).
         method: ``"jacobian"`` (mean Jacobian, LRE) or ``"lstsq"`` (ridge regression).
         positions: fit on the ``"last"`` real token of each prompt, or on ``"all"`` real tokens.
         beta: scale on ``W h`` when applied (stored; does not affect fitting).
@@ -208,10 +210,8 @@ def fit(
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if positions not in FIT_POSITIONS:
         raise ValueError(f"positions must be one of {list(FIT_POSITIONS)}, got {positions!r}")
-    n_layers = int(model.cfg.n_layers)
-    dst = n_layers - 1 if dst_layer is None else as_layer(dst_layer, "dst_layer")
-    src = as_layer(src_layer, "src_layer")
-    check_layers([src, dst], model, "lens.shortcuts.fit")
+    dst = resolve_layer(model, -1 if dst_layer is None else dst_layer, "dst_layer")
+    src = resolve_layer(model, src_layer, "src_layer")
     if dst < src:
         raise ValueError(f"dst_layer ({dst}) must be >= src_layer ({src})")
     ridge = finite_float(ridge, "ridge")
@@ -220,7 +220,12 @@ def fit(
     if int(chunk) < 1 or int(batch_size) < 1:
         raise ValueError("chunk and batch_size must be >= 1")
     rows = _rows(_as_batch(model, prompts))
-    meta: dict[str, Any] = {"method": method, "positions": positions, "n_prompts": len(rows)}
+    meta: dict[str, Any] = {
+        "site": "resid_post",
+        "method": method,
+        "positions": positions,
+        "n_prompts": len(rows),
+    }
     d = int(model.cfg.d_model)
     dtype = next(model.parameters()).dtype
     if method == "lstsq" and src == dst:

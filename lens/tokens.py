@@ -1,4 +1,5 @@
-"""Prompts -> padded batches, and positions derived from the attention mask.
+"""Prompts -> padded batches, positions derived from the attention mask, and the one token
+rule (:func:`token_id`: answers, targets, refusal tokens as ids).
 
 Call the model with the mask so that padded rows give the same result as unpadded ones::
 
@@ -6,9 +7,7 @@ Call the model with the mask so that padded rows give the same result as unpadde
     logits = model(b.tokens, attention_mask=b.attention_mask)
     last = logits[torch.arange(len(b)), b.last_positions]     # never logits[:, -1] blindly
 
-TransformerBridge derives position ids from the mask, so left padding is safe for rotary and
-learned positional embeddings alike (tested batched == one-by-one within 1e-5).
-
+Left padding is safe for rotary and learned positions (tested batched == one-by-one).
 BOS: ``prepend_bos=None`` uses the model's default ``model.cfg.default_prepend_bos`` (True in
 TransformerLens; ``lens.load_model`` sets it per model: False for SmolLM2-Instruct whose
 declared BOS is the chat marker ``<|im_start|>``). The tokenizer's own special tokens are
@@ -22,46 +21,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from jaxtyping import Bool, Int
 from torch import Tensor
 
-from interventions.base import last_real_positions
+from interventions.base import last_real_positions, refuse_right_padding
+from lens.inputs import (
+    InputError,
+    UnknownTokenWarning,
+    check_lengths,
+    check_texts,
+    unknown_message,
+    unknown_words,
+)
 
 PaddingSide = Literal["left", "right"]
 last_positions = last_real_positions  # the one home is interventions.base (lens re-exports)
-
-
-class UnknownTokenWarning(UserWarning):
-    """Text mapped to the tokenizer's unknown token: the model sees ``<unk>``, not the words."""
-
-
-def unknown_words(
-    tokenizer: Any, text: str, ids: Sequence[int], offsets: Sequence[tuple[int, int]] | None
-) -> list[str]:
-    """The pieces of ``text`` that became the unknown token (``ids``/``offsets`` per token)."""
-    unk = getattr(tokenizer, "unk_token_id", None)
-    if unk is None:
-        return []
-    spans = offsets if offsets is not None else [(0, 0)] * len(ids)
-    return [text[a:b] or "?" for i, (a, b) in zip(ids, spans) if int(i) == unk]
-
-
-def warn_unknown_target(tokenizer: Any, target: str, first_id: int) -> None:
-    """Warn when a string target's first token (the one tracked) is the unknown token."""
-    if getattr(tokenizer, "unk_token_id", None) == int(first_id):
-        msg = f"target {target!r} starts with a word the tokenizer does not know: "
-        msg += f"its first token is {tokenizer.unk_token!r}, so that is what is tracked"
-        warnings.warn(msg, UnknownTokenWarning, stacklevel=4)
-
-
-def _unknown_message(what: str, index: int, text: str, bad: list[str]) -> str:
-    shown = text if len(text) <= 60 else text[:57] + "..."
-    return (
-        f"{what} {index} ({shown!r}) has words the tokenizer does not know: "
-        f"{', '.join(map(repr, bad))} became the unknown token; the model sees that token "
-        "instead (for the organism see `lens organism examples`)"
-    )
 
 
 @dataclass
@@ -125,24 +101,192 @@ class Batch:
         return self
 
 
-def first_token_id(model: Any, text: str) -> int:
-    """Id of the first token of ``text`` as the model's tokenizer splits it (no BOS added).
+TokenLike = int | str
+MultiToken = Literal["error", "first"]
+OnUnknown = Literal["error", "warn"]
+_CONTEXTS = ("x", "0", "\n")  # neutral text a token is written after (the first that keeps)
+
+
+class TokenError(ValueError):
+    """A token (answer, target) that lens cannot turn into the id(s) it needs; the message
+    names the rule and shows the tokens."""
+
+
+RULE = (
+    "lens's token rule: an int or 'id:N' is that id; ' word' gets the word's tokens at the "
+    "start of a word; a bare 'word' too when that is one known token, else it is taken as "
+    "written; other text is taken as written"
+)
+
+
+def _tokenizer(model: Any, what: str) -> Any:
+    tok = getattr(model, "tokenizer", None)
+    if tok is None:
+        raise TokenError(f"this model has no tokenizer: give {what} as a token id (or 'id:N')")
+    return tok
+
+
+def _check_id(model: Any, value: int, what: str) -> int:
+    vocab = int(model.cfg.d_vocab)
+    if not 0 <= value < vocab:
+        raise TokenError(f"{what} id {value} is out of range: this model has ids 0..{vocab - 1}")
+    return value
+
+
+def tokens_after(model: Any, context: str, text: str, *, what: str = "text") -> list[int]:
+    """Ids of ``text`` written right after ``context``: the tokens of ``context + text`` past
+    those of ``context`` (no BOS; ``[]`` when ``text`` adds none). Raises :class:`TokenError`
+    when a token spans the boundary or the context's own tokens change.
 
     Example:
         >>> import lens
         >>> model = lens.load_model("organism")
-        >>> ids = model.tokenizer.encode("alice is", add_special_tokens=False)
-        >>> first_token_id(model, "alice is") == ids[0] and len(ids) > 1
+        >>> tokens_after(model, "the job of alice is", " lawyer") == [token_id(model, "lawyer")]
         True
     """
-    tok = getattr(model, "tokenizer", None)
-    if tok is None:
-        raise ValueError("this model has no tokenizer: give token ids instead of text")
-    ids = tok.encode(text, add_special_tokens=False)
-    if not ids:
-        raise ValueError(f"{text!r} tokenizes to nothing")
-    warn_unknown_target(tok, text, ids[0])
-    return int(ids[0])
+    tok = _tokenizer(model, what)
+    head = [int(i) for i in tok.encode(context, add_special_tokens=False)]
+    enc = tok([context + text], add_special_tokens=False, return_offsets_mapping=True)
+    ids, spans, cut = list(enc["input_ids"][0]), enc["offset_mapping"][0], len(context)
+    before = [int(i) for i, (a, _) in zip(ids, spans) if a < cut]
+    merged = any(a < cut < b for a, b in spans)
+    if merged or before != head:
+        raise TokenError(f"{what} {text!r} merges into the token before it after {context!r}")
+    return [int(i) for i in ids[len(before) :]]  # [] when text adds no token
+
+
+def _text_ids(model: Any, text: str, what: str) -> list[int]:
+    if not text:
+        raise TokenError(f"{what} is an empty string; {RULE}")
+    tok = _tokenizer(model, what)
+    word = text[1:] if text.startswith(" ") else text
+    if word[:1].isalnum():  # a word: its tokens at the start of a word (after a space)
+        start = _written(model, " " + word, what)
+        bare = not text.startswith(" ")
+        if not bare or (len(start) == 1 and start[0] != getattr(tok, "unk_token_id", None)):
+            return start
+    return _written(model, text, what)  # as written: other text, or a bare word's fallback
+
+
+def _written(model: Any, text: str, what: str) -> list[int]:
+    """``text``'s tokens after neutral text (the first context that does not merge with it)."""
+    tok = _tokenizer(model, what)
+    for context in _CONTEXTS:
+        try:
+            ids = tokens_after(model, context, text, what=what)
+        except TokenError:
+            continue
+        if ids:
+            return ids
+    if not tok.encode(text, add_special_tokens=False):
+        raise TokenError(f"{what} {text!r} tokenizes to nothing; give a token id ('id:N')")
+    raise TokenError(f"{what} {text!r} cannot be tokenized apart from its context; pass 'id:N'")
+
+
+def token_sequence(
+    model: Any, token: Any, *, what: str = "token", unknown: OnUnknown = "error"
+) -> list[int]:
+    """Every id of ``token`` under the one token rule (see :data:`RULE`); a checked id for an
+    int or ``"id:N"``. A token that becomes the tokenizer's unknown token raises
+    :class:`TokenError` (``unknown="error"``) or warns :class:`UnknownTokenWarning`.
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model("organism")
+        >>> ids = token_sequence(model, "alice lawyer")
+        >>> ids == [token_id(model, "alice"), token_id(model, "lawyer")]
+        True
+    """
+    if isinstance(token, bool) or not isinstance(token, (int, str, np.integer)):
+        raise TokenError(f"{what} must be a token id or a string, got {token!r}")
+    if isinstance(token, str) and token.startswith("id:"):
+        if not token[3:].lstrip("-").isdigit():
+            raise TokenError(f"{what} {token!r}: write ids as 'id:N' with N an integer")
+        token = int(token[3:])
+    if not isinstance(token, str):
+        return [_check_id(model, int(token), what)]
+    ids = _text_ids(model, token, what)
+    tok = _tokenizer(model, what)
+    unk = getattr(tok, "unk_token_id", None)
+    if unk is not None and unk in ids:
+        msg = (
+            f"{what} {token!r} has a word the tokenizer does not know: it becomes the "
+            f"unknown token {tok.unk_token!r} (id {unk})"
+        )
+        if unknown == "error":
+            raise TokenError(msg + "; a score of that token would mean nothing")
+        warnings.warn(msg + ", so that is what is tracked", UnknownTokenWarning, stacklevel=3)
+    return [_check_id(model, i, what) for i in ids]
+
+
+def token_id(
+    model: Any,
+    token: Any,
+    *,
+    multi: MultiToken = "error",
+    unknown: OnUnknown = "error",
+    what: str = "token",
+) -> int:
+    """The one id of ``token`` (int, ``"id:N"`` or text) under lens's token rule.
+
+    Text of one space then a letter or digit (``" Paris"``) gets the tokens the word has at
+    the start of a word, after a space (GPT-2's ``"ĠParis"``, SentencePiece's ``"▁Paris"``).
+    A bare word (``"Paris"``) gets the same when that is one token the tokenizer knows, else
+    its tokens as written. Any other text (``"."``, ``"\\n"``, ``"  x"``) is taken as written,
+    glued to what precedes it. Other forms (a word's glued form when its word-start form is
+    one token, a piece inside a word) are reached by id.
+
+    Args:
+        model: a TransformerBridge (its tokenizer and ``cfg.d_vocab``).
+        token: an id (checked against ``d_vocab``; negative refused), ``"id:N"`` or text.
+        multi: text of several tokens raises (``"error"``, naming the tokens) or gives its
+            first token (``"first"``).
+        unknown: text that becomes the unknown token raises (``"error"``) or warns.
+        what: the argument's name in messages (``"answer"``, ``"target"``).
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model("organism")
+        >>> token_id(model, "alice") == token_id(model, " alice") == token_id(model, "id:76")
+        True
+    """
+    ids = token_sequence(model, token, what=what, unknown=unknown)
+    if len(ids) > 1 and multi == "error":
+        tok = _tokenizer(model, what)
+        convert = getattr(tok, "convert_ids_to_tokens", None)
+        pieces = convert(ids) if convert else [tok.decode([i]) for i in ids]
+        raise TokenError(
+            f"{what} {token!r} is {len(ids)} tokens {pieces} (ids {ids}) under {RULE}; "
+            "one token is needed here: pass one of them as 'id:N', or a single-token word"
+        )
+    return ids[0]
+
+
+def token_ids(
+    model: Any,
+    tokens: Any,
+    *,
+    n: int,
+    multi: MultiToken = "error",
+    unknown: OnUnknown = "error",
+    what: str = "token",
+) -> Int[Tensor, " n"]:
+    """One id per row (``n`` rows): a single token is used for every row, a list gives one per
+    row; each through :func:`token_id`.
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> token_ids(model, 7, n=2).tolist(), token_ids(model, ["id:3", 4], n=2).tolist()
+        ([7, 7], [3, 4])
+    """
+    if isinstance(tokens, Tensor):
+        tokens = tokens.tolist()
+    items = [tokens] * n if isinstance(tokens, (str, int, np.integer)) else list(tokens)
+    if len(items) != n:
+        raise TokenError(f"{what} has {len(items)} entries for {n} prompts (or give one)")
+    ids = [token_id(model, t, multi=multi, unknown=unknown, what=what) for t in items]
+    return torch.tensor(ids, dtype=torch.long)
 
 
 def _bos_id(model: Any) -> int | None:
@@ -150,13 +294,26 @@ def _bos_id(model: Any) -> int | None:
     return getattr(tok, "bos_token_id", None) if tok is not None else None
 
 
-def _pad_id(model: Any) -> int:
+def pad_id(model: Any) -> int | None:
+    """The id lens pads with: the tokenizer's pad, else eos, else bos (None: no tokenizer).
+
+    Example:
+        >>> import lens
+        >>> pad_id(lens.load_model(lens.tiny_config("llama"))) is None  # no tokenizer
+        True
+    """
     tok = getattr(model, "tokenizer", None)
     for attr in ("pad_token_id", "eos_token_id", "bos_token_id"):
         value = getattr(tok, attr, None) if tok is not None else None
         if value is not None:
             return int(value)
-    return 0
+    return None
+
+
+def _pad_id(model: Any) -> int:
+    """The id :func:`batch` pads with (0 for a model without a tokenizer)."""
+    value = pad_id(model)
+    return 0 if value is None else value
 
 
 def default_prepend_bos(model: Any) -> bool:
@@ -172,7 +329,8 @@ def batch(
     max_length: int | None = None,
     device: torch.device | str | None = None,
 ) -> Batch:
-    """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are).
+    """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are),
+    through the input gate (:mod:`lens.inputs`): no empty prompt, none beyond the context.
 
     Args:
         model: a TransformerBridge (its tokenizer is used for text prompts).
@@ -193,8 +351,10 @@ def batch(
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
     if not items:
-        raise ValueError("no prompts given")
+        raise InputError("no prompts given: pass at least one")
     is_text = all(isinstance(p, str) for p in items)
+    if is_text:
+        check_texts(model, items)  # empty, or far too long: refused before tokenizing
     rows: list[list[int]] = []
     offsets: list[list[tuple[int, int]]] | None = None
     bos_added = False
@@ -208,7 +368,7 @@ def batch(
         for i, text in enumerate(items):
             bad = unknown_words(tok, text, rows[i], offsets[i])
             if bad:
-                warnings.warn(_unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)
+                warnings.warn(unknown_message("prompt", i, text, bad), UnknownTokenWarning, 2)
         use_bos = default_prepend_bos(model) if prepend_bos is None else prepend_bos
         if use_bos:
             bos = _bos_id(model)
@@ -227,9 +387,7 @@ def batch(
         if offsets is not None and any(len(r) > max_length for r in rows):
             raise ValueError("max_length would truncate text prompts; shorten them instead")
         rows = [r[-max_length:] for r in rows]
-    empty = [i for i, r in enumerate(rows) if not r]
-    if empty:
-        raise ValueError(f"prompts {empty} have no tokens")
+    check_lengths(model, [len(r) for r in rows])  # no tokens, or beyond the context
     width = max(len(r) for r in rows)
     pad = _pad_id(model)
     tokens = torch.full((len(rows), width), pad, dtype=torch.long)
@@ -250,5 +408,12 @@ def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "lef
         return prompts_or_batch
     if isinstance(prompts_or_batch, Tensor):
         t = prompts_or_batch if prompts_or_batch.ndim == 2 else prompts_or_batch[None]
+        check_lengths(model, [t.shape[1]] * t.shape[0])
+        refuse_right_padding(
+            t,
+            pad_id(model),
+            "a [batch, pos] tensor was given without its attention mask",
+            "Pass a lens.tokens.Batch instead (lens.tokens.batch(model, prompts)).",
+        )
         return Batch(t, torch.ones_like(t), padding_side)
     return batch(model, prompts_or_batch, padding_side=padding_side)

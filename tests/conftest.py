@@ -10,6 +10,12 @@ import pytest
 import torch
 
 import lens
+from tests.architectures import (  # noqa: F401  (six-architecture fixtures)
+    arch,
+    arch_folders,
+    arch_hf,
+    arch_model,
+)
 
 torch.set_num_threads(1)
 

@@ -4,7 +4,7 @@ exposing ``register(subparsers)``; add new ones to COMMANDS.
 Startup stays cheap: modules import torch / TransformerLens only inside the command that
 runs, so every ``--help`` answers at once. A user's mistake (bad path, bad value, bad JSON,
 unknown model) prints one line ``lens: error: ...`` and exits 2; set ``LENS_DEBUG=1`` to get
-the traceback instead.
+the traceback instead. Output into a closed pipe (``lens ... | head -1``) ends quietly with 0.
 """
 
 from __future__ import annotations
@@ -62,7 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            return _dispatch(argv)
+            code = _dispatch(argv)
+            sys.stdout.flush()  # a closed pipe shows up here, not at interpreter exit
+            return code
+    except BrokenPipeError:  # `lens ... | head`: the reader has all it wanted
+        _silence_stdout()
+        return 0
     except USER_ERRORS as exc:
         if os.environ.get("LENS_DEBUG"):
             raise
@@ -71,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lens: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush into a closed pipe is quiet."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout without a file descriptor (e.g. captured)
+        pass
 
 
 def _dispatch(argv: list[str]) -> int:

@@ -49,6 +49,9 @@ def hook_names(model: Any) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from lens.cli.paths import announce_source
+
+    announce_source(args.source)  # refuse a bad source, and say what loads, before torch
     from lens.cli.lens_cmd import load_source
 
     model = load_source(args.source)

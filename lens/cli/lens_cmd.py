@@ -95,14 +95,16 @@ def short_token(text: str, width: int = TOKEN_WIDTH) -> str:
 
 
 def format_table(result: Any, row: int = 0, position: int = -1, shown_k: int = 10) -> str:
-    """One block per layer for prompt ``row`` at decoded position ``position``: rank 0 (the
-    top-1 token), its probability, the entropy, the target's probability and rank, then the
-    tokens of rank 1..k-1 (each shortened, wrapped onto more lines when needed)."""
+    """A title line naming the method (logit or tuned lens), then one block per layer for
+    prompt ``row`` at decoded position ``position``: rank 0 (the top-1 token), its probability,
+    the entropy, the target's probability and rank, then the tokens of rank 1..k-1 (each
+    shortened, wrapped onto more lines when needed)."""
     has_target = result.target_probs is not None
     head = f"{'layer':>5}  {'rank 0':<{TOKEN_WIDTH}} {'p':>6} {'entropy':>7}"
     if has_target:
         head += f"  {'p(target)':>9} {'rank':>5}"
-    lines = [head + "  ranks 1..k-1 (rank 0 = top-1)"]
+    method = getattr(result, "method", "logit lens")
+    lines = [f"{method}, {result.site}:", head + "  ranks 1..k-1 (rank 0 = top-1)"]
     indent = len(head) + 2
     width = _line_width()
     for i, layer in enumerate(result.layers):
@@ -136,25 +138,42 @@ def reject_empty(prompt: str) -> None:
 def check_prompt(model: Any, prompt: str, source: str) -> Any:
     """The prompt as a lens Batch, after rejecting an empty one or one longer than the
     model's context (the error says the limit)."""
+    from lens.inputs import InputError
     from lens.tokens import batch
 
     reject_empty(prompt)
-    b = batch(model, [prompt])
-    n_ctx = int(model.cfg.n_ctx)
-    if b.tokens.shape[1] > n_ctx:
+    try:
+        return batch(model, [prompt])  # the input gate checks the length
+    except InputError as e:
+        raise InputError(f"{source}: {e}") from None
+
+
+def check_tuned(tuned: str | None) -> None:
+    """A ValueError unless ``--tuned`` is ``organism`` or an existing folder."""
+    if tuned is not None and tuned != "organism" and not Path(tuned).expanduser().is_dir():
         raise ValueError(
-            f"the prompt has {b.tokens.shape[1]} tokens but {source} reads at most {n_ctx} "
-            "(its context length): shorten it"
+            f"--tuned {tuned}: no such folder; give a folder written by "
+            "`lens tuned-lens train`, or organism (the shipped translators)"
         )
-    return b
 
 
 def run(args: argparse.Namespace) -> int:
-    import lens
+    import contextlib
+
+    from lens.cli.paths import OutputFolder, announce_source
 
     reject_empty(args.prompt)  # before loading the model
     if args.top_k < 1:
         raise ValueError(f"--top-k must be at least 1, got {args.top_k}")
+    check_tuned(args.tuned)
+    announce_source(args.source)
+    with OutputFolder(args.out) if args.out else contextlib.nullcontext() as folder:
+        return _run(args, folder)
+
+
+def _run(args: argparse.Namespace, folder: Any) -> int:
+    import lens
+
     model = load_source(args.source)
     prompt_batch = check_prompt(model, args.prompt, args.source)
     targets = [args.target] if args.target is not None else None
@@ -184,13 +203,14 @@ def run(args: argparse.Namespace) -> int:
                 "themselves, so try the target without its leading space"
             )
     print(format_table(result, 0, last, args.top_k))
-    if args.out:
-        out = Path(args.out)
-        result.save(out)
-        written = [result.plot_grid(out / "grid.png")]
+    if folder is not None:
+        result.save(folder.path)
+        written = [result.plot_grid(folder.path / "grid.png")]
         if targets is not None:
-            written.append(result.plot_mass(out / "mass.png", row=0, position=last))
-        print(f"saved result.json, arrays.npz and {', '.join(p.name for p in written)} in {out}")
+            written.append(result.plot_mass(folder.path / "mass.png", row=0, position=last))
+        folder.commit()
+        names = ", ".join(p.name for p in written)
+        print(f"saved result.json, arrays.npz and {names} in {folder.shown}")
     return 0
 
 
@@ -205,8 +225,29 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--target", default=None, help="target string; its first token is tracked (e.g. ' Paris')"
     )
-    p.add_argument("--site", default="resid_post", choices=["resid_post", "resid_pre", "resid_mid"])
-    p.add_argument("--norm", default="recompute", choices=["recompute", "none"])
-    p.add_argument("--out", default=None, help="folder for result.json, arrays.npz and plots")
-    p.add_argument("--tuned", default=None, help="tuned lens: translators folder or organism")
+    p.add_argument(
+        "--site",
+        default="resid_post",
+        choices=["resid_post", "resid_pre", "resid_mid"],
+        help="which residual stream each layer reads: resid_post = output of block L, "
+        "resid_pre = its input (default resid_post)",
+    )
+    p.add_argument(
+        "--norm",
+        default="recompute",
+        choices=["recompute", "none"],
+        help="final norm before the unembedding: recompute = with each vector's own "
+        "statistics, none = skip it (default recompute)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="folder for result.json, arrays.npz and plots (default: none, table only)",
+    )
+    p.add_argument(
+        "--tuned",
+        default=None,
+        help="decode with a tuned lens: a translators folder (lens tuned-lens train) or "
+        "organism (the shipped ones); default: none, the plain logit lens",
+    )
     p.set_defaults(func=run)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 EVAL_LEGEND = """\
@@ -61,13 +62,21 @@ def eval_table(result: dict[str, Any]) -> str:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from lens.cli.paths import announce_source
+
+    folder = args.folder
+    if folder is not None and not (Path(folder) / "world.json").is_file():
+        raise ValueError(
+            f"--folder {folder}: not a trained organism folder (no world.json); "
+            "write one with `lens organism train --out DIR`"
+        )
+    announce_source(folder or "organism")
     from tqdm.auto import tqdm
 
     from lens.models import small_model_threads
     from lens.organism import load_organism, world
     from lens.organism.evaluate import bridge_logits_fn, measure
 
-    folder = args.folder
     w = world(folder) if folder else world()
     model = load_organism(checkpoint=args.checkpoint, folder=folder)
     small_model_threads(model)
@@ -120,7 +129,7 @@ def register(sub: Any) -> None:
         "--threads",
         type=int,
         default=1,
-        help="torch CPU threads (1 is fastest on a busy 2-core machine)",
+        help="torch CPU threads (default 1: fastest on a busy 2-core machine)",
     )
     t.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -131,8 +140,17 @@ def register(sub: Any) -> None:
     e.add_argument("--json", action="store_true", help="print the full JSON (no progress bar)")
     e.set_defaults(func=_eval)
     x = osub.add_parser("examples", help="valid prompts per language and task, with answers")
-    x.add_argument("--task", choices=["fact", "request", "translation"], default=None)
-    x.add_argument("--lang", default=None, help="one language or notation (en, ka, ..., py)")
+    x.add_argument(
+        "--task",
+        choices=["fact", "request", "translation"],
+        default=None,
+        help="only this task (default: every task)",
+    )
+    x.add_argument(
+        "--lang",
+        default=None,
+        help="one language or notation (en, ka, ..., py; default: all of them)",
+    )
     x.add_argument("-n", type=int, default=2, help="prompts per task and language (default 2)")
     x.add_argument("--folder", default=None, help="a trained organism folder (default: shipped)")
     x.set_defaults(func=_examples)

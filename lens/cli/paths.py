@@ -1,43 +1,53 @@
-"""Output paths checked before any work, so that a bad ``--out`` costs nothing."""
+"""What a command checks before any work: its ``--out`` (for real, see :mod:`lens.output`)
+and its model source (on disk, before torch is imported), announcing what it will load."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+import sys
+
+from lens.output import OutputFolder, check_out_dir
+
+__all__ = ["OutputFolder", "announce_source", "check_out_dir", "check_source"]
+
+RANDOM_FAMILIES = ("llama", "gpt2")
 
 
-def check_out_dir(path: str | os.PathLike, option: str = "--out") -> Path:
-    """Raise ValueError (one line, saying what to do) unless ``path`` can become a folder.
-
-    Accepted: an existing writable folder, or a new path whose nearest existing ancestor is a
-    writable folder. Nothing is created.
+def check_source(source: str) -> str:
+    """What ``source`` will load, in words, or a ValueError saying what is accepted; costs
+    milliseconds (no torch): a missing path, a file or a folder without config.json is refused
+    here, and an uncached Hugging Face id when the hub is unreachable.
 
     Example:
-        >>> import tempfile
-        >>> folder = tempfile.mkdtemp()
-        >>> check_out_dir(f"{folder}/new/results").name
-        'results'
-        >>> open(f"{folder}/file", "w").close()
+        >>> check_source("random:llama")
+        'a random llama model'
         >>> try:
-        ...     check_out_dir(f"{folder}/file/sub")
+        ...     check_source("random:bert")
         ... except ValueError as exc:
-        ...     print(str(exc).endswith("is a file, so no folder can be made inside it"))
-        True
+        ...     print(exc)
+        random:bert: family must be llama or gpt2 (random:llama, random:gpt2)
     """
-    out = Path(path).expanduser()
-    if str(path).strip() == "":
-        raise ValueError(f"{option} is empty: give a folder path")
-    if out.exists():
-        if not out.is_dir():
-            raise ValueError(f"{option} {out} is a file, not a folder: give a folder path")
-        if not os.access(out, os.W_OK | os.X_OK):
-            raise ValueError(f"{option} {out}: folder is not writable: choose another")
-        return out
-    parent = out.absolute().parent
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise ValueError(f"{option} {out}: {parent} is a file, so no folder can be made inside it")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {out}: cannot create it, {parent} is not writable")
-    return out
+    from lens.sources import check_hub_id
+    from lens.sources import check_source as kind_of
+
+    if source.startswith("random:"):
+        family = source.split(":", 1)[1]
+        if family not in RANDOM_FAMILIES:
+            raise ValueError(f"{source}: family must be llama or gpt2 (random:llama, random:gpt2)")
+        return f"a random {family} model"
+    kind = kind_of(source)
+    if kind == "hf_id":
+        check_hub_id(source)
+    return {
+        "organism": "the shipped model organism",
+        "organism_folder": "a trained organism folder",
+        "smollm2": "SmolLM2-135M-Instruct (from the lens cache)",
+        "hf_folder": "a Hugging Face folder",
+        "hf_id": "a Hugging Face id",
+    }[kind]
+
+
+def announce_source(source: str) -> None:
+    """Check ``source`` (see :func:`check_source`) and say on stderr that it is being loaded,
+    before the seconds of imports a model costs."""
+    what = check_source(source)
+    print(f"loading {source} ({what}) …", file=sys.stderr, flush=True)

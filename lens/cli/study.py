@@ -1,11 +1,34 @@
-"""``lens study NAME`` and ``lens demo``: run studies and write their reports."""
+"""``lens study NAME`` and ``lens demo``: run studies and write their reports.
+
+Everything that can be checked without torch is checked first (study name, ``--out``,
+config JSON, data file, model source), then the command says what it loads; results are
+written all at once (:mod:`lens.output`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
+
+
+def study_names() -> list[str]:
+    """The installed studies, found on disk without importing them (imports cost seconds).
+
+    Example:
+        >>> "causal_tracing" in study_names()
+        True
+    """
+    spec = importlib.util.find_spec("lens.studies")
+    roots = spec.submodule_search_locations if spec is not None else None
+    return sorted(
+        p.name
+        for root in roots or []
+        for p in Path(root).iterdir()
+        if (p / "__init__.py").is_file() and not p.name.startswith("_")
+    )
 
 
 def _load(source: str) -> Any:
@@ -17,23 +40,39 @@ def _load(source: str) -> Any:
     return model
 
 
+def check_config_json(path: str | None) -> None:
+    """A ValueError naming the file once when ``--config`` is unreadable or not a JSON object
+    (its keys and values are checked against the study's config after the imports)."""
+    if path is None:
+        return
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise ValueError(f"config {path}: cannot read it ({exc.strerror})") from None
+    try:
+        values = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"config {path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        ) from None
+    if not isinstance(values, dict):
+        raise ValueError(f"config {path}: a config file must hold a JSON object")
+
+
 def load_config(module: Any, path: str | None) -> Any:
     """The study's config from a JSON file of overrides (defaults when ``path`` is None);
-    errors name the file."""
-    from lens.studies.config_types import StudyConfigError
-
+    errors name the file once."""
     if path is None:
         return module.Config()
+    check_config_json(path)
     try:
         return module.Config.from_json(path)
-    except StudyConfigError as exc:
-        raise StudyConfigError(f"config {exc}") from None  # the message names the file once
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"config {path} is not valid JSON: {exc}") from exc
     except (ValueError, TypeError, KeyError) as exc:
         from lens.cli import error_line
 
-        raise ValueError(f"config {path}: {error_line(exc)}") from exc
+        text = error_line(exc)
+        text = text[len(f"{path}: ") :] if text.startswith(f"{path}: ") else text
+        raise ValueError(f"config {path}: {text}") from exc
 
 
 def with_data(module: Any, config: Any, source: str) -> Any:
@@ -51,29 +90,43 @@ def with_data(module: Any, config: Any, source: str) -> Any:
 
 
 def run_study(args: argparse.Namespace) -> int:
-    from lens.cli.paths import check_out_dir
-    from lens.studies import STUDIES
+    from lens.cli.paths import OutputFolder, announce_source
 
-    if args.name not in STUDIES:
-        raise ValueError(f"unknown study {args.name!r}; choose one of {', '.join(sorted(STUDIES))}")
-    out = check_out_dir(args.out or Path("results") / args.name)
-    module = STUDIES[args.name]
-    config = load_config(module, args.config)
-    if getattr(args, "data", None) is not None:
-        config = with_data(module, config, args.data)
-    model = _load(args.model)
-    result = module.run(model, config)
-    out = result.save(out)
+    names = study_names()
+    if args.name not in names:
+        raise ValueError(f"unknown study {args.name!r}; choose one of {', '.join(names)}")
+    check_config_json(args.config)
+    announce_source(args.model)
+    with OutputFolder(args.out or Path("results") / args.name) as folder:
+        from lens.studies import STUDIES
+
+        module = STUDIES[args.name]
+        config = load_config(module, args.config)
+        if getattr(args, "data", None) is not None:
+            config = with_data(module, config, args.data)
+        model = _load(args.model)
+        print(f"running {args.name} …", flush=True)
+        result = module.run(model, config)
+        result.write(folder.path)
+        out = folder.commit()
     print(f"{args.name}: {result.headline()}\nwrote {out}/report.md")
     return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from lens.cli.paths import announce_source
+
+    announce_source(args.model)
     from lens.studies import demo
 
     out = demo.run_all(Path(args.out), model_source=args.model, quick=args.quick)
     print(f"wrote {out}")
     return 0
+
+
+MODEL_HELP = (
+    "organism | smollm2-135m-instruct | HF folder | HF id | random:llama (default: organism)"
+)
 
 
 def register(sub: Any) -> None:
@@ -83,13 +136,9 @@ def register(sub: Any) -> None:
         help="causal_tracing | concept_space | fact_consistency | language_neurons | refusal | "
         "relation_neurons (an unknown name lists the installed studies)",
     )
-    p.add_argument(
-        "--model",
-        default="organism",
-        help="organism | smollm2-135m-instruct | HF folder (default: organism)",
-    )
+    p.add_argument("--model", default="organism", help=MODEL_HELP)
     p.add_argument("--out", default=None, help="output folder (default: results/NAME)")
-    p.add_argument("--config", default=None, help="JSON file of config overrides")
+    p.add_argument("--config", default=None, help="JSON file of config overrides (default: none)")
     p.add_argument(
         "--data",
         default=None,
@@ -100,6 +149,6 @@ def register(sub: Any) -> None:
 
     d = sub.add_parser("demo", help="all studies on the organism, with an index report")
     d.add_argument("--out", default="results", help="output folder (default: results)")
-    d.add_argument("--model", default="organism")
+    d.add_argument("--model", default="organism", help=MODEL_HELP)
     d.add_argument("--quick", action="store_true", help="reduced configs (seconds, for tests)")
     d.set_defaults(func=run_demo)

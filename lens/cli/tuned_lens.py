@@ -20,7 +20,28 @@ def _corpus(source: str, corpus: str, split: Literal["train", "heldout"]) -> lis
     return builtin_corpus(source, split) if corpus == "builtin" else read_corpus(corpus)
 
 
+def _check_corpus(corpus: str) -> None:
+    """A FileNotFoundError for a ``--corpus`` file that does not exist (before any import)."""
+    if corpus != "builtin" and not Path(corpus).expanduser().is_file():
+        raise FileNotFoundError(
+            f"--corpus {corpus}: no such file; give a .jsonl or text file, or builtin"
+        )
+
+
 def _train(args: argparse.Namespace) -> int:
+    from lens.cli.paths import OutputFolder, announce_source
+
+    if args.steps < 1 or args.tokens_per_step < 1:
+        raise ValueError("--steps and --tokens-per-step must be at least 1")
+    _check_corpus(args.corpus)
+    if args.checkpoint is not None and Path(args.checkpoint).is_dir():
+        raise ValueError(f"--checkpoint {args.checkpoint} is a folder: give a file path")
+    announce_source(args.source)
+    with OutputFolder(args.out) as folder:
+        return _train_into(args, folder)
+
+
+def _train_into(args: argparse.Namespace, folder: Any) -> int:
     from lens.cli.lens_cmd import load_source
     from lens.tuned_lens import train
 
@@ -36,7 +57,8 @@ def _train(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     tuned.record["corpus"] = args.corpus if args.corpus != "builtin" else f"builtin ({args.source})"
-    out = tuned.save(args.out)
+    tuned.save(folder.path)
+    out = folder.commit()
     kl = ", ".join(f"{x:.3f}" for x in tuned.record["last_step_kl_bits"])
     print(
         f"trained {len(tuned.layers)} translators: {tuned.record['steps']} steps, "
@@ -47,6 +69,19 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from lens.cli.lens_cmd import check_tuned
+    from lens.cli.paths import OutputFolder, announce_source
+
+    check_tuned(args.dir)
+    _check_corpus(args.corpus)
+    announce_source(args.source)
+    with OutputFolder(args.out) if args.out else contextlib.nullcontext() as folder:
+        return _eval_into(args, folder)
+
+
+def _eval_into(args: argparse.Namespace, folder: Any) -> int:
     import lens
     from lens.cli.lens_cmd import load_source
 
@@ -55,12 +90,11 @@ def _eval(args: argparse.Namespace) -> int:
     docs = _corpus(args.source, args.corpus, "heldout")
     result = lens.tuned_lens.evaluate(model, docs, tuned, progress=not args.quiet)
     print(result.table())
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        result.save(out / "comparison.json")
-        result.plot(out / "kl.png", title=f"{args.source}: logit vs tuned lens")
-        print(f"saved comparison.json and kl.png in {out}")
+    if folder is not None:
+        result.save(folder.path / "comparison.json")
+        result.plot(folder.path / "kl.png", title=f"{args.source}: logit lens vs tuned lens")
+        folder.commit()
+        print(f"saved comparison.json and kl.png in {folder.shown}")
     if args.json:
         print(json.dumps(result.to_dict()))
     return 0
@@ -71,19 +105,41 @@ def register(sub: Any) -> None:
     tsub = p.add_subparsers(dest="tuned_lens_command", metavar="ACTION", required=True)
     t = tsub.add_parser("train", help="train one affine translator per layer")
     t.add_argument("source", help="organism | smollm2-135m-instruct | HF folder | random:llama")
-    t.add_argument("--corpus", default="builtin", help="FILE (.jsonl or text) or builtin")
+    t.add_argument(
+        "--corpus",
+        default="builtin",
+        help='training text: a .jsonl file ({"text": ...} per line), a text file (one '
+        "document per line), or builtin = the organism's documents on organism, the "
+        "project's text samples elsewhere (default builtin)",
+    )
     t.add_argument("--out", required=True, help="folder for translators + tuned_lens.json")
     t.add_argument("--steps", type=int, default=100, help="optimizer steps (default 100)")
-    t.add_argument("--tokens-per-step", type=int, default=2048, help="tokens per step")
-    t.add_argument("--seed", type=int, default=0, help="corpus shuffling seed")
-    t.add_argument("--checkpoint", default=None, help="checkpoint file to resume from")
+    t.add_argument(
+        "--tokens-per-step", type=int, default=2048, help="tokens per step (default 2048)"
+    )
+    t.add_argument("--seed", type=int, default=0, help="corpus shuffling seed (default 0)")
+    t.add_argument(
+        "--checkpoint",
+        default=None,
+        help="checkpoint file: resumed from when it exists, written during training "
+        "(default: none)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     e = tsub.add_parser("eval", help="per-layer KL and CE: logit lens vs tuned lens")
     e.add_argument("source", help="the model the translators were trained on")
     e.add_argument("dir", help="translators folder, or organism (the shipped ones)")
-    e.add_argument("--corpus", default="builtin", help="FILE or builtin (held-out split)")
-    e.add_argument("--out", default=None, help="folder for comparison.json and kl.png")
+    e.add_argument(
+        "--corpus",
+        default="builtin",
+        help="held-out text: a .jsonl or text file, or builtin (its held-out split; "
+        "default builtin)",
+    )
+    e.add_argument(
+        "--out",
+        default=None,
+        help="folder for comparison.json and kl.png (default: none, table only)",
+    )
     e.add_argument("--json", action="store_true", help="also print the JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_eval)

@@ -1,7 +1,8 @@
 """The organism's built-in data (its synthetic world) in lens's dataset formats.
 
 Facts cover every language and notation (parallel ids ``fact<index>``), translations every
-concept word, requests every (action, thing) pair (parallel ids ``<action>-<thing>``), texts
+translatable lexicon word (objects, persons, relations, actions, things), requests every
+(action, thing) pair (parallel ids ``<action>-<thing>``), texts
 the organism's single-language corpora. Held-out (fact, language) pairs are included: the
 organism's own studies filter them through :mod:`lens.organism`.
 """
@@ -42,17 +43,43 @@ def organism_facts(world: Any = None) -> Dataset:
     return Dataset("facts", out)
 
 
+TRANSLATED_KINDS = ("concept", "person", "rel", "action", "thing")
+
+
 def organism_translations(world: Any = None) -> Dataset:
-    """The word of every concept (objects of the relations) in every language and notation."""
+    """Every translatable lexicon word in every language and notation that has it.
+
+    Objects of the relations keep their bare name as ``concept`` (``"lawyer"``); the other
+    kinds of :data:`TRANSLATED_KINDS` are ``"<kind>:<name>"`` (``"person:alice"``).
+
+    Example:
+        >>> ds = organism_translations()
+        >>> sorted({r.concept for r in ds.records} & {"lawyer", "person:alice"})
+        ['lawyer', 'person:alice']
+    """
     w = _world(world)
     out = []
     for key in w.lexicon[w.pivot]:
-        if not key.startswith("concept:"):
+        kind, name = key.split(":", 1)
+        if kind not in TRANSLATED_KINDS:
             continue
+        concept = name if kind == "concept" else key
         for lang in w.scripts:
             if key in w.lexicon[lang]:
-                out.append(TranslationRecord(key.split(":", 1)[1], lang, w.lexicon[lang][key]))
+                out.append(TranslationRecord(concept, lang, w.lexicon[lang][key]))
     return Dataset("translations", out)
+
+
+def translation_kind(concept: str) -> tuple[str, str]:
+    """(kind, lexicon key) of an :func:`organism_translations` concept.
+
+    Example:
+        >>> translation_kind("lawyer"), translation_kind("person:alice")
+        (('concept', 'concept:lawyer'), ('person', 'person:alice'))
+    """
+    if ":" in concept:
+        return concept.split(":", 1)[0], concept
+    return "concept", f"concept:{concept}"
 
 
 def organism_requests(world: Any = None) -> Dataset:

@@ -164,7 +164,7 @@ def average_precision_neurons(
     k: int | None = None,
     neg_ratio: float = 4.0,
     seed: int = 0,
-    site: NeuronSite = "mlp.hook_post",
+    site: NeuronSite = "mlp_post",
     layers: str | int | Sequence[int] = "all",
     max_examples: int | None = None,
     **collect_kwargs: Any,
@@ -178,7 +178,7 @@ def average_precision_neurons(
         k: neurons kept per relation (default :func:`default_k`).
         neg_ratio: sampled negatives per positive.
         seed: seed of the negative sampling.
-        site: per-layer hook whose activations are the neuron responses.
+        site: the neuron site whose activations are the responses (``mlp_post`` or ``mlp_pre``).
         layers: ``"all"`` or a list of layers.
         max_examples: cap of stored responses (default ``len(prompts)``).
         **collect_kwargs: for :func:`lens.collect` (batch_size, positions, checkpoint, ...).

@@ -2,7 +2,7 @@
 is mediated by a single direction").
 
 For every layer l and chosen position i: r[l, i] = mean over positive prompts of the residual
-stream at (l, i) minus the same mean over negative prompts. The site is ``hook_resid_pre``
+stream at (l, i) minus the same mean over negative prompts. The site is ``resid_pre``
 (the residual stream entering block l), as in the paper; by default at the last real token of
 each prompt. The paper uses the post-instruction tokens of the chat template:
 ``from_end=range(-5, 0)`` for a 5-token template suffix (offsets from each prompt's last real
@@ -22,6 +22,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interventions.base import Positions
+from interventions.sites import Site
 from lens.collect import collect
 from lens.stats.accumulators import PositionMeans
 from lens.stats.select import normalize_positions
@@ -38,7 +39,7 @@ class DiffInMeans:
         positions: what each position column is: offsets from each prompt's last real token
             (with ``from_end`` or ``"last"``, e.g. ``(-1,)``) or padded-batch columns (with
             integer ``positions``); ``position_kind`` says which.
-        site: the hook read at every layer.
+        site: the site read at every layer (:mod:`interventions.sites`), e.g. ``resid_pre``.
     """
 
     directions: Float[Tensor, "layer position d_model"]
@@ -46,7 +47,7 @@ class DiffInMeans:
     negative_mean: Float[Tensor, "layer position d_model"]
     layers: list[int]
     positions: tuple[int, ...]
-    site: str
+    site: Site
     position_kind: Literal["from_end", "columns"] = "from_end"
 
     def direction(self, layer: int, position: int = -1) -> Float[Tensor, " d_model"]:
@@ -74,7 +75,7 @@ def diff_in_means(
     layers: str | int | Sequence[int] = "all",
     positions: Positions | None = None,
     from_end: Sequence[int] | None = None,
-    site: str = "hook_resid_pre",
+    site: Site = "resid_pre",
     **collect_kwargs: Any,
 ) -> DiffInMeans:
     """Per-layer, per-position mean(positive) - mean(negative) of the residual stream.
@@ -82,12 +83,13 @@ def diff_in_means(
     Args:
         model: a TransformerBridge.
         positive, negative: prompts (texts or token-id lists), e.g. harmful / harmless.
-        layers: ``"all"`` or a list of layers.
+        layers: ``"all"``, one layer or a list (negative: counted from the end).
         positions: ``"last"`` (default) or integer columns of the padded batch (see
             ``interventions.base.Positions``).
         from_end: instead of ``positions``, offsets from each prompt's last real token, e.g.
             ``[-2, -1]``.
-        site: per-layer hook (default ``hook_resid_pre``).
+        site: the site read (default ``resid_pre``, the input of block l; any site of
+            :mod:`interventions.sites`).
         **collect_kwargs: for :func:`lens.collect` (batch_size, checkpoint, progress, ...).
 
     Example:

@@ -168,7 +168,7 @@ def activation_probabilities(
     groups: Sequence[Label],
     *,
     layers: str | int | Sequence[int] = "all",
-    site: NeuronSite = "mlp.hook_pre",
+    site: NeuronSite = "mlp_pre",
     **collect_kwargs: Any,
 ) -> ActivationProbability:
     """Collect an :class:`ActivationProbability` over every layer's ``site`` (for LAPE).

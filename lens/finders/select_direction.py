@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from interventions.directions import ActivationAddition, DirectionAblation
 from lens.finders.diff_in_means import DiffInMeans
 from lens.readout import last_token_logits
-from lens.tokens import first_token_id
+from lens.tokens import token_id
 
 
 @dataclass
@@ -76,17 +76,10 @@ class NoDirectionFound(ValueError):
 
 
 def _token_ids(model: Any, refusal_tokens: Sequence[int | str]) -> Tensor:
-    ids: list[int] = []
-    for t in refusal_tokens:
-        if isinstance(t, str):
-            ids.append(first_token_id(model, t))
-        else:
-            ids.append(int(t))
+    """Ids of the refusal tokens (lens's token rule; text stands for its first token)."""
+    ids = [token_id(model, t, multi="first", what="refusal token") for t in list(refusal_tokens)]
     if not ids:
         raise ValueError("refusal_tokens is empty")
-    bad = [i for i in ids if not 0 <= i < int(model.cfg.d_vocab)]
-    if bad:
-        raise ValueError(f"refusal token ids {bad} are outside the vocabulary")
     return torch.tensor(sorted(set(ids)))
 
 

@@ -12,26 +12,27 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from interventions.base import check_layers
+from interventions.sites import check_site, resolve_layers
 from lens.readout.kernel import NORMS
-from lens.tokens import Batch, first_token_id
+from lens.tokens import Batch, token_id
 
-ResidSite = Literal["resid_post", "resid_pre", "resid_mid"]
-SITES: tuple[ResidSite, ...] = ("resid_post", "resid_pre", "resid_mid")
+# The sites of interventions.sites that hold a d_model vector the unembedding can decode.
+LensSite = Literal["resid_post", "resid_pre", "resid_mid", "attn_out", "mlp_out"]
+SITES: tuple[LensSite, ...] = ("resid_post", "resid_pre", "resid_mid", "attn_out", "mlp_out")
 
 
 def check_args(
     model: Any,
     layers: Any,
-    site: ResidSite,
+    site: LensSite,
     norm: str,
     top_k: int,
     batch_size: int,
     chunk_size: int,
+    include_embed: bool = False,
 ) -> list[int]:
     """The layer list to decode, after checking every scalar argument of the logit lens."""
-    if site not in SITES:
-        raise ValueError(f"site must be one of {SITES}, got {site!r}")
+    check_site(site, SITES, "logit lens site")
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     vocab = int(model.cfg.d_vocab)
@@ -39,14 +40,14 @@ def check_args(
         raise ValueError(f"top_k must be an int in 1..{vocab} (the vocabulary), got {top_k!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be >= 1")
-    if isinstance(layers, str):
-        if layers != "all":
-            raise ValueError(f"layers must be 'all' or a list of ints, got {layers!r}")
-        return list(range(model.cfg.n_layers))
-    layer_list = [layers] if isinstance(layers, int) else list(layers)
-    if not layer_list or not all(isinstance(x, int) for x in layer_list):
-        raise ValueError(f"layers must be 'all' or a non-empty list of ints, got {layers!r}")
-    check_layers(layer_list, model, "logit_lens")
+    layer_list = resolve_layers(model, layers)
+    if not isinstance(include_embed, bool):
+        raise TypeError(f"include_embed must be True or False, got {include_embed!r}")
+    if include_embed and site == "resid_pre" and 0 in layer_list:
+        raise ValueError(
+            "include_embed=True adds the residual stream before block 0, which "
+            "site='resid_pre' already reads as layer 0: drop one of them"
+        )
     return layer_list
 
 
@@ -80,34 +81,29 @@ def position_index(positions: Any, b: Batch) -> tuple[Tensor, Tensor]:
 
 
 def target_token_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
-    """One target token id per prompt (a string stands for its first token), or None."""
+    """One target token id per prompt (or None), each through :func:`lens.tokens.token_id`:
+    text of several tokens is refused with its tokens shown; text the tokenizer does not know
+    warns (:class:`~lens.tokens.UnknownTokenWarning`: a target is only displayed). A list or
+    tuple target stands for its first element."""
     if targets is None:
         return None
-    if isinstance(targets, (str, int)):
+    if isinstance(targets, (str, int, np.integer)):
         targets = [targets] * n_rows
     if isinstance(targets, Tensor):
         targets = targets.tolist()
     targets = list(targets)
     if len(targets) != n_rows:
         raise ValueError(f"got {len(targets)} targets for {n_rows} prompts (or pass one)")
-    ids = [_first_token(model, t) for t in targets]
-    vocab = int(model.cfg.d_vocab)
-    bad = [i for i in ids if not 0 <= i < vocab]
-    if bad:
-        raise ValueError(f"target ids {bad} out of range for vocabulary size {vocab}")
+    ids = [token_id(model, _first(t), unknown="warn", what="target") for t in targets]
     return torch.tensor(ids, dtype=torch.long)
 
 
-def _first_token(model: Any, target: Any) -> int:
-    if isinstance(target, str):
-        return first_token_id(model, target)
+def _first(target: Any) -> Any:
     if isinstance(target, (list, tuple)):
         if not target:
             raise ValueError("an empty target")
-        return _first_token(model, target[0])
-    if isinstance(target, (bool, float)) or not isinstance(target, (int, np.integer)):
-        raise ValueError(f"targets must be token ids or strings, got {target!r}")
-    return int(target)
+        return _first(target[0])
+    return target
 
 
 def category_matrix(

@@ -35,8 +35,10 @@ class LogitLensResult:
     """Per-layer decodings of the residual stream (see ``DIMS`` for every array's dims).
 
     Attributes:
-        layers: decoded layer indices. ``[layer]``
-        site: ``"resid_post"``, ``"resid_pre"`` or ``"resid_mid"``.
+        layers: decoded layer numbers (counted from 0; -1 is the embedding output, the
+            residual stream before block 0, decoded with ``include_embed=True``). ``[layer]``
+        site: the site read at every layer (:mod:`interventions.sites`), e.g.
+            ``"resid_post"`` (the output of block l) or ``"resid_pre"`` (its input).
         norm: ``"recompute"`` (final norm with statistics of each vector) or ``"none"``.
         positions: index of each decoded position in the padded row, -1 if none.
             ``[batch, position]``
@@ -54,6 +56,7 @@ class LogitLensResult:
         token_strings: decoded text of every token id that appears in the arrays above.
         prompts: the prompts as given (text), or None for token-id input.
         model: a short description of the model.
+        method: ``"logit lens"``, or ``"tuned lens"`` when a translator decoded the layers.
     """
 
     layers: np.ndarray
@@ -73,6 +76,7 @@ class LogitLensResult:
     token_strings: dict[int, str] = field(default_factory=dict)
     prompts: list[str] | None = None
     model: str = ""
+    method: str = "logit lens"
 
     DIMS: ClassVar[dict[str, tuple[str, ...]]] = {
         "layers": ("layer",),
@@ -87,6 +91,18 @@ class LogitLensResult:
         "target_ranks": ("layer", "batch", "position"),
         "category_mass": ("layer", "batch", "position", "category"),
     }
+
+    def __repr__(self) -> str:
+        n_layer, n_batch, n_pos, k = self.top_ids.shape
+        return (
+            f"LogitLensResult(site={self.site!r}, layers={self.layer_labels}, norm={self.norm!r}, "
+            f"batch={n_batch}, positions={n_pos}, top_k={k})"
+        )
+
+    @property
+    def layer_labels(self) -> list[str]:
+        """One label per decoded layer: ``"embed"`` for -1, else the layer number."""
+        return ["embed" if int(x) == -1 else str(int(x)) for x in self.layers]
 
     @property
     def shape(self) -> dict[str, int]:
@@ -114,6 +130,7 @@ class LogitLensResult:
             "token_strings": {str(k): v for k, v in self.token_strings.items()},
             "prompts": self.prompts,
             "model": self.model,
+            "method": self.method,
             "dims": {k: list(v) for k, v in self.DIMS.items()},
             "shape": self.shape,
         }

@@ -23,10 +23,11 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
-from lens.hooks import Probe, apply
+from interventions.sites import hook_name
+from lens.hooks import Probe, apply, hook_points_after
 from lens.logit_lens.args import (
     SITES,
-    ResidSite,
+    LensSite,
     category_matrix,
     check_args,
     position_index,
@@ -36,7 +37,7 @@ from lens.logit_lens.result import LogitLensResult
 from lens.readout.kernel import NORMS, Norm, decode_stack, unembed_parts
 from lens.tokens import Batch, PaddingSide, as_batch
 
-__all__ = ["NORMS", "SITES", "Norm", "ResidSite", "decode_stack", "logit_lens", "token_strings"]
+__all__ = ["NORMS", "SITES", "LensSite", "Norm", "decode_stack", "logit_lens", "token_strings"]
 
 
 @torch.no_grad()
@@ -44,8 +45,9 @@ def logit_lens(
     model: Any,
     prompts_or_batch: Any,
     *,
-    layers: str | Sequence[int] = "all",
-    site: ResidSite = "resid_post",
+    layers: str | int | Sequence[int] = "all",
+    site: LensSite = "resid_post",
+    include_embed: bool = False,
     positions: Positions = "last",
     top_k: int = 10,
     targets: Any = None,
@@ -66,29 +68,34 @@ def logit_lens(
     Decoding runs in float32.
 
     Memory: besides the model's own forward on ``batch_size`` prompts, lens keeps the captured
-    residuals (``layers x batch_size x positions x d_model`` floats) and, per decode chunk, at
-    most two ``chunk_size x d_vocab`` float32 buffers plus one of bools: about
-    ``9 * chunk_size * d_vocab`` bytes (113 MB for the default 256 rows and a 49k vocabulary),
-    whatever the number of layers, prompts and positions (a non-float32 model adds one float32
-    copy of ``W_U``). Outputs hold only top-k ids and
-    probabilities, entropies, target statistics and category masses.
+    residuals (``layers x batch_size x positions x d_model`` floats) and, while decoding, two
+    ``chunk_size x block`` float32 tiles of the vocabulary (about 2 MB together, see
+    :func:`lens.readout.kernel.decode_stack`) plus a few floats per row, whatever the number
+    of layers, prompts and positions (a non-float32 model adds one float32 copy of ``W_U``).
+    Outputs hold only top-k ids and probabilities, entropies, target statistics and category
+    masses.
 
     Args:
         model: a TransformerBridge.
         prompts_or_batch: prompts (strings or token-id lists), a ``lens.tokens.Batch`` or a
             token tensor.
-        layers: ``"all"`` or layer indices.
+        layers: ``"all"``, one layer or a list (negative: counted from the end).
         site: ``"resid_post"`` (output of block l; its last layer gives the model's logits),
-            ``"resid_pre"`` (input of block l) or ``"resid_mid"`` (after attention).
+            ``"resid_pre"`` (input of block l), ``"resid_mid"`` (after attention), or a
+            block's own output ``"attn_out"`` / ``"mlp_out"`` (see :mod:`interventions.sites`).
+        include_embed: also decode the embedding output, the residual stream before block 0
+            (``blocks.0.hook_resid_pre``: token plus positional embeddings), as a first row
+            with layer number -1 in ``result.layers`` (label ``"embed"``). It is the first
+            row of TransformerLens's ``accumulated_resid``.
         positions: ``"last"`` (last real token of each row), ``"all"`` (every position of the
             padded row; padding is not decoded and marked ``valid=False``), integer indices
             into the padded row (negative count from its end; decoded in increasing order,
             duplicates dropped), or a 1-D tensor with one index per prompt.
         top_k: number of top tokens kept per layer and position.
-        targets: one target per prompt (or one for all): token ids or strings. A string
-            stands for its FIRST token (tokenized without special tokens; include the leading
-            space for GPT-2-style tokenizers, e.g. ``" Paris"``; SentencePiece tokenizers add
-            their own, so there use ``"Paris"``). Gives ``target_probs`` and ``target_ranks``.
+        targets: one target per prompt (or one for all): token ids, ``"id:N"`` or text of
+            one token under :func:`lens.tokens.token_id`'s rule (``"Paris"`` and ``" Paris"``
+            both name the word-start token; text of several tokens is refused). Gives
+            ``target_probs`` and ``target_ranks``.
         categories: ``{name: token ids}`` (see :func:`lens.token_sets`); gives the probability
             mass of each category.
         norm: ``"recompute"`` (default) or ``"none"``.
@@ -99,9 +106,11 @@ def logit_lens(
         progress: show a progress bar over prompt chunks.
         stop_early: end each forward as soon as the deepest requested residual is captured:
             the rest of the model (later blocks, final norm, the full-vocabulary logits of
-            every position) is not computed, and hooks after that point (interventions or an
-            outer ``lens.apply``'s probes on later sites) do not run. Residuals at the decoded
-            sites are unaffected (the forward is causal in depth). False runs the whole model.
+            every position) is not computed, and ``interventions`` given here at later sites
+            do not run (they cannot change the decoded residuals: the forward is causal in
+            depth). When a hook this call did not install sits after that point (an outer
+            ``lens.apply``'s probes or interventions, a user's hook), the forward runs to
+            the end instead, so that hook still fires. False always runs the whole model.
         translator: a :class:`lens.tuned_lens.TunedLens` for this model: each layer's
             vectors go through its translator before the final norm (the tuned lens).
 
@@ -115,9 +124,11 @@ def logit_lens(
         >>> res.top_ids.shape, res.target_ranks.shape
         ((3, 2, 1, 5), (3, 2, 1))
     """
-    layer_list = check_args(model, layers, site, norm, top_k, batch_size, chunk_size)
+    layer_list = check_args(model, layers, site, norm, top_k, batch_size, chunk_size, include_embed)
     validate_positions(positions)
     if translator is not None:
+        if include_embed:
+            raise ValueError("include_embed=True has no tuned-lens translator; leave it False")
         translator.check(model, layer_list, site)
     b = as_batch(model, prompts_or_batch, padding_side=padding_side)
     n_rows, seq = b.tokens.shape
@@ -126,6 +137,10 @@ def logit_lens(
     target_ids = target_token_ids(model, targets, n_rows)
     cat_names, cat_matrix = category_matrix(model, categories, device)
 
+    hook_names = [hook_name(site, layer) for layer in layer_list]
+    if include_embed:  # the residual stream before block 0 (embeddings), as layer -1
+        layer_list = [-1, *layer_list]
+        hook_names.insert(0, hook_name("resid_pre", 0))
     shape = (len(layer_list), n_rows, pos_index.shape[1])
     top_ids = torch.full((*shape, top_k), -1, dtype=torch.long)
     top_probs = torch.full((*shape, top_k), float("nan"))
@@ -143,14 +158,17 @@ def logit_lens(
         "target_ranks": t_ranks,
         "category_mass": mass,
     }
-    hook_names = [f"blocks.{layer}.hook_{site}" for layer in layer_list]
     deepest = max(layer_list)
-    stop_at = max(i for i, x in enumerate(layer_list) if x == deepest) if stop_early else None
+    stop = None
+    if stop_early:  # the deepest probe, and the hook points that would run after it
+        index = max(i for i, x in enumerate(layer_list) if x == deepest)
+        stop = (index, hook_points_after(model, deepest, same_block=site != "resid_post"))
     starts = range(0, n_rows, batch_size)
-    for start in tqdm(starts, desc="logit lens", disable=not progress):
+    all_valid = bool(valid.all())
+    for start in tqdm(starts, desc="logit lens") if progress else starts:
         rows = slice(start, min(start + batch_size, n_rows))
         resid = _capture(
-            model, b, rows, hook_names, positions, pos_index, valid, interventions, stop_at
+            model, b, rows, hook_names, positions, pos_index, valid, interventions, stop
         )
         if resid.shape[1] == 0:
             continue
@@ -171,17 +189,23 @@ def logit_lens(
             weight=weight,
             bias=bias,
         )
-        where = torch.zeros_like(valid)
-        where[rows] = valid[rows]
+        where: Any = rows  # every slot of these rows is valid (e.g. "last"): plain slices
+        if not all_valid:
+            where = torch.zeros_like(valid)
+            where[rows] = valid[rows]
         for key, dst in outputs.items():
             if dst is not None:  # [layers * n_valid, ...] -> the valid slots of these rows
-                dst[:, where] = out[key].reshape(*resid.shape[:2], *out[key].shape[1:]).cpu()
+                part = out[key].cpu()
+                if all_valid:
+                    dst[:, where] = part.reshape(dst[:, where].shape)
+                else:
+                    dst[:, where] = part.reshape(*resid.shape[:2], *part.shape[1:])
 
     input_ids = torch.where(valid, b.tokens.cpu().gather(1, pos_index.clamp(min=0)), -1)
     pos_out = torch.where(valid, pos_index, -1)
-    seen = {int(i) for i in torch.cat([top_ids.flatten(), input_ids.flatten()]).unique()}
+    seen = set(torch.cat([top_ids.flatten(), input_ids.flatten()]).unique().tolist())
     if target_ids is not None:
-        seen |= {int(i) for i in target_ids}
+        seen |= set(target_ids.tolist())
     return LogitLensResult(
         layers=np.asarray(layer_list, dtype=np.int64),
         site=site,
@@ -200,6 +224,7 @@ def logit_lens(
         token_strings=token_strings(model, sorted(seen - {-1})),
         prompts=b.texts,
         model=_model_name(model),
+        method="logit lens" if translator is None else "tuned lens",
     )
 
 
@@ -239,14 +264,17 @@ class _StopForward(Exception):
 
 
 class _StoppingProbe(Probe):
-    """A probe that ends the forward right after its capture."""
+    """A probe that ends the forward right after its capture (while ``active``)."""
+
+    active: bool = True
 
     def hook(self, model: Any) -> Any:
         capture = super().hook(model)
 
         def capture_then_stop(act: Tensor, hook: Any) -> None:
             capture(act, hook)
-            raise _StopForward
+            if self.active:
+                raise _StopForward
 
         return capture_then_stop
 
@@ -260,14 +288,21 @@ def _capture(
     pos_index: Tensor,
     valid: Tensor,
     interventions: Sequence[Any],
-    stop_at: int | None,
+    stop: tuple[int, list[Any]] | None,
 ) -> Tensor:
-    """One forward on ``rows``; the residuals of the valid positions: [layers, n_valid, d]."""
+    """One forward on ``rows``; the residuals of the valid positions: [layers, n_valid, d].
+
+    ``stop``: (index of the probe that may end the forward, the hook points after it)."""
     probe_pos = _probe_positions(positions, pos_index[rows])
     probes = [Probe(name, positions=probe_pos) for name in hook_names]
-    if stop_at is not None:  # the deepest probe ends the forward once it has captured
-        probes[stop_at] = _StoppingProbe(hook_names[stop_at], positions=probe_pos)
-    with apply(model, *interventions, probes=probes):
+    stopper: _StoppingProbe | None = None
+    later: list[Any] = []
+    if stop is not None:  # the deepest probe ends the forward once it has captured
+        index, later = stop
+        stopper = probes[index] = _StoppingProbe(hook_names[index], positions=probe_pos)
+    with apply(model, *interventions, probes=probes) as handle:
+        if stopper is not None:  # someone else's hook after it: run to the end
+            stopper.active = not handle.others_hooked(later)
         try:
             model(b.tokens[rows], attention_mask=b.attention_mask[rows])
         except _StopForward:

@@ -105,7 +105,7 @@ def load_organism(
         >>> model.cfg.n_layers, model.cfg.default_prepend_bos
         (6, True)
     """
-    from lens.models import load_hf_folder
+    from lens.hf_folder import load_hf_folder
 
     path = checkpoint_path(checkpoint, folder)
     model = load_hf_folder(path, str(device), dtype, None)

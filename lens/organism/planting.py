@@ -92,9 +92,20 @@ def _untie(model: Any) -> None:
         head.weight = torch.nn.Parameter(head.weight.detach().clone())
 
 
+def _weight(norm: bridge.NormParams) -> Tensor:
+    if norm.weight is None:
+        raise ValueError("planting needs norms with a weight; this model's norm has none")
+    return norm.weight
+
+
+def _ln2(model: Any, layer: int) -> bridge.NormParams:
+    """Block ``layer``'s pre-MLP norm as parameters."""
+    return bridge.block_norm_params(model, layer, "ln2")
+
+
 def _pick_dims(model: Any, layer: int) -> tuple[int, int]:
-    used = getattr(model, "_lens_planted_dims", set())
-    g = bridge.block_norm(model, layer, "ln2").weight.detach().abs()
+    used: set[int] = getattr(model, "_lens_planted_dims", set())
+    g = _weight(_ln2(model, layer)).detach().abs()
     order = [int(i) for i in torch.argsort(g, descending=True) if int(i) not in used]
     if len(order) < 2:
         raise ValueError("no free residual dimensions left to plant into")
@@ -144,8 +155,8 @@ def plant_neurons(
     neurons = _check(model, layer, neurons, "neurons", model.cfg.d_mlp)
     token_ids = _check(model, layer, token_ids, "token_ids", model.cfg.d_vocab)
     j, k = dims if dims is not None else _pick_dims(model, layer)
-    ln = bridge.block_norm(model, layer, "ln2")
-    g = ln.weight.detach()
+    ln = _ln2(model, layer)
+    g = _weight(ln).detach()
     if float(g[j].abs()) < 1e-3 or float(g[k].abs()) < 1e-3:
         raise ValueError(f"norm weight too small at dims {(j, k)}; pass other dims")
     _untie(model)
@@ -159,8 +170,7 @@ def plant_neurons(
     emb[token_ids, k] = -c
     read = torch.zeros_like(g)
     read[j], read[k] = gain / g[j], -gain / g[k]
-    ln_bias = getattr(ln, "bias", None)
-    offset = float(read @ ln_bias) if ln_bias is not None else 0.0
+    offset = float(read @ ln.bias) if ln.bias is not None else 0.0
     for mod in bridge.mlp_input_projections(model, layer):
         w = _out_in(mod)
         w[neurons] = read.to(w.dtype)
@@ -209,7 +219,7 @@ def plant_direction(
     dims = _pick_dims(model, layer)
     u = direction.clone()
     u[list(dims)] = 0
-    if model.cfg.normalization_type == "LN":  # LayerNorm centres: keep u zero-mean off the dims
+    if _ln2(model, layer).kind == "LN":  # LayerNorm centres: keep u zero-mean off the dims
         free = torch.ones_like(u, dtype=torch.bool)
         free[list(dims)] = False
         u[free] -= u[free].mean()
@@ -223,6 +233,6 @@ def plant_direction(
     out = _out_in(bridge.mlp_output_projection(model, layer))
     out[:, neuron] = (strength * u).to(out.dtype)
     head = _out_in(bridge.unembed_module(model))
-    g = bridge.final_norm_module(model).weight.detach()
+    g = _weight(bridge.final_norm(model)).detach()
     head[target_token] += (logit_gain * u / g).to(head.dtype)
     return PlantedDirection(layer, neuron, u.cpu(), token_ids, int(target_token), planted.dims)

@@ -11,18 +11,18 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from interventions.heads import site_hook
+from interventions.sites import hook_name, resolve_layers
 from lens.hooks import GradProbe, Probe, apply
+from lens.inputs import check_metric_gap, forward_bytes, rows_per_forward
 from lens.patching.exact import (
     SITES,
     check_sites,
     last_token_logits,
     metric_view,
-    resolve_layers,
     source_values,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
-from lens.patching.result import PatchingResult
+from lens.patching.result import PatchingResult, inputs_record
 
 
 @dataclass(eq=False)
@@ -67,21 +67,24 @@ def attribution_patching(
         >>> import lens
         >>> model = lens.load_model(lens.tiny_config("gpt2"))
         >>> res = attribution_patching(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, wrong=6)
-        >>> tuple(res.values("head").shape), res.dims("head")
+        >>> tuple(res.values("z").shape), res.dims("z")
         ((3, 3, 4), ('layer', 'position', 'head'))
     """
     sites = check_sites(sites)
-    layers = resolve_layers(layers, model)
+    layers = resolve_layers(model, layers)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
     source_run, target = pairs.source_target(direction)
+    n, seq = pairs.n_pairs, int(target.tokens.shape[1])
+    kept = 3 * len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # source, act, grad
+    graph = int(model.cfg.n_layers) * forward_bytes(model, seq, n)  # the backward's activations
+    rows_per_forward(model, seq, rows=n, n_pairs=n, stored=kept + graph, what="attribution")
     source, source_m = source_values(model, source_run, sites, layers, interventions, pairs.metric)
     keys = [(s, layer) for s in sites for layer in layers]
-    acts = {k: Probe(site_hook(*k)) for k in keys}
-    grads = {k: GradProbe(site_hook(*k)) for k in keys}
+    acts = {k: Probe(hook_name(*k)) for k in keys}
+    grads = {k: GradProbe(hook_name(*k)) for k in keys}
     track = TrackGrad()
-    n = pairs.n_pairs
     last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
     probes = [*acts.values(), *grads.values()]
     with torch.enable_grad(), apply(model, track, *interventions, *last_only, probes=probes):
@@ -103,7 +106,7 @@ def attribution_patching(
         for layer in layers:
             key = (site, layer)
             if not grads[key].values:
-                raise RuntimeError(f"no gradient reached {site_hook(*key)}")
+                raise RuntimeError(f"no gradient reached {hook_name(*key)}")
             delta = (source[key] - acts[key].value) * grads[key].value
             effect = delta.sum(-1).double().cpu()  # [pair, pos] or [pair, pos, head]
             per_layer.append(effect[rows, pairs.slots.cpu()].transpose(0, 1))
@@ -113,6 +116,8 @@ def attribution_patching(
     target_m = target_m.detach().double().cpu()
     source_m = source_m.double().cpu()
     clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    check_metric_gap(clean_m, corrupt_m)
+    meta = inputs_record(model, pairs, sites=sites, positions=positions, layers=layers)
     return PatchingResult(
-        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "attribution", direction, {}
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "attribution", direction, meta
     )

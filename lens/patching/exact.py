@@ -12,10 +12,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions import bridge as hb
-from interventions._common import as_layers
-from interventions.base import check_layers
-from interventions.heads import site_hook
+from interventions.heads import PATCH_SITES
+from interventions.sites import check_site, hook_name, resolve_layers
 from lens.hooks import Probe, apply
+from lens.inputs import check_metric_gap, forward_bytes, rows_per_forward
 from lens.patching.pairs import (
     Direction,
     Metric,
@@ -25,27 +25,18 @@ from lens.patching.pairs import (
     prepare,
     repeat,
 )
-from lens.patching.result import PatchingResult
+from lens.patching.result import PatchingResult, inputs_record
 from lens.tokens import Batch
 
-SITES = ("resid_pre", "attn_out", "mlp_out", "head")
-ALL_SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "head")
+SITES = ("resid_pre", "attn_out", "mlp_out", "z")
+ALL_SITES = PATCH_SITES  # resid_pre, resid_post, attn_out, mlp_out, z (per head)
 
 
 def check_sites(sites: Sequence[str]) -> list[str]:
     sites = [sites] if isinstance(sites, str) else list(sites)
-    bad = [s for s in sites if s not in ALL_SITES]
-    if bad or not sites:
-        raise ValueError(f"unknown sites {bad}; patching knows {list(ALL_SITES)}")
-    return sites
-
-
-def resolve_layers(layers: Any, model: Any) -> list[int]:
-    """``"all"``, one layer or a list of layers, checked against ``model``, as a list."""
-    items = as_layers(layers, "layers")
-    chosen = list(range(int(model.cfg.n_layers))) if isinstance(items, str) else items
-    check_layers(chosen, model, "patching")
-    return chosen
+    if not sites:
+        raise ValueError(f"sites is empty; patching knows {list(ALL_SITES)}")
+    return [check_site(s, ALL_SITES, "patching site") for s in sites]
 
 
 @overload
@@ -75,7 +66,7 @@ def source_values(
     metric: Metric | None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
-    probes = {(s, layer): Probe(site_hook(s, layer)) for s in sites for layer in layers}
+    probes = {(s, layer): Probe(hook_name(s, layer)) for s in sites for layer in layers}
     last = last_token_logits(metric, run)
     with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
         logits = model(run.tokens, attention_mask=run.attention_mask)
@@ -117,7 +108,7 @@ class CellPatch:
         for copy, group in enumerate(self.cells):
             for site, layer, slot, head in group:
                 groups.setdefault((site, layer), []).append((copy, slot, head))
-        return [(site_hook(*key), self._hook(key, items)) for key, items in groups.items()]
+        return [(hook_name(*key), self._hook(key, items)) for key, items in groups.items()]
 
     def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
         n = self.n_pairs
@@ -132,7 +123,7 @@ class CellPatch:
             out = act.clone()
             dev = act.device
             r, p, q = rows.to(dev), pos.to(dev), pair.to(dev)
-            if key[0] == "head":
+            if key[0] == "z":
                 h = heads.to(dev)
                 out[r, p, h] = src[q, p, h].to(dev, act.dtype)
             else:
@@ -183,7 +174,7 @@ class GrowCopies:
 
             return hook
 
-        return [(f"blocks.{layer}.hook_resid_pre", grow(layer)) for layer in sorted(counts)]
+        return [(hook_name("resid_pre", layer), grow(layer)) for layer in sorted(counts)]
 
 
 def run_cells(
@@ -202,7 +193,8 @@ def run_cells(
     joins the batch at its first patched layer: the layers before it run once for all copies
     (:class:`GrowCopies`); ``interventions`` must then accept a batch that grows there."""
     n = pairs.n_pairs
-    copies = max(1, batch_size // n)
+    seq = int(target.tokens.shape[1])  # copies per forward, kept under the memory bound
+    copies = rows_per_forward(model, seq, rows=max(batch_size, n), n_pairs=n) // n
     out = torch.empty(len(cells), n, dtype=torch.float64)
     chunks = range(0, len(cells), copies)
     # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
@@ -256,17 +248,22 @@ def activation_patching(
         model: a TransformerBridge.
         clean, corrupt: prompts (text, token-id lists or a ``lens.tokens`` Batch), one pair per
             row; each pair must tokenize to the same length (rows are left-padded).
-        answer, wrong: the default metric's tokens (one for all pairs, or one per pair); a
-            string must be a single token.
+        answer, wrong: the default metric's tokens (one for all pairs, or one per pair): ids,
+            ``"id:N"`` or text of one token by :func:`lens.tokens.token_id`'s rule (text of
+            several tokens, or one the tokenizer does not know, is refused).
         metric: ``metric(logits, batch) -> [batch]`` instead of the logit difference at the
             last real token; batches are copy-major (row r is pair r % n_pairs).
         sites: any of ``"resid_pre"``, ``"resid_post"``, ``"attn_out"``, ``"mlp_out"``,
-            ``"head"`` (a head's ``hook_z`` slice).
+            ``"z"`` (per head: a head's ``attn.hook_z`` slice); see :mod:`interventions.sites`.
         positions: ``"all"`` (every padded position), ``"last"`` (each row's last real token)
             or integer indices into the padded sequence.
-        layers: ``"all"`` or a list.
-        batch_size: rows per forward (copies x pairs); bounds memory.
+        layers: ``"all"``, one layer or a list (negative: counted from the end).
+        batch_size: rows per forward (copies x pairs); lowered when the estimated memory
+            would pass ``lens.inputs.MEMORY_BOUND_BYTES`` (refused when one copy would).
         interventions: applied to every run (e.g. patching under an ablation).
+
+    Identical clean and corrupt prompts, ``answer == wrong`` and a clean metric equal to the
+    corrupted one are refused (:class:`lens.inputs.InputError`): they give no finite effect.
 
     Returns:
         A :class:`PatchingResult` (``values(site)``: 0 = corrupted run, 1 = clean run).
@@ -280,7 +277,7 @@ def activation_patching(
         ((3, 3), ('layer', 'position'))
     """
     sites = check_sites(sites)
-    layers = resolve_layers(layers, model)
+    layers = resolve_layers(model, layers)
     pairs = prepare(
         model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions=positions
     )
@@ -288,28 +285,32 @@ def activation_patching(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     source_run, target = pairs.source_target(direction)
     metric = pairs.metric
+    n, seq = pairs.n_pairs, int(target.tokens.shape[1])
+    stored = len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # kept activations
+    batch_size = rows_per_forward(model, seq, rows=batch_size, n_pairs=n, stored=stored)
     source, source_m = source_values(model, source_run, sites, layers, interventions, metric)
     _, target_m = source_values(model, target, [], [], interventions, metric)
-    n = pairs.n_pairs
     source_m, target_m = source_m.double().cpu(), target_m.double().cpu()
+    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    check_metric_gap(clean_m, corrupt_m)
     n_slots, n_heads = pairs.slots.shape[0], hb.n_heads(model)
     cells = [
         (site, layer, slot, head)
         for site in sites
         for layer in layers
         for slot in range(n_slots)
-        for head in (range(n_heads) if site == "head" else [-1])
+        for head in (range(n_heads) if site == "z" else [-1])
     ]
     flat = run_cells(
         model, pairs, [[c] for c in cells], source, target, batch_size, interventions, progress
     )
     raw, start = {}, 0
     for site in sites:
-        shape = (len(layers), n_slots) + ((n_heads,) if site == "head" else ())
-        size = len(layers) * n_slots * (n_heads if site == "head" else 1)
+        shape = (len(layers), n_slots) + ((n_heads,) if site == "z" else ())
+        size = len(layers) * n_slots * (n_heads if site == "z" else 1)
         raw[site] = flat[start : start + size].T.reshape(n, *shape)
         start += size
-    clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
+    meta = inputs_record(model, pairs, sites=sites, positions=positions, layers=layers)
     return PatchingResult(
-        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, {}
+        raw, clean_m, corrupt_m, layers, pairs.slot_labels, "exact", direction, meta
     )

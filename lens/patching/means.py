@@ -46,7 +46,7 @@ def head_means(
     from lens.collect import collect  # noqa: PLC0415  (collect imports the hook machinery)
     from lens.stats.accumulators import MomentStats  # noqa: PLC0415
 
-    acc = MomentStats.for_model(model, ["all"], site="attn.hook_z", layers=layers)
+    acc = MomentStats.for_model(model, ["all"], site="z", layers=layers)
     collect(
         model,
         [(p, "all") for p in prompts],

@@ -15,42 +15,12 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from lens.tokens import Batch, as_batch
+from lens.inputs import InputError
+from lens.tokens import Batch, as_batch, token_ids
 
 Metric = Callable[[Float[Tensor, "batch pos vocab"], Batch], Float[Tensor, " batch"]]
 Token = str | int
 Direction = Literal["denoise", "noise"]
-
-
-def token_id(model: Any, token: Token, what: str) -> int:
-    """One token id from an id or a single-token string; a multi-token string is refused."""
-    if isinstance(token, bool):
-        raise TypeError(f"{what} must be a token id or a string, got {token!r}")
-    if isinstance(token, int):
-        vocab = int(model.cfg.d_vocab)
-        if not 0 <= token < vocab:
-            raise ValueError(f"{what} id {token} out of range; this model has ids 0..{vocab - 1}")
-        return token
-    if not isinstance(token, str):
-        raise TypeError(f"{what} must be a token id or a string, got {type(token).__name__}")
-    tok = getattr(model, "tokenizer", None)
-    if tok is None:
-        raise ValueError(f"this model has no tokenizer: give {what} as a token id")
-    ids = list(tok([token], add_special_tokens=False)["input_ids"][0])
-    if len(ids) != 1:
-        raise ValueError(
-            f"{what} {token!r} is {len(ids)} tokens {ids}: pass a single-token string "
-            "(often with a leading space, e.g. ' Paris') or a token id"
-        )
-    return int(ids[0])
-
-
-def token_ids(model: Any, tokens: Token | Sequence[Token], n: int, what: str) -> Tensor:
-    """One id per pair (a single token is used for every pair)."""
-    items = [tokens] * n if isinstance(tokens, (str, int)) else list(tokens)
-    if len(items) != n:
-        raise ValueError(f"{what} has {len(items)} entries for {n} prompt pairs")
-    return torch.tensor([token_id(model, t, what) for t in items], dtype=torch.long)
 
 
 @dataclass
@@ -98,6 +68,8 @@ class Pairs:
     metric: Metric
     slots: Int[Tensor, "slots pairs"]  # the padded position each cell covers, per pair
     slot_labels: list[str]
+    answer: Int[Tensor, " pairs"] | None = None  # the default metric's ids (None: custom)
+    wrong: Int[Tensor, " pairs"] | None = None
 
     @property
     def n_pairs(self) -> int:
@@ -168,17 +140,29 @@ def prepare(
             )
     if not torch.equal(clean_b.attention_mask.cpu(), corrupt_b.attention_mask.cpu()):
         raise ValueError("clean and corrupt batches must use the same padding side")
+    same = (clean_b.tokens == corrupt_b.tokens).all(1).cpu().nonzero().flatten().tolist()
+    if same:
+        raise InputError(
+            f"pair {same[0]}: the clean and corrupt prompts are the same tokens, so patching "
+            "changes nothing (every cell would be 0/0); change a word in the corrupt prompt"
+        )
+    answer_ids = wrong_ids = None
     if metric is None:
         if answer is None:
             raise ValueError("give answer= (and optionally wrong=), or a metric")
         n = len(clean_b)
-        metric = LogitDiff(
-            token_ids(model, answer, n, "answer"),
-            None if wrong is None else token_ids(model, wrong, n, "wrong"),
-        )
+        answer_ids = token_ids(model, answer, n=n, what="answer")
+        wrong_ids = None if wrong is None else token_ids(model, wrong, n=n, what="wrong")
+        if wrong_ids is not None and bool((answer_ids == wrong_ids).any()):
+            i = int((answer_ids == wrong_ids).nonzero()[0, 0])
+            raise InputError(
+                f"pair {i}: answer and wrong are the same token (id {int(answer_ids[i])}), so "
+                "their logit difference is 0 on every run; give two different tokens"
+            )
+        metric = LogitDiff(answer_ids, wrong_ids)
     slots, idx = _slots(positions, clean_b)
     if idx is None:
         labels = ["last"]
     else:
         labels = [_label(model, clean_b, corrupt_b, p) for p in idx]
-    return Pairs(clean_b, corrupt_b, metric, slots, labels)
+    return Pairs(clean_b, corrupt_b, metric, slots, labels, answer_ids, wrong_ids)

@@ -11,8 +11,57 @@ import numpy as np
 import torch
 from torch import Tensor
 
-DIMS = {"head": ("layer", "position", "head")}
+DIMS = {"z": ("layer", "position", "head")}
 DEFAULT_DIMS = ("layer", "position")
+
+
+def _token_text(model: Any, ids: Tensor | None) -> list[str] | None:
+    tok = getattr(model, "tokenizer", None)
+    if ids is None:
+        return None
+    if tok is None:
+        return [f"id:{int(i)}" for i in ids]
+    return [tok.decode([int(i)]) for i in ids]
+
+
+def _prompts(b: Any) -> list[Any]:
+    if b.texts is not None:
+        return list(b.texts)
+    return [row[m.bool()].tolist() for row, m in zip(b.tokens.cpu(), b.attention_mask.cpu())]
+
+
+def _metric_name(pairs: Any) -> str:
+    metric = pairs.metric
+    if pairs.answer is not None:
+        diff = " - logit[wrong]" if pairs.wrong is not None else ""
+        return f"logit[answer]{diff} at the last real token"
+    return str(getattr(metric, "__name__", type(metric).__name__))
+
+
+def inputs_record(
+    model: Any, pairs: Any, *, sites: list[str], positions: Any, layers: list[int]
+) -> dict[str, Any]:
+    """What a patching result was computed from (goes into ``meta`` and result.json): lens's
+    version, the model (name and weight fingerprint), the prompts, answer/wrong ids and text,
+    the metric, sites, positions and layers."""
+    import lens
+    from lens.tuned_lens.translators import fingerprint
+
+    return {
+        "lens_version": lens.__version__,
+        "model": str(getattr(model.cfg, "model_name", "") or type(model).__name__),
+        "model_fingerprint": fingerprint(model),
+        "clean_prompts": _prompts(pairs.clean),
+        "corrupt_prompts": _prompts(pairs.corrupt),
+        "answer_ids": None if pairs.answer is None else pairs.answer.tolist(),
+        "answer_tokens": _token_text(model, pairs.answer),
+        "wrong_ids": None if pairs.wrong is None else pairs.wrong.tolist(),
+        "wrong_tokens": _token_text(model, pairs.wrong),
+        "metric": _metric_name(pairs),
+        "sites": list(sites),
+        "positions": positions if isinstance(positions, str) else list(pairs.slots[:, 0].tolist()),
+        "layers": list(layers),
+    }
 
 
 @dataclass
@@ -25,6 +74,8 @@ class PatchingResult:
         layers: the layers of the layer axis; position_labels: one label per position slot.
         method: ``"exact"`` (activation patching) or ``"attribution"`` (its linear estimate).
         direction: ``"denoise"`` (corrupt run, clean values in) or ``"noise"``.
+        meta: what the result was computed from (:func:`inputs_record`: lens version, model
+            and its fingerprint, prompts, answer/wrong ids and text, metric, sites, positions).
     """
 
     raw: dict[str, Tensor]
@@ -36,8 +87,16 @@ class PatchingResult:
     direction: str = "denoise"
     meta: dict[str, Any] = field(default_factory=dict)
 
+    def __repr__(self) -> str:
+        n_pairs = int(self.clean_metric.shape[0])
+        return (
+            f"PatchingResult({self.method}, {self.direction}, sites={self.sites}, "
+            f"layers={self.layers}, positions={self.position_labels}, pairs={n_pairs})"
+        )
+
     @property
     def sites(self) -> list[str]:
+        """The sites patched (:mod:`interventions.sites` names), in order."""
         return list(self.raw)
 
     def dims(self, site: str) -> tuple[str, ...]:
@@ -77,6 +136,8 @@ class PatchingResult:
             "method": self.method,
             "direction": self.direction,
             "meta": self.meta,
+            "clean_metric": self.clean_metric.double().cpu().tolist(),
+            "corrupt_metric": self.corrupt_metric.double().cpu().tolist(),
             "values": {s: self.values(s).tolist() for s in self.sites},
         }
         (folder / "result.json").write_text(json.dumps(meta, indent=1))
@@ -104,35 +165,9 @@ class PatchingResult:
     def plot(self, site: str, path: str | Path | None = None, head: int | None = None) -> Any:
         """Heatmap of :meth:`values` (layers x positions, labelled with the tokens).
 
-        For ``"head"``, ``head=`` plots one head; without it every (layer, head) is a row.
+        For ``"z"``, ``head=`` plots one head; without it every (layer, head) is a row.
         Saved to ``path`` when given; returns the matplotlib figure.
         """
-        import matplotlib
+        from lens.plots.patching import plot_patching
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        values = self.values(site)
-        rows = [f"L{layer}" for layer in self.layers]
-        if site == "head":
-            if head is not None:
-                values = values[..., head]
-                rows = [f"L{layer}H{head}" for layer in self.layers]
-            else:
-                n_heads = values.shape[-1]
-                values = values.permute(0, 2, 1).reshape(-1, values.shape[1])
-                rows = [f"L{layer}H{h}" for layer in self.layers for h in range(n_heads)]
-        data = values.double().numpy()
-        width = max(4.0, 0.5 * data.shape[1] + 2)
-        fig, ax = plt.subplots(figsize=(width, max(3.0, 0.25 * data.shape[0] + 1.5)))
-        bound = float(np.nanmax(np.abs(data))) or 1.0
-        image = ax.imshow(data, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto")
-        ax.set_xticks(range(data.shape[1]), self.position_labels, rotation=60, ha="right")
-        ax.set_yticks(range(data.shape[0]), rows, fontsize=7 if len(rows) > 30 else 9)
-        ax.set_title(f"{self.method} patching ({self.direction}), {site}: 0=corrupt, 1=clean")
-        fig.colorbar(image, ax=ax)
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path, dpi=120)
-            plt.close(fig)
-        return fig
+        return plot_patching(self, site, path, head=head)

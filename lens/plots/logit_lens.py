@@ -36,12 +36,13 @@ def plot_grid(result: Any, path: str | Path, row: int = 0, *, max_chars: int = 8
             text = token_label(result.token_str(ids[i, j]), max_chars)
             color = text_colour(image.cmap(image.norm(probs[i, j])))
             ax.text(j, i, text, ha="center", va="center", fontsize=font, color=color)
-    ax.set_yticks(range(n_layer), [str(layer) for layer in result.layers], fontsize=8)
+    ax.set_yticks(range(n_layer), result.layer_labels, fontsize=8)
     inputs = [token_label(result.token_str(t), max_chars) for t in result.input_ids[row, cols]]
     ax.set_xticks(range(n_pos), inputs, rotation=45, ha="right", fontsize=8)
     ax.set_xlabel("input token (position)")
     ax.set_ylabel(f"layer ({result.site})")
-    ax.set_title(f"logit lens: top-1 token per layer, prompt {row}", fontsize=10)
+    method = getattr(result, "method", "logit lens")
+    ax.set_title(f"{method}: top-1 token per layer, prompt {row}", fontsize=10)
     fig.colorbar(image, ax=ax, label="top-1 probability", shrink=0.8)
     return save_figure(fig, path)
 
@@ -82,7 +83,8 @@ def plot_mass(result: Any, path: str | Path, row: int | None = None, position: i
     ax.set_ylabel("probability")
     ax.set_ylim(-0.02, 1.02)
     who = f"prompt {row}" if row is not None else f"mean of {len(keep)} prompts (band: min-max)"
-    ax.set_title(f"logit lens: probability mass per layer, {who}", fontsize=10)
+    method = getattr(result, "method", "logit lens")
+    ax.set_title(f"{method}: probability mass per layer, {who}", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)

@@ -17,32 +17,10 @@ from torch import Tensor
 from interventions import bridge
 
 
-def _norm_parts(model: Any) -> tuple[str, Tensor | None, Tensor | None, float]:
-    ln = bridge.final_norm_module(model)
-    kind = (model.cfg.normalization_type or "LN").upper()
-    eps = getattr(ln, "eps", None) or getattr(ln, "variance_epsilon", None) or model.cfg.eps
-    weight = getattr(ln, "weight", None)
-    bias = getattr(ln, "bias", None)
-    if weight is not None and getattr(model.cfg, "rmsnorm_uses_offset", False):
-        weight = weight + 1.0
-    return ("RMS" if kind.startswith("RMS") else "LN"), weight, bias, float(eps)
-
-
 def final_norm(model: Any, h: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
-    """The model's final LayerNorm/RMSNorm applied to ``h`` with statistics of ``h`` itself."""
-    kind, weight, bias, eps = _norm_parts(model)
-    x = h.float()
-    if kind == "RMS":
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    else:
-        x = x - x.mean(-1, keepdim=True)
-        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    x = x.to(h.dtype)
-    if weight is not None:
-        x = x * weight.to(x.device, x.dtype)
-    if bias is not None:
-        x = x + bias.to(x.device, x.dtype)
-    return x
+    """The model's final LayerNorm/RMSNorm applied to ``h`` with statistics of ``h`` itself
+    (parameters from :func:`interventions.bridge.final_norm`, Gemma's ``1 + w`` included)."""
+    return bridge.final_norm(model).apply(h)
 
 
 def unembed(model: Any, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_vocab"]:
@@ -51,8 +29,8 @@ def unembed(model: Any, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d
     logits = x @ head.weight.to(x.device, x.dtype).T
     if getattr(head, "bias", None) is not None:
         logits = logits + head.bias.to(x.device, x.dtype)
-    cap = getattr(model.cfg, "output_logits_soft_cap", -1.0)
-    if cap is not None and cap > 0:
+    cap = bridge.logit_soft_cap(model)
+    if cap is not None:
         logits = cap * torch.tanh(logits / cap)
     return logits
 

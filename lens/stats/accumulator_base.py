@@ -24,6 +24,7 @@ import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
 
+from interventions.sites import Site
 from lens.stats.distributed import all_reduce_sum
 
 Label = str | int
@@ -55,7 +56,7 @@ class Accumulator:
     """
 
     kind: ClassVar[str] = "Accumulator"
-    default_site: ClassVar[str] = "mlp.hook_post"
+    default_site: ClassVar[Site] = "mlp_post"
     _fields: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
@@ -87,11 +88,11 @@ class Accumulator:
         model: Any,
         groups: Sequence[Label],
         *,
-        site: str | None = None,
+        site: Site | None = None,
         layers: str | int | Sequence[int] = "all",
         **kwargs: Any,
     ) -> AccT:
-        """Build one over ``blocks.{l}.{site}`` for each layer of ``model``.
+        """Build one over ``site`` (:mod:`interventions.sites`) at each of ``layers`` of ``model``.
 
         Example:
             >>> import lens

@@ -71,7 +71,7 @@ class ActivationProbability(Accumulator):
     """
 
     kind = "ActivationProbability"
-    default_site = "mlp.hook_pre"
+    default_site = "mlp_pre"
     _fields = ("count", "active")
 
     def _allocate(self) -> None:
@@ -104,7 +104,7 @@ class PositionMeans(Accumulator):
     """
 
     kind = "PositionMeans"
-    default_site = "hook_resid_pre"
+    default_site = "resid_pre"
     _fields = ("count", "sum")
 
     def __init__(

@@ -26,6 +26,10 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
     """The organism's world (of ``folder``, of the model's own folder, or the shipped one),
     checked against ``model``'s tokenizer.
 
+    The one place studies decide "is this model the organism, and where is its world?"
+    (:func:`lens.studies.datasets.study_dataset` and :func:`lens.studies.datasets.is_organism`
+    ask it; loading a model by folder is :mod:`lens.models`' job).
+
     Raises:
         ValueError: the model's tokenizer does not hold the world's words (not an organism);
             with ``required=False`` returns None instead.
@@ -40,7 +44,7 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
     world = organism.world(_world_folder(model, folder))
     tok = getattr(model, "tokenizer", None)
     ok = tok is not None and hasattr(tok, "convert_tokens_to_ids")
-    if ok:
+    if ok and tok is not None:
         ids = tok.convert_tokens_to_ids(world.vocabulary())
         ok = not any(i is None or i == tok.unk_token_id for i in ids)
         ok = ok and max(ids) < model.cfg.d_vocab
@@ -83,13 +87,11 @@ def split(items: list[Any], fraction: float, seed: int) -> tuple[list[Any], list
 
 
 def word_ids(model: Any, words: Sequence[str]) -> list[int]:
-    """Token id of every word (each word of the organism's world is one token)."""
-    tok = model.tokenizer
-    ids = tok.convert_tokens_to_ids(list(words))
-    bad = [w for w, i in zip(words, ids) if i is None or i == tok.unk_token_id]
-    if bad:
-        raise ValueError(f"words without a token of their own: {bad[:5]}")
-    return [int(i) for i in ids]
+    """Token id of every word by lens's token rule (each word of the organism's world is one
+    token the tokenizer knows; anything else raises :class:`lens.tokens.TokenError`)."""
+    from lens.tokens import token_id
+
+    return [token_id(model, w, what="word") for w in words]
 
 
 def language_token_ids(world: Any, model: Any) -> dict[str, set[int]]:

@@ -95,18 +95,12 @@ class AnswerScores:
     logprob: Float[Tensor, " n"]
 
 
-def _why_unusable(tok: Any, vocab: int, prompt_ids: list[int], full: list[int]) -> str | None:
-    n = len(prompt_ids)
-    if full[:n] != prompt_ids:
-        return "the prompt's tokens change when the answer follows it"
-    answer = full[n:]
+def _why_unusable(tok: Any, answer: list[int]) -> str | None:
     if not answer:
         return "the answer tokenizes to nothing"
     unk = getattr(tok, "unk_token_id", None)
     if unk is not None and unk in answer:
         return "the answer has a word the tokenizer does not know (unknown token)"
-    if max(answer) >= vocab:
-        return f"an answer token id is outside the model's vocabulary (d_vocab {vocab})"
     return None
 
 
@@ -124,31 +118,35 @@ def tokenize_answers(model: Any, prompts: Sequence[str], answers: Sequence[str])
         >>> model.tokenizer.convert_ids_to_tokens(a.answer_ids[0])
         ['lawyer']
     """
-    from lens.tokens import _bos_id, default_prepend_bos
+    from lens.tokens import TokenError, _bos_id, default_prepend_bos, tokens_after
 
     if len(prompts) != len(answers):
         raise ValueError(f"{len(prompts)} prompts but {len(answers)} answers")
     tok = getattr(model, "tokenizer", None)
     if tok is None:
         raise ValueError("this model has no tokenizer: answers given as text cannot be scored")
-    bos = [_bos_id(model)] if default_prepend_bos(model) else []
+    bos_id = _bos_id(model)
+    bos = [bos_id] if default_prepend_bos(model) and bos_id is not None else []
     vocab = int(model.cfg.d_vocab)
-    plain = tok(list(prompts), add_special_tokens=False)["input_ids"] if prompts else []
-    full_texts = [f"{p} {a}" for p, a in zip(prompts, answers)]
-    full = tok(full_texts, add_special_tokens=False)["input_ids"] if prompts else []
     out = Answers([], [], [], [])
     for i, (prompt, answer) in enumerate(zip(prompts, answers)):
-        reason = (
-            "empty answer"
-            if not answer.strip()
-            else _why_unusable(tok, vocab, list(plain[i]), list(full[i]))
-        )
+        ids: list[int] = []
+        if not answer.strip():
+            reason: str | None = "empty answer"
+        else:
+            try:  # the answer as a word after the prompt: lens's token rule in context
+                ids = tokens_after(model, prompt, " " + answer, what="answer")
+                reason = _why_unusable(tok, ids)
+            except TokenError:
+                reason = "the prompt's tokens change when the answer follows it"
+        if reason is None and max(ids) >= vocab:
+            reason = f"an answer token id is outside the model's vocabulary (d_vocab {vocab})"
         if reason is not None:
             out.skipped.append(SkippedAnswer(i, prompt, answer, reason))
             continue
         out.kept.append(i)
-        out.prompt_ids.append(bos + list(plain[i]))
-        out.answer_ids.append(list(full[i][len(plain[i]) :]))
+        out.prompt_ids.append(bos + [int(t) for t in tok.encode(prompt, add_special_tokens=False)])
+        out.answer_ids.append(ids)
     return out
 
 

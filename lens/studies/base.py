@@ -180,13 +180,16 @@ class StudyConfig:
         return dataclasses.replace(self, **check_layers(self, int(model.cfg.n_layers)))
 
 
+_D = TypeVar("_D", bound="StudyData")
+
+
 @dataclass
 class StudyData:
     """Base of a study's typed numbers (``StudyResult.data``; results.json's ``"data"``).
 
-    Subclasses declare their top-level entries as dataclass fields (nested parts stay
-    JSON-safe dicts and lists). ``data["key"]`` keeps working for code written against the
-    older dict form.
+    Subclasses declare their top-level entries as dataclass fields, nested parts as
+    TypedDicts (JSON-safe dicts and lists, so results.json round-trips as it is); read them
+    as attributes (``data.final``), never as ``data["final"]``.
     """
 
     def to_dict(self) -> dict[str, Any]:
@@ -194,24 +197,10 @@ class StudyData:
         return {f.name: jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> StudyData:
+    def from_dict(cls: type[_D], raw: dict[str, Any]) -> _D:
         """Rebuild from results.json's ``"data"`` (keys this class does not know are dropped)."""
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in raw.items() if k in names})
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in {f.name for f in dataclasses.fields(self)}:
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key: object) -> bool:
-        """``"key" in data`` as on a dict: a field whose value is not None."""
-        return isinstance(key, str) and getattr(self, key, None) is not None
-
-    def get(self, key: str, default: Any = None) -> Any:
-        """``data.get("key")`` as on a dict (None-valued fields count as absent)."""
-        value = getattr(self, key, None)
-        return default if value is None else value
 
 
 @dataclass
@@ -264,14 +253,25 @@ class StudyResult:
             "findings": [f.to_dict() for f in self.findings],
         }
 
-    def save(self, out: str | Path) -> Path:
-        """Write results.json, the PNG plots and report.md into ``out``; return ``out``."""
+    def write(self, out: str | Path) -> list[Path]:
+        """Write results.json, the PNG plots and report.md into the folder ``out`` (created)
+        as they come; return the files written. :meth:`save` is the atomic form."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(self.to_dict(), indent=1))
         plots = self.plots(out)
         (out / "report.md").write_text(self.report(plots))
-        return out
+        return [out / "results.json", *plots, out / "report.md"]
+
+    def save(self, out: str | Path) -> Path:
+        """Write results.json, the PNG plots and report.md into ``out`` all at once (through
+        :class:`lens.output.OutputFolder`: a temporary folder beside it, moved in when
+        complete, so an error leaves older results untouched); return ``out``."""
+        from lens.output import OutputFolder
+
+        with OutputFolder(out, option="out") as folder:
+            self.write(folder.path)
+        return Path(out)
 
     def report(self, plots: list[Path]) -> str:
         lines = [f"# {self.title}", "", f"Model: `{self.model}`", "", "## Findings", ""]
@@ -288,7 +288,12 @@ class StudyResult:
 
     @staticmethod
     def load(path: str | Path) -> StudyResult:
-        """Read a saved result back (as its study's Result class)."""
+        """Read a saved result back (as its study's Result class); a folder whose writing was
+        interrupted (it holds ``INCOMPLETE``) is refused."""
+        from lens.output import INCOMPLETE
+
+        if (Path(path) / INCOMPLETE).exists():
+            raise ValueError(f"{path} is marked {INCOMPLETE} (its run was interrupted): rerun it")
         raw = json.loads((Path(path) / "results.json").read_text())
         cls = STUDIES[raw["study"]].Result if raw["study"] in STUDIES else StudyResult
         findings = [Finding(**f) for f in raw["findings"]]

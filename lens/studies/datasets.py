@@ -1,9 +1,11 @@
 """Which data a study reads: the user's file or built-in name (``Config.data``), else the
 organism's own data on the organism and lens's built-in real data on any other model.
 
-Every study that reads a dataset goes through :func:`study_dataset`, so "is this the organism?"
-is decided in one place (:func:`is_organism`: the model's tokenizer holds the organism world's
-words) and a file of the wrong kind fails with one clear message before any work starts.
+Every study that reads a dataset goes through :func:`study_dataset`, so "is this the organism,
+and where is its world?" is decided in one place
+(:func:`lens.studies._organism_data.organism_world`: the model's tokenizer holds the world's
+words; :func:`is_organism` only asks it) and a file of the wrong kind fails with one clear
+message before any work starts.
 """
 
 from __future__ import annotations
@@ -80,7 +82,8 @@ def study_dataset(
     Args:
         model: the model the study runs on.
         config: a study config with ``data`` and the class attribute ``data_kind``.
-        folder: a trained organism folder (None: the model's own or the shipped organism).
+        folder: a trained organism folder or its world.json (None: the model's own folder or
+            the shipped organism). A folder given explicitly must fit the model (ValueError).
 
     Returns:
         (dataset, source, world): ``source`` is the file or built-in name used (for reports);
@@ -100,7 +103,7 @@ def study_dataset(
     kind = config.data_kind
     if kind is None:
         raise ValueError(f"{type(config).__qualname__} declares no data_kind")
-    world = organism_world(model, folder, required=False)
+    world = organism_world(model, folder, required=folder is not None)
     if config.data is not None and (world is None or config.data != f"organism-{kind}"):
         return load_source(config.data, kind), str(config.data), None
     if world is None:

@@ -23,42 +23,52 @@ def run_all(
     out: Path, model_source: Any = "organism", quick: bool = False, studies: list[str] | None = None
 ) -> Path:
     """Run the studies (full configs, or each module's ``quick_config()``) and write
-    ``out/NAME/{results.json,report.md,*.png}`` and ``out/report.md``."""
+    ``out/NAME/{results.json,report.md,*.png}`` and ``out/report.md``; return the index.
+
+    Everything is written into a temporary folder beside ``out`` and moved in when every
+    study has finished (:class:`lens.output.OutputFolder`): an error or Ctrl-C leaves older
+    results in ``out`` untouched, and the index lists only the files this run wrote.
+    """
     import lens
+    from lens.output import OutputFolder
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    model = lens.load_model(model_source)
-    lens.models.small_model_threads(model)
     names = studies or [n for n in ORDER if n in STUDIES]
-    rows: list[tuple[str, StudyResult, float]] = []
-    for name in names:
-        module = STUDIES[name]
-        config = module.quick_config() if quick else module.Config()
-        start = time.perf_counter()
-        print(f"== {name}", flush=True)
-        result = module.run(model, config)
-        result.save(out / name)
-        rows.append((name, result, time.perf_counter() - start))
-    (out / "report.md").write_text(index_report(rows, str(model_source), out))
-    return out / "report.md"
+    unknown = [n for n in names if n not in STUDIES]
+    if unknown:
+        raise ValueError(f"unknown studies {unknown}; choose from {sorted(STUDIES)}")
+    with OutputFolder(out) as folder:
+        model = lens.load_model(model_source)
+        lens.models.small_model_threads(model)
+        rows: list[tuple[str, StudyResult, float, list[str]]] = []
+        for i, name in enumerate(names, start=1):
+            module = STUDIES[name]
+            config = module.quick_config() if quick else module.Config()
+            start = time.perf_counter()
+            print(f"== {name} ({i}/{len(names)})", flush=True)
+            result = module.run(model, config)
+            written = result.write(folder.path / name)
+            pngs = [p.name for p in written if p.suffix == ".png"]
+            rows.append((name, result, time.perf_counter() - start, pngs))
+        (folder.path / "report.md").write_text(index_report(rows, str(model_source)))
+    return Path(out) / "report.md"
 
 
-def index_report(rows: list[tuple[str, StudyResult, float]], model: str, out: Path) -> str:
+def index_report(rows: list[tuple[str, StudyResult, float, list[str]]], model: str) -> str:
+    """The index: one table row per study, then each study's findings and the plots it wrote
+    in this run (``rows``: name, result, seconds, PNG file names)."""
     table = markdown_table(
         ["study", "headline", "time (s)"],
         [
             [f"[{result.title}]({name}/report.md)", result.headline(), f"{seconds:.0f}"]
-            for name, result, seconds in rows
+            for name, result, seconds, _ in rows
         ],
     )
     lines = [f"# lens demo on `{model}`", "", table]
     lines += ["", "## Findings", ""]
-    for name, result, _ in rows:
+    for name, result, _, pngs in rows:
         lines.append(f"### {result.title}")
         for f in result.findings:
             mark = "reproduces" if f.reproduced else "does NOT reproduce"
             lines.append(f"- **{mark}** — {f.claim} {f.evidence}")
-        pngs = sorted(p.name for p in (out / name).glob("*.png"))
         lines += [f"![{p}]({name}/{p})" for p in pngs] + [""]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import torch
 from jaxtyping import Float
 from torch import Tensor
 
+from interventions.sites import hook_name
 from lens.hooks import Probe, apply
 from lens.readout import decode
 from lens.readout.kernel import chunk_rows
@@ -24,9 +25,9 @@ __all__ = ["capture", "chunk_rows", "kl_per_token", "readout_logprobs"]
 def capture(
     model: Any, tokens: Tensor, mask: Tensor, layers: Sequence[int], site: str
 ) -> tuple[Float[Tensor, "layer n d_model"], Float[Tensor, "n d_vocab"]]:
-    """Residuals at ``blocks.{layer}.hook_{site}`` and the model's final log-probabilities,
+    """Residuals at ``site`` of each of ``layers`` and the model's final log-probabilities,
     both at the real tokens only (float32)."""
-    probes = [Probe(f"blocks.{layer}.hook_{site}") for layer in layers]
+    probes = [Probe(hook_name(site, layer)) for layer in layers]
     with apply(model, probes=probes):
         logits = model(tokens, attention_mask=mask)
     keep = mask.bool()

@@ -21,6 +21,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interventions.affine import Affine
+from interventions.sites import check_site, resolve_layers
 from lens.stats.checkpoint import model_fingerprint
 
 FORMAT = "lens.tuned_lens/1"
@@ -81,8 +82,7 @@ class TunedLens:
     strict: bool = True
 
     def __post_init__(self) -> None:
-        if self.site not in SITES:
-            raise ValueError(f"site must be one of {SITES}, got {self.site!r}")
+        check_site(self.site, SITES, "tuned lens site")
         if len(self.maps) != len(self.layers) or not self.layers:
             raise ValueError(f"{len(self.maps)} translators for layers {self.layers}")
         if len(set(self.layers)) != len(self.layers):
@@ -97,14 +97,12 @@ class TunedLens:
 
     @classmethod
     def identity(
-        cls, model: Any, layers: str | Sequence[int] = "all", site: str = "resid_post"
+        cls, model: Any, layers: str | int | Sequence[int] = "all", site: str = "resid_post"
     ) -> TunedLens:
-        """Identity translators (zero bias): decoding through them is the logit lens."""
-        n, d = int(model.cfg.n_layers), int(model.cfg.d_model)
-        chosen = list(range(n)) if layers == "all" else [int(x) for x in layers]
-        bad = [x for x in chosen if not 0 <= x < n]
-        if bad or not chosen:
-            raise ValueError(f"layers {bad or chosen} invalid: this model has layers 0..{n - 1}")
+        """Identity translators (zero bias): decoding through them is the logit lens.
+        ``layers`` follow :func:`interventions.sites.resolve_layers` (negative: from the end)."""
+        d = int(model.cfg.d_model)
+        chosen = resolve_layers(model, layers)
         return cls([Affine.identity(d) for _ in chosen], chosen, site, model_binding(model))
 
     # ------------------------------------------------------------------ use

@@ -18,7 +18,7 @@ import torch
 
 import lens
 from interventions import DirectionAblation, NeuronDeactivation
-from tests.conftest import STORIES, STORY_TEXT
+from tests.conftest import STORY_TEXT, stories_path
 
 TOL = 0.05
 REL = 0.05
@@ -32,9 +32,7 @@ PROMPTS = [
 @pytest.fixture(params=["stories260k", "random-llama", "random-gpt2"])
 def pair(request, hf_folders):
     if request.param == "stories260k":
-        if not (STORIES / "config.json").is_file():
-            pytest.skip(f"stories260k not found at {STORIES}")
-        folder = STORIES
+        folder = stories_path()  # skips with the LENS_STORIES260K hint when absent
     else:
         folder = hf_folders[request.param.split("-")[1]]
     m32 = lens.load_model(folder)

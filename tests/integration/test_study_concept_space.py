@@ -58,9 +58,9 @@ def test_save_load_round_trip(result, tmp_path):
 
 
 def test_panels_cover_the_quick_pairs(result):
-    names = [p["name"] for p in result.data["panels"]]
+    names = [p["name"] for p in result.data.panels]
     assert names == ["ka->mu", "ka->lisp", "py->mu", "py->lisp", "facts ro", "facts py"]
-    assert all(p["n"] > 0 for p in result.data["panels"])
+    assert all(p["n"] > 0 for p in result.data.panels)
 
 
 @torch.no_grad()
@@ -79,7 +79,7 @@ def _by_hand(hf_model, tok, prompt: str) -> np.ndarray:
 
 @pytest.mark.parametrize("index", [0, 4])  # a translation panel and a fact panel
 def test_probabilities_match_transformers(result, model, hf_model, index):
-    panel = result.data["panels"][index]
+    panel = result.data.panels[index]
     tok = model.tokenizer
     world = organism.world(FOLDER)
     langs = organism.token_languages(world, tok)
@@ -101,8 +101,8 @@ def test_probabilities_match_transformers(result, model, hf_model, index):
 
 def test_findings_follow_the_saved_curves(result):
     """Each finding's verdict is the stated rule applied to the saved group curves."""
-    min_mass = result.data["summary"]["min_mass"]
-    groups = result.data["summary"]["groups"]
+    min_mass = result.data.summary["min_mass"]
+    groups = result.data.summary["groups"]
     assert len(result.findings) == len(groups)
     for finding, s in zip(result.findings, groups.values()):
         pivot, target = s["mass"]["pivot answer"], s["mass"]["target answer"]
@@ -135,3 +135,27 @@ def test_cli_config_file(tmp_path):
     path.write_text(json.dumps({"sources": ["ka"], "targets": ["mu"], "max_items": 3}))
     config = concept_space.Config.from_json(path)
     assert config.sources == ["ka"] and config.max_items == 3
+
+
+@pytest.mark.parametrize("kinds", [("concept",), ("concept", "person", "rel", "action", "thing")])
+def test_organism_tasks_from_the_exported_dataset_match_the_world(kinds):
+    """The organism's translation tasks, built from its exported translations dataset, equal
+    ``lens.organism.translation_pairs`` read straight from the world (same items, same order)."""
+    import random
+
+    from lens.data.organism_export import organism_translations
+    from lens.studies.concept_space.run import _translation_job, _words
+
+    world = organism.world(FOLDER)
+    words = _words(organism_translations(world), kinds)
+    for src in world.scripts:
+        for tgt in world.scripts:
+            if src == tgt:
+                continue
+            pairs = organism.translation_pairs(world, src, tgt, kinds)
+            job = _translation_job(words, world, src, tgt, None, random.Random(0))
+            assert len(pairs) > 0
+            assert job["prompts"] == [p.prompt for p in pairs]
+            assert job["target answer"] == [p.answer for p in pairs]
+            assert job["pivot answer"] == [p.pivot_word for p in pairs]
+            assert job["source word"] == [p.source_word for p in pairs]

@@ -31,21 +31,21 @@ def result(model):
 
 def _entries(data):
     """(name, entry, number of facts it was measured on) for every measured model."""
-    n_all = len(data["facts"])
-    yield "final", data["final"], n_all
-    for p in data.get("training", {}).get("points", []):
+    n_all = len(data.facts)
+    yield "final", data.final, n_all
+    for p in (data.training or {}).get("points", []):
         yield p["label"], p, n_all
-    if "shortcut" in data:
-        n_eval = len(data["shortcut"]["eval_facts"])
-        yield "full", data["shortcut"]["full"], n_eval
-        for e in data["shortcut"]["layers"]:
+    if data.shortcut is not None:
+        n_eval = len(data.shortcut["eval_facts"])
+        yield "full", data.shortcut["full"], n_eval
+        for e in data.shortcut["layers"]:
             yield f"shortcut {e['layer']}", e, n_eval
 
 
 def test_save_load_round_trip(result, tmp_path):
     out = result.save(tmp_path / "fc")
     names = ["results.json", "report.md", "recall_clc.png", "shortcut.png"]
-    if result.data["training"]["points"]:
+    if result.data.training["points"]:
         names.append("training.png")
     for name in names:
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
@@ -59,7 +59,7 @@ def test_save_load_round_trip(result, tmp_path):
 def test_clc_by_hand_from_saved_correct_sets(result, tmp_path):
     """CLC = |C_L ∩ C_pivot| / |C_L ∪ C_pivot| on the saved sets, after a JSON round trip."""
     data = StudyResult.load(result.save(tmp_path / "fc")).data
-    pivot = data["pivot"]
+    pivot = data.pivot
     checked = 0
     for where, entry, n in _entries(data):
         piv = set(entry["correct"][pivot])
@@ -77,35 +77,35 @@ def test_clc_by_hand_from_saved_correct_sets(result, tmp_path):
 def test_recall_matches_greedy_generation(result, model):
     """Scoring by the last-position argmax == the first token of lens.generate's greedy text."""
     world = organism.world(FOLDER)
-    facts = set(result.data["facts"])
+    facts = set(result.data.facts)
     for lang in ("ka", "py"):
         qs = [q for q in organism.fact_queries(world, lang) if q.fact_index in facts]
         first = lens.generate.greedy_tokens(model, [q.prompt for q in qs], max_new_tokens=1)
         gold = model.tokenizer.convert_tokens_to_ids([q.answer for q in qs])
         correct = sorted(q.fact_index for q, t, g in zip(qs, first[:, 0].tolist(), gold) if t == g)
-        assert correct == result.data["final"]["correct"][lang]
+        assert correct == result.data.final["correct"][lang]
 
 
 def test_training_points_and_final(result):
-    points = result.data["training"]["points"]
+    points = result.data.training["points"]
     if not points:
-        pytest.skip(result.data["training"].get("note", "no checkpoints"))
+        pytest.skip(result.data.training.get("note", "no checkpoints"))
     steps = [p["step"] for p in points]
     assert steps == sorted(steps) and len(steps) == len(set(steps))
     assert len(points) <= fact_consistency.quick_config().max_checkpoints + 1
-    assert points[-1]["correct"] == result.data["final"]["correct"]
+    assert points[-1]["correct"] == result.data.final["correct"]
 
 
 @torch.no_grad()
 def test_one_shortcut_layer_through_hooks(result, model):
     """Refit the shortcut of one layer on the saved fit facts and score the held-out facts
     with the shortcut installed as an intervention (layers still run, last layer replaced)."""
-    sc_data = result.data["shortcut"]
+    sc_data = result.data.shortcut
     entry = sc_data["layers"][-1]
     world = organism.world(FOLDER)
     config = result.config
     fit, held = set(sc_data["fit_facts"]), set(sc_data["eval_facts"])
-    queries = {s: organism.fact_queries(world, s) for s in result.data["scripts"]}
+    queries = {s: organism.fact_queries(world, s) for s in result.data.scripts}
     fit_prompts = [q.prompt for s in queries for q in queries[s] if q.fact_index in fit]
     sc = lens.shortcuts.fit(
         model,
@@ -129,11 +129,11 @@ def test_one_shortcut_layer_through_hooks(result, model):
 
 def test_findings_are_consistent_with_the_numbers(result):
     data = result.data
-    pivot, final = data["pivot"], data["final"]
-    others = [s for s in data["scripts"] if s != pivot]
+    pivot, final = data.pivot, data.final
+    others = [s for s in data.scripts if s != pivot]
     lag = all(final["recall"][s] < final["recall"][pivot] for s in others)
     assert result.findings[0].reproduced == lag
-    sc = data["shortcut"]
+    sc = data.shortcut
     best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
     raises = (
         best["mean_clc"] > sc["full"]["mean_clc"]

@@ -53,51 +53,51 @@ def test_round_trip_and_files(result, tmp_path):
 
 def test_languages_are_the_organism_scripts(result):
     w = organism.world(FOLDER)
-    assert result.data["corpus"] == "organism"
-    assert result.data["languages"] == w.scripts
+    assert result.data.corpus == "organism"
+    assert result.data.languages == w.scripts
 
 
 def test_neuron_bookkeeping(result):
     d = result.data
-    langs = d["languages"]
-    per_layer = np.array(d["per_layer"])
+    langs = d.languages
+    per_layer = np.array(d.per_layer)
     for k, lang in enumerate(langs):
-        pairs = [tuple(p) for p in d["neurons"][lang]]
-        counted = [sum(1 for layer, _ in pairs if layer == x) for x in d["layers"]]
+        pairs = [tuple(p) for p in d.neurons[lang]]
+        counted = [sum(1 for layer, _ in pairs if layer == x) for x in d.layers]
         assert counted == per_layer[k].tolist()
-        others = {tuple(p) for o in langs if o != lang for p in d["neurons"][o]}
-        exclusive = {tuple(p) for p in d["exclusive"][lang]}
+        others = {tuple(p) for o in langs if o != lang for p in d.neurons[o]}
+        exclusive = {tuple(p) for p in d.exclusive[lang]}
         assert exclusive == set(pairs) - others
-    union = {tuple(p) for lang in langs for p in d["neurons"][lang]}
-    assert len(union) <= d["n_selected"]
+    union = {tuple(p) for lang in langs for p in d.neurons[lang]}
+    assert len(union) <= d.n_selected
 
 
 def test_deactivation_entries_recomputed(model, result):
     d = result.data
-    langs = d["languages"]
-    i = int(np.argmax([d["n_neurons"][x] for x in langs]))  # language with most neurons
+    langs = d.languages
+    i = int(np.argmax([d.n_neurons[x] for x in langs]))  # language with most neurons
     j = (i + 1) % len(langs)
-    neurons = as_layers(d["neurons"][langs[i]])
+    neurons = as_layers(d.neurons[langs[i]])
     dea = NeuronDeactivation(neurons)
     for col in (i, j):
-        texts = d["eval_texts"][langs[col]]
+        texts = d.eval_texts[langs[col]]
         base = manual_loss(model, texts)
         with_dea = manual_loss(model, texts, [dea])
-        assert base == pytest.approx(d["base_loss"][col], abs=1e-4)
-        assert with_dea - base == pytest.approx(d["increase"][i][col], abs=1e-4)
+        assert base == pytest.approx(d.base_loss[col], abs=1e-4)
+        assert with_dea - base == pytest.approx(d.increase[i][col], abs=1e-4)
 
 
 def test_findings_follow_the_numbers(result):
     d = result.data
-    inc = np.array(d["increase"], dtype=float)
+    inc = np.array(d.increase, dtype=float)
     rows = [i for i in range(len(inc)) if not np.isnan(inc[i]).any()]
     diag = np.mean([inc[i, i] for i in rows])
     off = np.mean([inc[i, j] for i in rows for j in range(inc.shape[1]) if j != i])
     first = result.findings[0]
     assert "diagonal" in first.claim
     assert first.reproduced == bool(diag > off)
-    assert d["stats"]["diag_mean"] == pytest.approx(diag)
-    assert d["stats"]["off_mean"] == pytest.approx(off)
+    assert d.stats["diag_mean"] == pytest.approx(diag)
+    assert d.stats["off_mean"] == pytest.approx(off)
 
 
 def test_random_baseline_keeps_per_layer_counts():

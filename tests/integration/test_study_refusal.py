@@ -65,10 +65,10 @@ def test_files_and_round_trip(saved):
 def test_transfer_entry_recomputed(saved, model, world):
     _, out = saved
     data = StudyResult.load(out).data
-    langs = data["languages"]
-    src = data["pivot"]
+    langs = data.languages
+    src = data.pivot
     tgt = next(g for g in langs if g != src)
-    direction = torch.tensor(data["directions"][src], dtype=torch.float64)
+    direction = torch.tensor(data.directions[src], dtype=torch.float64)
     n = refusal.quick_config().n_heldout
     prompts = [r.prompt for r in requests(world, tgt, "heldout") if r.harmful][:n]
     phrase = world.refusal_phrases[tgt]
@@ -79,18 +79,46 @@ def test_transfer_entry_recomputed(saved, model, world):
     with lens.apply(model, DirectionAblation(direction)):
         replies = lens.generate.generate(model, prompts, max_new_tokens=width, stop_at_eos=False)
     rate = sum(r.strip().startswith(phrase) for r in replies) / len(replies)
-    assert data["transfer"][langs.index(src)][langs.index(tgt)] == rate
+    assert data.transfer[langs.index(src)][langs.index(tgt)] == rate
     # and the unablated baseline of the same prompts
     plain = lens.generate.generate(model, prompts, max_new_tokens=width, stop_at_eos=False)
     base = sum(r.strip().startswith(phrase) for r in plain) / len(plain)
-    assert data["refusal"][tgt]["harmful_before"] == base
+    assert data.refusal[tgt]["harmful_before"] == base
 
 
 def test_cosine_matrix(saved):
     _, out = saved
     data = StudyResult.load(out).data
-    vecs = torch.tensor([data["directions"][g] for g in data["languages"]], dtype=torch.float64)
+    vecs = torch.tensor([data.directions[g] for g in data.languages], dtype=torch.float64)
     expected = F.cosine_similarity(vecs[:, None, :], vecs[None, :, :], dim=-1)
     torch.testing.assert_close(
-        torch.tensor(data["cosine"], dtype=torch.float64), expected, rtol=0, atol=1e-9
+        torch.tensor(data.cosine, dtype=torch.float64), expected, rtol=0, atol=1e-9
     )
+
+
+def test_organism_requests_from_the_exported_dataset_follow_the_world(model, world):
+    """The organism's requests, read from its exported dataset with the world as ground truth,
+    are exactly ``lens.organism.prompts.requests`` per language, split and class."""
+    from lens.data.organism_export import organism_requests
+    from lens.studies.refusal.requests import SPLITS, from_dataset
+
+    req = from_dataset(
+        model,
+        organism_requests(world),
+        "organism-requests",
+        None,
+        None,
+        None,
+        (0.5, 0.25),
+        True,
+        0,
+        world=world,
+    )
+    assert req.languages == list(world.languages) and req.pivot == world.pivot
+    for g in world.languages:
+        assert req.phrases[g] == [world.refusal_phrases[g]]
+        for split in SPLITS:
+            items = requests(world, g, split)
+            assert req.get(g, split, True) == [r.prompt for r in items if r.harmful]
+            assert req.get(g, split, False) == [r.prompt for r in items if not r.harmful]
+            assert req.get(g, split, True)  # not empty

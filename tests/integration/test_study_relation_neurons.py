@@ -50,7 +50,7 @@ def manual_accuracy(model, queries, interventions=()):
 
 
 def eval_queries(world, data, lang, relation):
-    subjects = set(data["eval_subjects"])
+    subjects = set(data.eval_subjects)
     return [
         q
         for q in organism.fact_queries(world, lang, heldout=False)
@@ -80,34 +80,34 @@ def test_round_trip_and_files(result, tmp_path):
 
 def test_split_and_sizes(result, world):
     d = result.data
-    assert set(d["selection_subjects"]).isdisjoint(d["eval_subjects"])
-    assert set(d["selection_subjects"]) | set(d["eval_subjects"]) == set(world.persons)
-    assert d["languages"] == ["en", "ka", "py"]
-    assert d["k"] == round(3000 * world_neurons(result) / (32 * 11008))
-    assert all(len(d["neurons"][r]) == d["k"] for r in d["relations"])
-    assert all(len({tuple(p) for p in d["neurons"][r]}) == d["k"] for r in d["relations"])
+    assert set(d.selection_subjects).isdisjoint(d.eval_subjects)
+    assert set(d.selection_subjects) | set(d.eval_subjects) == set(world.persons)
+    assert d.languages == ["en", "ka", "py"]
+    assert d.k == round(3000 * world_neurons(result) / (32 * 11008))
+    assert all(len(d.neurons[r]) == d.k for r in d.relations)
+    assert all(len({tuple(p) for p in d.neurons[r]}) == d.k for r in d.relations)
 
 
 def world_neurons(result):
-    return result.data["n_neurons_total"]
+    return result.data.n_neurons_total
 
 
 @pytest.mark.parametrize("lang_index", [0, 2])
 def test_drop_entries_recomputed(model, world, result, lang_index):
     d = result.data
-    lang = d["languages"][lang_index]
-    rels = d["relations"]
+    lang = d.languages[lang_index]
+    rels = d.relations
     i = 0
     neurons = {}
-    for layer, j in d["neurons"][rels[i]]:
+    for layer, j in d.neurons[rels[i]]:
         neurons.setdefault(layer, []).append(j)
     dea = NeuronDeactivation(neurons)
     for j in (i, 1):
         qs = eval_queries(world, d, lang, rels[j])
         base = manual_accuracy(model, qs)
         after = manual_accuracy(model, qs, [dea])
-        assert base == pytest.approx(d["base_accuracy"][lang_index][j], abs=1e-12)
-        assert base - after == pytest.approx(d["drop"][lang_index][i][j], abs=1e-12)
+        assert base == pytest.approx(d.base_accuracy[lang_index][j], abs=1e-12)
+        assert base - after == pytest.approx(d.drop[lang_index][i][j], abs=1e-12)
 
 
 def test_answer_tokens_are_answer_words(model, world):
@@ -122,13 +122,13 @@ def test_answer_tokens_are_answer_words(model, world):
 
 def test_findings_follow_the_numbers(result):
     d = result.data
-    m = np.array(d["drop"][0])
+    m = np.array(d.drop[0])
     off = m[~np.eye(len(m), dtype=bool)]
     first = result.findings[0]
     assert "diagonal" in first.claim
     assert first.reproduced == bool(np.diag(m).mean() > off.mean())
-    jac = np.array(d["jaccard"])
-    sets = [{tuple(p) for p in d["neurons"][r]} for r in d["relations"]]
+    jac = np.array(d.jaccard)
+    sets = [{tuple(p) for p in d.neurons[r]} for r in d.relations]
     assert jac[0, 1] == pytest.approx(len(sets[0] & sets[1]) / len(sets[0] | sets[1]))
 
 

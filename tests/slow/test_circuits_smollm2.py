@@ -40,6 +40,6 @@ def test_resid_pre_patching_equals_transformer_lens(smol):
 
 def test_causal_tracing_on_english_facts(smol):
     res = ct.run(smol, ct.Config(prompts_per_language=3, samples=2))
-    en = res.data["languages"]["en"]
+    en = res.data.languages["en"]
     assert en["n_prompts"] == 3
     assert en["clean_prob"] > en["corrupt_prob"]

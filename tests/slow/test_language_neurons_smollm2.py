@@ -42,8 +42,8 @@ def result(smol):
         f"\nlanguage_neurons on SmolLM2: {time.perf_counter() - start:.0f} s "
         f"(selection {d['seconds']['selection']:.0f} s)"
     )
-    print("neurons per language:", d["n_neurons"], "exclusive:", d["n_exclusive"])
-    for lang, row in zip(d["languages"], d["per_layer"]):
+    print("neurons per language:", d.n_neurons, "exclusive:", d.n_exclusive)
+    for lang, row in zip(d.languages, d.per_layer):
         print(f"{lang:>10}", row)
     print(res.headline())
     for f in res.findings:
@@ -54,9 +54,9 @@ def result(smol):
 def test_runs_and_round_trips(result, tmp_path):
     d = result.data
     langs = data.load_builtin("texts").languages()
-    assert d["corpus"] == "texts" and d["languages"] == langs
-    assert all(d["n_eval_texts"][x] == 4 and d["n_stat_texts"][x] == 12 for x in langs)
-    assert d["n_selected"] == round(0.01 * 30 * 1536)
+    assert d.corpus == "texts" and d.languages == langs
+    assert all(d.n_eval_texts[x] == 4 and d.n_stat_texts[x] == 12 for x in langs)
+    assert d.n_selected == round(0.01 * 30 * 1536)
     out = result.save(tmp_path / "smol_ln")
     loaded = StudyResult.load(out)
     assert loaded.data == result.data and loaded.findings == result.findings
@@ -66,15 +66,15 @@ def test_runs_and_round_trips(result, tmp_path):
 
 def test_one_entry_recomputed(smol, result):
     d = result.data
-    langs = d["languages"]
+    langs = d.languages
     i = langs.index("fr")
     neurons = {}
-    for layer, j in d["neurons"]["fr"]:
+    for layer, j in d.neurons["fr"]:
         neurons.setdefault(layer, []).append(j)
-    texts = d["eval_texts"]["fr"]
+    texts = d.eval_texts["fr"]
     base = manual_loss(smol, texts, add_special_tokens=False)
     after = manual_loss(smol, texts, [NeuronDeactivation(neurons)], add_special_tokens=False)
-    assert base == pytest.approx(d["base_loss"][i], abs=1e-3)
-    assert after - base == pytest.approx(d["increase"][i][i], abs=1e-3)
-    inc = np.array(d["increase"], dtype=float)
+    assert base == pytest.approx(d.base_loss[i], abs=1e-3)
+    assert after - base == pytest.approx(d.increase[i][i], abs=1e-3)
+    inc = np.array(d.increase, dtype=float)
     assert np.isfinite(inc).all()

@@ -69,16 +69,16 @@ def test_exact_on_an_affine_model(native_model, direction):
     kw = dict(KW, direction=direction, interventions=[freeze])
     exact = activation_patching(native_model, CLEAN, CORRUPT, progress=False, **kw)
     approx = attribution_patching(native_model, CLEAN, CORRUPT, **kw)
-    for site in ("resid_pre", "attn_out", "head"):
+    for site in ("resid_pre", "attn_out", "z"):
         torch.testing.assert_close(approx.raw[site], exact.raw[site], atol=1e-4, rtol=0)
-        assert (exact.raw[site] - exact.corrupt_metric.view(-1, *[1] * 2 + [1] * (site == "head"))
+        assert (exact.raw[site] - exact.corrupt_metric.view(-1, *[1] * 2 + [1] * (site == "z"))
                 ).abs().max() > 1e-2  # fmt: skip
 
 
 def test_differs_from_exact_on_the_real_model_but_correlates(native_model):
     exact = activation_patching(native_model, CLEAN, CORRUPT, progress=False, **KW)
     approx = attribution_patching(native_model, CLEAN, CORRUPT, **KW)
-    a, b = exact.values("head").flatten(), approx.values("head").flatten()
+    a, b = exact.values("z").flatten(), approx.values("z").flatten()
     assert (a - b).abs().max() > 1e-3  # a nonlinear model: only an estimate
     assert torch.corrcoef(torch.stack([a, b]))[0, 1] > 0.5
 

@@ -13,15 +13,15 @@ from lens.patching import activation_patching
 
 def test_patch_command_matches_the_api(tmp_path):
     args = ["--clean", "The cat sat", "--corrupt", "The dog sat", "--answer", "id:40"]
-    args += ["--wrong", "a", "--sites", "resid_pre", "head", "--out", str(tmp_path)]
+    args += ["--wrong", "a", "--sites", "resid_pre", "z", "--out", str(tmp_path)]
     assert main(["patch", "random:llama", *args]) == 0
     saved = json.loads((tmp_path / "result.json").read_text())
     model = load_source("random:llama")
     expected = activation_patching(
         model, ["The cat sat"], ["The dog sat"], answer=40, wrong="a",
-        sites=["resid_pre", "head"], progress=False,
+        sites=["resid_pre", "z"], progress=False,
     )  # fmt: skip
-    for site in ("resid_pre", "head"):
+    for site in ("resid_pre", "z"):
         got = torch.tensor(saved["values"][site], dtype=torch.float64)
         torch.testing.assert_close(got, expected.values(site), atol=1e-6, rtol=0)
         assert (tmp_path / f"{site}.png").stat().st_size > 1000

@@ -36,7 +36,8 @@ def test_bad_data_exits_2_before_loading(no_model, tmp_path, capsys, data, messa
         bad.write_text('{"format": "lens-facts", "version": 1}\n{"id": "x"}\n')
         data = str(bad)
     code = main(["study", "fact_consistency", "--data", data, "--out", str(tmp_path / "o")])
-    err = capsys.readouterr().err.strip().splitlines()
+    lines = capsys.readouterr().err.strip().splitlines()
+    err = [x for x in lines if not x.startswith("loading ")]  # the announcement comes first
     assert code == 2
     assert len(err) == 1 and err[0].startswith("lens: error:") and message in err[0], err
 

@@ -166,8 +166,10 @@ def test_bad_input_gives_clear_errors():
         lens.collect(model, corpus(4), [lacking], progress=False)
     with pytest.raises(ValueError, match="out of range"):
         MomentStats.for_model(model, GROUPS, layers=[7])
-    with pytest.raises(ValueError, match="no site"):
-        MomentStats.for_model(model, GROUPS, site="mlp.hook_nope")
+    with pytest.raises(ValueError, match="site must be one of"):
+        MomentStats.for_model(model, GROUPS, site="mlp_nope")
+    with pytest.raises(ValueError, match="write 'mlp_post'"):
+        MomentStats.for_model(model, GROUPS, site="mlp.hook_post")
     with pytest.raises(ValueError, match="n_positions"):
         lens.collect(
             model,

@@ -7,8 +7,9 @@ import torch
 
 import lens
 from interventions import ActivationAddition, DirectionAblation, project_out
+from interventions.sites import hook_name
 
-SITES = ("hook_resid_pre", "hook_attn_out", "hook_mlp_out")
+SITES = ("resid_pre", "attn_out", "mlp_out")
 
 
 @pytest.fixture(params=["native", "hf"])
@@ -24,7 +25,7 @@ def _tokens(seed: int = 0, batch: int = 2, seq: int = 7) -> torch.Tensor:
 
 
 def _probes(model, sites=SITES):
-    return [lens.Probe(f"blocks.{i}.{s}") for i in range(model.cfg.n_layers) for s in sites]
+    return [lens.Probe(hook_name(s, i)) for i in range(model.cfg.n_layers) for s in sites]
 
 
 def test_project_out_removes_component():
@@ -37,7 +38,7 @@ def test_project_out_removes_component():
 def test_ablation_zeroes_component_at_every_site(model):
     r = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1))
     r_hat = r / r.norm()
-    probes = _probes(model, SITES + ("hook_resid_post",))
+    probes = _probes(model, SITES + ("resid_post",))
     with lens.apply(model, DirectionAblation(r), probes=probes):
         model(_tokens())
     clean = _probes(model)
@@ -85,11 +86,11 @@ def test_per_layer_directions(native_model):
             assert (p.value @ (r1 / r1.norm())).abs().max() <= 1e-5
 
 
-@pytest.mark.parametrize("site", ["hook_resid_pre", "hook_resid_post", "hook_mlp_out"])
+@pytest.mark.parametrize("site", ["resid_pre", "resid_post", "mlp_out"])
 def test_addition_adds_coeff_times_vector(model, site):
     v = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(4))
     coeff = -2.5
-    name = f"blocks.1.{site}"
+    name = hook_name(site, 1)
     clean, hooked = lens.Probe(name), lens.Probe(name)
     with lens.apply(model, probes=[clean]):
         model(_tokens())

@@ -71,7 +71,7 @@ def test_activation_patch_of_whole_stream_gives_the_source_run(native_model):
 def test_activation_patch_one_head_at_one_position(native_model):
     z_src, _ = capture(native_model, hb.z_hook(1), TOKENS.flip(0))
     z, _ = capture(native_model, hb.z_hook(1))
-    patch = ActivationPatch("head", 1, z_src, positions=[3], heads=[1])
+    patch = ActivationPatch("z", 1, z_src, positions=[3], heads=[1])
     probe = lens.Probe(hb.z_hook(1))
     with lens.apply(native_model, patch, probes=[probe]):
         native_model(TOKENS)
@@ -83,7 +83,7 @@ def test_activation_patch_one_head_at_one_position(native_model):
 def test_json_round_trip():
     items = [
         HeadAblation({2: [0, 1]}, mode="mean", means={2: torch.randn(4, 16)}, positions="last"),
-        ActivationPatch("head", 1, torch.randn(2, 5, 4, 16), positions=[0, 2], heads=[3]),
+        ActivationPatch("z", 1, torch.randn(2, 5, 4, 16), positions=[0, 2], heads=[3]),
         ActivationPatch("mlp_out", 0, torch.randn(5, 64)),
     ]
     for item in items:
@@ -95,7 +95,7 @@ def test_folder_round_trip_keeps_tensors_in_safetensors(tmp_path):
     items = [
         HeadAblation({2: [0, 1]}, mode="mean", means={2: torch.randn(4, 16)}, positions="last"),
         HeadAblation({1: [3]}),
-        ActivationPatch("head", 1, torch.randn(2, 5, 4, 16), positions=[0, 2], heads=[3]),
+        ActivationPatch("z", 1, torch.randn(2, 5, 4, 16), positions=[0, 2], heads=[3]),
         ActivationPatch("mlp_out", 0, torch.randn(5, 64, dtype=torch.float64)),
     ]
     for i, item in enumerate(items):
@@ -113,7 +113,7 @@ def test_folder_round_trip_keeps_tensors_in_safetensors(tmp_path):
     [
         lambda: HeadAblation({1: [4]}),
         lambda: HeadAblation({7: [0]}),
-        lambda: ActivationPatch("head", 0, torch.zeros(5, 4, 16), heads=[9]),
+        lambda: ActivationPatch("z", 0, torch.zeros(5, 4, 16), heads=[9]),
         lambda: ActivationPatch("resid_pre", 0, torch.zeros(5, 63)),
     ],
 )
@@ -127,8 +127,10 @@ def test_out_of_range_raises_before_installing(native_model, make):
 
 
 def test_bad_construction():
-    with pytest.raises(ValueError, match="known sites"):
+    with pytest.raises(ValueError, match="site must be one of"):
         ActivationPatch("resid_middle", 0, torch.zeros(3, 64))
+    with pytest.raises(ValueError, match="write 'z'"):
+        ActivationPatch("head", 0, torch.zeros(3, 4, 16))
     with pytest.raises(ValueError, match="NaN"):
         ActivationPatch("resid_pre", 0, torch.full((3, 64), float("nan")))
     with pytest.raises(ValueError, match="means"):

@@ -38,13 +38,13 @@ def _cases():
         ),
         "ablation": DirectionAblation(_vec(1)),
         "ablation-per-layer": DirectionAblation(
-            {0: _vec(2), 2: _vec(3)}, positions="last", sites=("hook_resid_pre",)
+            {0: _vec(2), 2: _vec(3)}, positions="last", sites=("resid_pre",)
         ),
         "ablation-tensor-positions": DirectionAblation(
             _vec(4), layers=[1], positions=torch.tensor([1, 3])
         ),
         "addition": ActivationAddition(_vec(5) / 7, 1, coeff=1 / 3, positions="last"),
-        "addition-bf16": ActivationAddition(_vec(6).bfloat16(), 2, site="hook_mlp_out"),
+        "addition-bf16": ActivationAddition(_vec(6).bfloat16(), 2, site="mlp_out"),
         "shortcut": LinearShortcut(
             torch.eye(64) + 0.01 * torch.randn(64, 64, generator=torch.Generator().manual_seed(7)),
             _vec(8) / 3,
@@ -58,7 +58,7 @@ def _cases():
             {1: [2]}, mode="mean", means={1: _mat(9, 4, 16)}, positions=[1, 4]
         ),
         "patch-resid": ActivationPatch("resid_pre", 1, _mat(10, 6, 64), positions=[2, 5]),
-        "patch-heads": ActivationPatch("head", 2, _mat(11, 6, 4, 16), heads=[1, 3]),
+        "patch-heads": ActivationPatch("z", 2, _mat(11, 6, 4, 16), heads=[1, 3]),
     }
 
 
@@ -112,7 +112,7 @@ def test_composition_order_on_shared_hook(native_model):
     r_hat = r / r.norm()
     name = "blocks.1.hook_resid_pre"
     add = ActivationAddition(v, 1, coeff=2.0)
-    ablate = DirectionAblation(r, layers=[1], sites=("hook_resid_pre",))
+    ablate = DirectionAblation(r, layers=[1], sites=("resid_pre",))
     tokens = torch.randint(3, 250, (2, 5), generator=torch.Generator().manual_seed(1))
 
     def run(*items):

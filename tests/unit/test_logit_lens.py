@@ -171,16 +171,21 @@ def test_target_ranks_and_category_mass_brute_force(model):
                     assert abs(res.category_mass[li, r, pos, c] - brute) <= TOL
 
 
-def test_string_targets_use_first_token(hf_folders):
+def test_string_targets_follow_the_token_rule(hf_folders):
     model = lens.load_model(hf_folders["llama"])
     if model.tokenizer is None:
         pytest.skip("no tokenizer in the random HF folder")
-    word = "there once"
-    first = model.tokenizer.encode(word, add_special_tokens=False)[0]
-    by_str = lens.logit_lens(model, ["Once upon a time"], targets=word)
-    by_id = lens.logit_lens(model, ["Once upon a time"], targets=[first])
-    assert by_str.target_ids.tolist() == [first]
+    # the word-start token, read by hand from the tokenizer: " Once" after other text
+    start = model.tokenizer.encode("x Once", add_special_tokens=False)
+    word = start[len(model.tokenizer.encode("x", add_special_tokens=False)) :]
+    assert len(word) == 1
+    by_str = lens.logit_lens(model, ["Once upon a time"], targets="Once")
+    by_space = lens.logit_lens(model, ["Once upon a time"], targets=" Once")
+    by_id = lens.logit_lens(model, ["Once upon a time"], targets=[word[0]])
+    assert by_str.target_ids.tolist() == by_space.target_ids.tolist() == word
     np.testing.assert_array_equal(by_str.target_probs, by_id.target_probs)
+    with pytest.raises(lens.tokens.TokenError, match="tokens"):  # several tokens: refused
+        lens.logit_lens(model, ["Once upon a time"], targets="there once")
 
 
 @pytest.mark.parametrize("site", ["resid_pre", "resid_mid"])

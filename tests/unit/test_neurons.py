@@ -96,6 +96,6 @@ def test_explicit_positions(native_model):
 def test_pre_activation_site_silences_neuron(model):
     # zero gate pre-activation (or GELU input): act_fn(0) = 0, so the post activation is 0
     name = "blocks.1.mlp.hook_post"
-    nd = NeuronDeactivation({1: [0, 9]}, site="mlp.hook_pre")
+    nd = NeuronDeactivation({1: [0, 9]}, site="mlp_pre")
     (hooked,) = _run(model, [nd], [name], _tokens())
     assert hooked[..., [0, 9]].abs().max() <= 1e-7

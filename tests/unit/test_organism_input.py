@@ -68,7 +68,7 @@ def test_unknown_words_warn_in_batch_and_targets(model):
 
 def test_cli_prints_unknown_word_warning(capsys):
     assert main(["lens", "organism", "The Jobb of Alice is", "--top-k", "2"]) == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().err.split("\n", 1)[1]  # after "loading organism …"
     assert err.startswith("lens: warning: prompt 0") and "'Jobb'" in err
 
 

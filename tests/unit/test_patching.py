@@ -18,7 +18,7 @@ TL_FUNCTIONS = {
     "resid_pre": tlp.get_act_patch_resid_pre,
     "attn_out": tlp.get_act_patch_attn_out,
     "mlp_out": tlp.get_act_patch_mlp_out,
-    "head": tlp.get_act_patch_attn_head_out_by_pos,
+    "z": tlp.get_act_patch_attn_head_out_by_pos,
 }
 
 
@@ -78,7 +78,7 @@ def test_whole_layer0_patch_is_one_and_unchanged_cells_are_zero(native_model):
 
 
 def test_cells_batched_equal_one_cell_per_forward(native_model):
-    kw = dict(answer=ANSWER, wrong=WRONG, progress=False, sites=["resid_pre", "head"])
+    kw = dict(answer=ANSWER, wrong=WRONG, progress=False, sites=["resid_pre", "z"])
     one = activation_patching(native_model, CLEAN, CORRUPT, batch_size=2, **kw)
     many = activation_patching(native_model, CLEAN, CORRUPT, batch_size=1000, **kw)
     for site in one.sites:
@@ -106,17 +106,17 @@ def test_left_padded_pairs_equal_one_pair_at_a_time(native_model):
 def test_last_position_and_save_load(native_model, tmp_path):
     res = activation_patching(
         native_model, CLEAN, CORRUPT, answer=ANSWER, wrong=WRONG, positions="last",
-        sites=["mlp_out", "head"], progress=False,
+        sites=["mlp_out", "z"], progress=False,
     )  # fmt: skip
     full = activation_patching(
         native_model, CLEAN, CORRUPT, answer=ANSWER, wrong=WRONG, positions=[-1],
-        sites=["mlp_out", "head"], progress=False,
+        sites=["mlp_out", "z"], progress=False,
     )  # fmt: skip
-    torch.testing.assert_close(res.raw["head"], full.raw["head"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(res.raw["z"], full.raw["z"], atol=1e-6, rtol=0)
     back = PatchingResult.load(res.save(tmp_path / "res"))
     assert back.position_labels == res.position_labels and back.layers == res.layers
-    torch.testing.assert_close(back.values("head"), res.values("head"), atol=0, rtol=0)
-    res.plot("head", tmp_path / "head.png")
+    torch.testing.assert_close(back.values("z"), res.values("z"), atol=0, rtol=0)
+    res.plot("z", tmp_path / "head.png")
     assert (tmp_path / "head.png").stat().st_size > 1000
 
 
@@ -128,7 +128,7 @@ def bad_metric(logits, batch):
     ("kwargs", "match"),
     [
         (dict(corrupt=[[5, 9, 20, 7, 11], [3, 30, 8, 1, 4, 9]]), "7 tokens|5 tokens|6 tokens"),
-        (dict(sites=["resid_middle"]), "unknown sites"),
+        (dict(sites=["resid_middle"]), "patching site must be one of"),
         (dict(layers=[3]), "layers 0..2"),
         (dict(positions=[6]), "out of range"),
         (dict(metric=bad_metric), "one value per row"),
@@ -155,7 +155,7 @@ def test_custom_metric_equals_the_default(native_model):
         last = logits[rows, batch.last_positions]
         return last[rows, a.repeat(reps)] - last[rows, w.repeat(reps)]
 
-    kw = dict(progress=False, sites=["resid_pre", "head"])
+    kw = dict(progress=False, sites=["resid_pre", "z"])
     default = activation_patching(native_model, CLEAN, CORRUPT, answer=ANSWER, wrong=WRONG, **kw)
     custom = activation_patching(native_model, CLEAN, CORRUPT, metric=logit_diff, **kw)
     for site in default.sites:

@@ -155,3 +155,67 @@ def test_probe_last_without_a_mask_means_no_padding(model):
     with lens.apply(model, probes=[probe, everything]):
         model(torch.tensor(PROMPTS[:1]))
     assert torch.equal(probe.value, everything.value[:, -1])
+
+
+def test_collect_result_records_the_positions_and_sites_it_read(model):
+    """CollectResult says what was read: positions (kind and indices) and (site, layer)."""
+    corpus = [(PROMPTS[0], "a"), (PROMPTS[1], "b")]
+    runs = [
+        (dict(positions="all"), "all", "all"),
+        (dict(positions="last"), "last", "from_end"),
+        (dict(positions=[2, 0]), (0, 2), "columns"),
+        (dict(from_end=[-2, -1]), (-2, -1), "from_end"),
+    ]
+    for kwargs, positions, kind in runs:
+        n = 1 if positions in ("all", "last") else 2
+        acc = PositionMeans.for_model(model, ["a", "b"], layers=[-2], n_positions=n)
+        res = lens.collect(model, corpus, [acc], progress=False, **kwargs)
+        assert (res.positions, res.position_kind) == (positions, kind), kwargs
+        assert res.hooks == [SITE] and res.sites == [("resid_pre", LAYER)]
+
+
+def test_last_without_a_mask_on_a_right_padded_batch_raises(hf_model):
+    """A right-padded batch run without its mask: 'last' would read padding, so it raises
+    (probes and interventions alike) and names the fix; nothing stays installed."""
+    from lens.hooks import count_hooks
+
+    b = lens.tokens.batch(hf_model, [[5, 6, 7, 8], [9, 10]], padding_side="right")
+    pad = int(b.tokens[1, -1])
+    assert b.attention_mask[1, -1] == 0 and pad in (
+        hf_model.tokenizer.pad_token_id,
+        hf_model.tokenizer.eos_token_id,
+    )
+    before = count_hooks(hf_model)
+    add = ActivationAddition(torch.ones(hf_model.cfg.d_model), LAYER, positions="last")
+    for kw in ({"probes": [lens.Probe(SITE, positions="last")]}, {}):
+        with pytest.raises(ValueError, match="attention_mask="):
+            with lens.apply(hf_model, *([] if kw else [add]), **kw):
+                hf_model(b.tokens)
+    assert count_hooks(hf_model) == before
+    # with the mask: the last real tokens, columns [3, 1], read by hand from the full capture
+    probe, everything = lens.Probe(SITE, positions="last"), lens.Probe(SITE)
+    with lens.apply(hf_model, probes=[probe, everything]):
+        hf_model(b.tokens, attention_mask=b.attention_mask)
+    torch.testing.assert_close(probe.value, everything.value[torch.arange(2), torch.tensor([3, 1])])
+    # unpadded rows (one prompt, or equal lengths) and a left-padded batch need no mask:
+    # their last column is the last real token
+    for tokens in (b.tokens[:1], torch.tensor([[5, 6, 7], [8, 9, 10]])):
+        with lens.apply(hf_model, probes=[probe, everything]):
+            hf_model(tokens)
+        assert torch.equal(probe.value, everything.value[:, -1])
+    left = lens.tokens.batch(hf_model, [[5, 6, 7, 8], [9, 10]], padding_side="left")
+    with lens.apply(hf_model, probes=[probe, everything]):
+        hf_model(left.tokens)
+    assert torch.equal(probe.value, everything.value[:, -1])
+
+
+def test_a_right_padded_tensor_without_its_mask_is_refused(hf_model):
+    """A raw [batch, pos] tensor whose rows end with the pad id unevenly cannot be read at
+    'last' (its mask would be all ones): as_batch refuses it; an unpadded tensor passes."""
+    b = lens.tokens.batch(hf_model, [[5, 6, 7, 8], [9, 10]], padding_side="right")
+    with pytest.raises(ValueError, match="right-padded"):
+        lens.tokens.as_batch(hf_model, b.tokens)
+    with pytest.raises(ValueError, match="right-padded"):
+        lens.logit_lens(hf_model, b.tokens, top_k=1)
+    whole = lens.tokens.as_batch(hf_model, torch.tensor([[5, 6, 7], [8, 9, 10]]))
+    assert whole.last_positions.tolist() == [2, 2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 from lens.studies.base import StudyConfig
 from lens.studies.config_types import Items, Range
@@ -19,7 +19,11 @@ class Config(StudyConfig):
         prompts_per_language: prompts traced per language (the first ones the model answers
             right).
         samples: noise draws per prompt; noise: its std in embedding stds (3 in the paper).
-        window: layers restored together for MLP / attention (None: a fifth of the layers).
+        noise_from: whose token-embedding std ``noise`` multiplies: ``"subjects"`` (ROME's
+            recipe: the subject strings of every fact of the language, each tokenized alone)
+            or ``"prompts"`` (the traced prompts' own tokens).
+        window: layers restored together for MLP / attention (None: a fifth of the layers),
+            centred on each layer and clipped at the first and last layer as in ROME.
         batch_size: rows per forward.
     """
 
@@ -27,6 +31,7 @@ class Config(StudyConfig):
     prompts_per_language: Annotated[int, Range(1)] = 8
     samples: Annotated[int, Range(1)] = 5
     noise: Annotated[float, Range(0, open_low=True)] = 3.0
+    noise_from: Literal["subjects", "prompts"] = "subjects"
     window: Annotated[int | None, Range(1)] = None
     batch_size: Annotated[int, Range(1)] = 128
 

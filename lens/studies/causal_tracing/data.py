@@ -13,17 +13,23 @@ class CausalTracingData(StudyData):
     """Typed top level of the causal tracing study's numbers.
 
     Attributes:
-        window: layers restored together for the MLP and attention traces.
+        window: layers restored together for the MLP and attention traces (centred on each
+            layer, clipped at the first and last layer as in ROME).
         n_layers: model depth.
         languages: ``{lang: {...}}`` with ``n_prompts`` (0: no prompt answered right, nothing
-            else is stored), and otherwise ``prompts``, ``clean_prob``, ``corrupt_prob`` (mean
+            else is stored), and otherwise ``prompts``, ``sigma`` (the noise std),
+            ``noise_rule`` (how sigma was set, in words), ``clean_prob``, ``corrupt_prob`` (mean
             answer probability, clean and subject-noised), ``by_role`` (``{"resid" | "mlp" |
             "attn": [layer][role]}`` mean indirect effect, None where no prompt has the role),
             ``mlp_peak_layer`` and ``mlp_last_subject_peak`` (where and how high the MLP
             effect at the last subject token peaks) and ``mlp_further_peak`` (the MLP effect's
             peak at subject-free tokens before the last one; None when the prompts have none).
+        noise, noise_from: sigma is ``noise`` x the token-embedding std of ``"subjects"``
+            (each language's fact subjects, ROME's recipe) or of the ``"prompts"``.
     """
 
     window: int
     n_layers: int
     languages: dict[str, dict[str, Any]]
+    noise: float = 3.0
+    noise_from: str = "prompts"

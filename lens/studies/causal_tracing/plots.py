@@ -29,7 +29,8 @@ def plot_trace(by_role: dict[str, Any], lang: str, path: Path) -> Path:
             ax, by_role[kind], cmap="Purples", max_cells=0, aspect="auto", origin="lower"
         )
         ax.set_xticks(range(len(ROLES)), ROLES, rotation=45, ha="right", fontsize=7)
+        ax.set_xlabel("token role")
         ax.set_ylabel("layer")
         ax.set_title(f"{lang}: restore {kind}")
-        fig.colorbar(image, ax=ax)
+        fig.colorbar(image, ax=ax, label="mean indirect effect\n(answer probability gained)")
     return save_figure(fig, path)

@@ -76,13 +76,28 @@ class Result(StudyResult):
             [
                 "Indirect effect = answer probability with one state restored minus with the "
                 f"subject noised; MLP and attention are restored over windows of {d.window} "
-                f"layer{'' if d.window == 1 else 's'}. "
-                f"The model has {d.n_layers} layers. Plots: rows are layers, columns token "
+                f"layer{'' if d.window == 1 else 's'} centred on each layer and clipped at the "
+                "first and last layer as in ROME (`range(max(0, l - w//2), min(L, l - (-w//2)))`"
+                f"). The model has {d.n_layers} layers. Plots: rows are layers, columns token "
                 "roles (mean over prompts).",
+                "",
+                "Noise: " + self.noise_words(),
                 "",
                 table,
             ]
         )
+
+    def noise_words(self) -> str:
+        """Which recipe set the noise std, with each traced language's sigma."""
+        d = self.data
+        whose = (
+            "the token embeddings of each language's fact subjects, each tokenized alone "
+            "(ROME's recipe)"
+            if d.noise_from == "subjects"
+            else "the traced prompts' own token embeddings"
+        )
+        sigmas = ", ".join(f"{g}: {e['sigma']:.4g}" for g, e in d.languages.items() if "sigma" in e)
+        return f"sigma = {d.noise:g} x the std of {whose}" + (f" ({sigmas})." if sigmas else ".")
 
     def plots(self, out: Path) -> list[Path]:
         from lens.studies.causal_tracing.plots import plot_trace

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from lens.patching.tracing import ROLES, causal_trace
 from lens.studies._organism_data import model_label, organism_world
@@ -13,7 +14,7 @@ from lens.studies.causal_tracing.config import Config
 from lens.studies.causal_tracing.data import CausalTracingData
 from lens.studies.causal_tracing.findings import findings
 from lens.studies.causal_tracing.report import Result
-from lens.tokens import batch
+from lens.tokens import TokenError, batch, token_id
 
 # Prompts written for lens (prompt, subject, answer) for English-speaking real models.
 ENGLISH_FACTS = [
@@ -44,12 +45,11 @@ def facts_by_language(model: Any, config: Config) -> dict[str, list[Fact]]:
 
 
 def _answer_id(model: Any, word: str) -> int | None:
-    tok = model.tokenizer
-    for text in (word, " " + word.lstrip()):
-        ids = list(tok([text], add_special_tokens=False)["input_ids"][0])
-        if len(ids) == 1:
-            return int(ids[0])
-    return None
+    """The answer's one token id by lens's token rule, or None (several tokens, unknown)."""
+    try:
+        return token_id(model, word, what="answer")
+    except TokenError:
+        return None
 
 
 def known_facts(model: Any, facts: list[Fact], n: int) -> list[tuple[str, str, int]]:
@@ -71,16 +71,21 @@ def known_facts(model: Any, facts: list[Fact], n: int) -> list[tuple[str, str, i
 
 
 def trace_language(
-    model: Any, known: list[tuple[str, str, int]], window: int, config: Config
+    model: Any,
+    known: list[tuple[str, str, int]],
+    window: int,
+    config: Config,
+    subjects: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Trace one language's known facts; the per-language entry of :class:`CausalTracingData`."""
+    """Trace one language's known facts; the per-language entry of :class:`CausalTracingData`.
+    ``subjects``: the strings whose token-embedding std sets sigma (None: the prompts')."""
     if not known:
         return {"n_prompts": 0}
     prompts = [p for p, _, _ in known]
     res = causal_trace(
         model, prompts, [s for _, s, _ in known], [a for _, _, a in known],
-        window=window, noise=config.noise, samples=config.samples, seed=config.seed,
-        batch_size=config.batch_size, progress=False,
+        window=window, noise=config.noise, noise_from=subjects, samples=config.samples,
+        seed=config.seed, batch_size=config.batch_size, progress=False,
     )  # fmt: skip
     by_role = {k: res.by_role(k) for k in ("resid", "mlp", "attn")}
     mlp_last = by_role["mlp"][:, LAST_SUBJECT]
@@ -91,6 +96,8 @@ def trace_language(
     return {
         "n_prompts": len(known),
         "prompts": prompts,
+        "sigma": res.sigma,
+        "noise_rule": res.noise_rule(),
         "clean_prob": float(res.clean_prob.mean()),
         "corrupt_prob": float(res.corrupt_prob.mean()),
         "by_role": {k: v.tolist() for k, v in by_role.items()},
@@ -110,13 +117,21 @@ def run(model: Any, config: Config) -> Result:
     """
     n_layers = int(model.cfg.n_layers)
     window = config.window or max(1, round(n_layers / 5))
+    by_language = facts_by_language(model, config)
     languages = {
         lang: trace_language(
-            model, known_facts(model, facts, config.prompts_per_language), window, config
+            model,
+            known_facts(model, facts, config.prompts_per_language),
+            window,
+            config,
+            [s for _, s, _ in facts] if config.noise_from == "subjects" else None,
         )
-        for lang, facts in facts_by_language(model, config).items()
+        for lang, facts in tqdm(by_language.items(), desc="causal tracing", unit="language")
     }
-    data = CausalTracingData(window=window, n_layers=n_layers, languages=languages)
+    data = CausalTracingData(
+        window=window, n_layers=n_layers, languages=languages, noise=config.noise,
+        noise_from=config.noise_from,
+    )  # fmt: skip
     return Result(
         config=config.to_dict(), model=model_label(model), data=data, findings=findings(data)
     )

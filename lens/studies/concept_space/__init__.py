@@ -30,8 +30,9 @@ import sys
 from lens.studies.base import register_study
 from lens.studies.concept_space.config import Config, quick_config
 from lens.studies.concept_space.findings import findings
+from lens.studies.concept_space.panels import pivot_first
 from lens.studies.concept_space.report import Result
-from lens.studies.concept_space.run import ANSWERS, CATEGORIES, pivot_first, run
+from lens.studies.concept_space.run import ANSWERS, CATEGORIES, run
 from lens.studies.concept_space.tasks import first_token_after
 
 __all__ = [

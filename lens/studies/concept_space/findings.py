@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from lens.studies.base import Finding
+from lens.studies.concept_space.data import Summary
 
 _CLAIMS = {
     "translate to language": "Translating between non-pivot languages, middle layers put more "
@@ -26,7 +25,7 @@ def _fmt(values: list[float]) -> str:
     return "[" + ", ".join(f"{v:.2f}" for v in values) + "]"
 
 
-def findings(summary: dict[str, Any], min_mass: float) -> list[Finding]:
+def findings(summary: Summary, min_mass: float) -> list[Finding]:
     out = []
     for group, s in summary["groups"].items():
         c, m = s["check"], s["mass"]

@@ -11,8 +11,8 @@ from lens.studies.base import jsonable
 from lens.studies.concept_space.config import Config
 from lens.studies.concept_space.data import ConceptSpaceData
 from lens.studies.concept_space.findings import findings
+from lens.studies.concept_space.panels import decode_panel, summarize
 from lens.studies.concept_space.report import Result
-from lens.studies.concept_space.run import decode_panel, summarize
 from lens.studies.concept_space.tasks import build_panel, words_by_language
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import numpy as np
 from tqdm.auto import tqdm
 
+from lens.data.organism_export import EXPORTERS, translation_kind
 from lens.studies._organism_data import (
     language_token_ids,
     non_pivot_scripts,
@@ -17,7 +17,9 @@ from lens.studies.base import jsonable
 from lens.studies.concept_space.config import Config
 from lens.studies.concept_space.data import ConceptSpaceData
 from lens.studies.concept_space.findings import findings
+from lens.studies.concept_space.panels import decode_panel, summarize
 from lens.studies.concept_space.report import Result
+from lens.studies.facts import fact_queries
 
 ANSWERS = ("target answer", "pivot answer", "source word")
 CATEGORIES = ("target language", "pivot language", "code")
@@ -33,8 +35,6 @@ def run(model: Any, config: Config) -> Result:
         >>> res = concept_space.run(model, concept_space.quick_config())  # doctest: +SKIP
         >>> res.save("out/concept_space")                            # doctest: +SKIP
     """
-    from lens import organism
-
     if not 0.0 <= config.min_mass <= 1.0:
         raise ValueError(f"min_mass must be in [0, 1], got {config.min_mass}")
     from lens.studies.datasets import study_dataset
@@ -50,28 +50,24 @@ def run(model: Any, config: Config) -> Result:
     facts = non_pivot_scripts(world, config.fact_scripts)
     lang_ids = language_token_ids(world, model)
     rng = random.Random(config.seed)
+    words = _words(dataset, tuple(config.kinds))
     jobs: list[dict[str, Any]] = []
     for src in sources:
         for tgt in targets:
-            if src == tgt:
-                continue
-            pairs = organism.translation_pairs(world, src, tgt, tuple(config.kinds))
-            pairs = _sample(pairs, config.max_items, rng)
-            jobs.append(
-                {
-                    "name": f"{src}->{tgt}",
-                    "kind": "translation",
-                    "src": src,
-                    "tgt": tgt,
-                    "prompts": [p.prompt for p in pairs],
-                    "target answer": [p.answer for p in pairs],
-                    "pivot answer": [p.pivot_word for p in pairs],
-                    "source word": [p.source_word for p in pairs],
-                }
-            )
+            if src != tgt:
+                jobs.append(_translation_job(words, world, src, tgt, config.max_items, rng))
+    fact_data = EXPORTERS["facts"](world)  # the organism's facts, with its held-out pairs
+    queries = fact_queries(fact_data, world)
+    pivot_of = {q.id: q.answer for q in queries if q.language == world.pivot}
     for lang in facts:
-        qs = organism.fact_queries(world, lang, heldout=config.fact_heldout)
-        qs = _sample([q for q in qs if q.answer != q.pivot_answer], config.max_facts, rng)
+        qs = [
+            q
+            for q in queries
+            if q.language == lang
+            and (config.fact_heldout is None or q.heldout == config.fact_heldout)
+            and q.answer != pivot_of[q.id]
+        ]
+        qs = _sample(qs, config.max_facts, rng)
         jobs.append(
             {
                 "name": f"facts {lang}",
@@ -80,7 +76,7 @@ def run(model: Any, config: Config) -> Result:
                 "tgt": lang,
                 "prompts": [q.prompt for q in qs],
                 "target answer": [q.answer for q in qs],
-                "pivot answer": [q.pivot_answer for q in qs],
+                "pivot answer": [pivot_of[q.id] for q in qs],
             }
         )
     panels = []
@@ -112,6 +108,48 @@ def run(model: Any, config: Config) -> Result:
     )
 
 
+# ---------------------------------------------------------------------- the organism's tasks
+
+
+def _words(dataset: Any, kinds: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """``{lexicon key: {language: word}}`` of the translations dataset's entries of ``kinds``
+    (the organism's export: :func:`lens.data.organism_export.translation_kind`), in file order."""
+    out: dict[str, dict[str, str]] = {}
+    for r in dataset.records:
+        kind, key = translation_kind(r.concept)
+        if kind in kinds:
+            out.setdefault(key, {})[r.language] = r.word
+    return out
+
+
+def _translation_job(
+    words: dict[str, dict[str, str]],
+    world: Any,
+    src: str,
+    tgt: str,
+    n: int | None,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """Translate ``src`` -> ``tgt`` in the organism's trained format (``<src tag> word <tgt
+    tag>``); entries whose two words are the same token are left out."""
+    items = [
+        (w[src], w[tgt], w[world.pivot])
+        for w in words.values()
+        if src in w and tgt in w and world.pivot in w and w[src] != w[tgt]
+    ]
+    items = _sample(items, n, rng)
+    return {
+        "name": f"{src}->{tgt}",
+        "kind": "translation",
+        "src": src,
+        "tgt": tgt,
+        "prompts": [f"{world.tags[src]} {sw} {world.tags[tgt]}" for sw, _, _ in items],
+        "target answer": [tw for _, tw, _ in items],
+        "pivot answer": [pw for _, _, pw in items],
+        "source word": [sw for sw, _, _ in items],
+    }
+
+
 # ---------------------------------------------------------------------- measuring
 
 
@@ -120,112 +158,6 @@ def _sample(items: list, n: int | None, rng: random.Random) -> list:
         return items
     keep = sorted(rng.sample(range(len(items)), n))
     return [items[i] for i in keep]
-
-
-def decode_panel(
-    model: Any,
-    job: dict[str, Any],
-    answer_ids: dict[str, list[int]],
-    cats: dict[str, set[int]] | None,
-    batch_size: int,
-) -> dict[str, Any]:
-    """Mean (over items) per-layer probability of each answer (``{curve: [token id per
-    prompt]}``) and of each token category (read along with the first curve)."""
-    import lens
-
-    mass: dict[str, list[float]] = {}
-    top1: dict[str, list[float]] = {}
-    for j, (name, ids) in enumerate(answer_ids.items()):
-        res = lens.logit_lens(
-            model,
-            job["prompts"],
-            positions="last",
-            top_k=1,
-            targets=ids,
-            categories=cats if j == 0 else None,
-            batch_size=batch_size,
-        )
-        mass[name] = res.target_probs[:, :, 0].mean(axis=1).tolist()
-        top1[name] = (res.top_ids[:, :, 0, 0] == np.asarray(ids)[None]).mean(axis=1).tolist()
-        if j == 0 and cats is not None:
-            for c, cname in enumerate(res.category_names):
-                mass[cname] = res.category_mass[:, :, 0, c].mean(axis=1).tolist()
-    return {
-        "name": job["name"],
-        "kind": job["kind"],
-        "group": job.get("group") or _group_of(job),
-        "src": job["src"],
-        "tgt": job["tgt"],
-        "n": len(job["prompts"]),
-        "prompts": job["prompts"],
-        "answers": job["target answer"],
-        "pivot_words": job["pivot answer"],
-        "mass": mass,
-        "top1": top1,
-    }
-
-
-def pivot_first(pivot: list[float], target: list[float], min_mass: float) -> dict[str, Any]:
-    """Check "middle layers favour the pivot answer, the last layer the target answer".
-
-    Holds when some layer before the last has ``pivot > target`` and ``pivot >= min_mass``,
-    and the last layer has ``target > pivot``. Also returns the layer of the largest pivot
-    probability before the last layer, the values there and at the last layer, and the
-    ``switch_layer``: the first layer from which the target stays above the pivot.
-
-    Example:
-        >>> pivot_first([0.0, 0.4, 0.1], [0.0, 0.1, 0.8], 0.05)["holds"]
-        True
-    """
-    n = len(pivot)
-    mids = list(range(n - 1))
-    peak = max(mids, key=lambda i: pivot[i]) if mids else n - 1
-    over = [i for i in mids if pivot[i] > target[i] and pivot[i] >= min_mass]
-    switch = n
-    for i in range(n - 1, -1, -1):
-        if target[i] > pivot[i]:
-            switch = i
-        else:
-            break
-    return {
-        "holds": bool(over) and target[-1] > pivot[-1],
-        "layers_pivot_ahead": over,
-        "peak_layer": peak,
-        "pivot_peak": pivot[peak],
-        "target_at_peak": target[peak],
-        "pivot_final": pivot[-1],
-        "target_final": target[-1],
-        "switch_layer": switch if switch < n else None,
-    }
-
-
-GROUPS = ("translate to language", "translate to code", "repetition", "facts")
-
-
-def _group_of(panel: dict[str, Any]) -> str:
-    """The organism's panel groups: facts, translation into a code notation or a language."""
-    from lens.organism.world import NOTATIONS
-
-    if panel["kind"] == "facts":
-        return "facts"
-    return "translate to code" if panel["tgt"] in NOTATIONS else "translate to language"
-
-
-def summarize(panels: list[dict[str, Any]], min_mass: float) -> dict[str, Any]:
-    """Per panel and per group (mean curves) the :func:`pivot_first` check."""
-    for p in panels:
-        p["check"] = pivot_first(p["mass"]["pivot answer"], p["mass"]["target answer"], min_mass)
-    groups: dict[str, Any] = {}
-    names = sorted({p["group"] for p in panels}, key=GROUPS.index)
-    for g in names:
-        members = [p for p in panels if p["group"] == g]
-        keys = [k for k in members[0]["mass"] if all(k in m["mass"] for m in members)]
-        curves = {k: np.mean([m["mass"][k] for m in members], axis=0).tolist() for k in keys}
-        check = pivot_first(curves["pivot answer"], curves["target answer"], min_mass)
-        check["panels_holding"] = sum(m["check"]["holds"] for m in members)
-        check["n_panels"] = len(members)
-        groups[g] = {"panels": [m["name"] for m in members], "mass": curves, "check": check}
-    return {"groups": groups, "min_mass": min_mass}
 
 
 def _model_label(model: Any, config: Config) -> str:

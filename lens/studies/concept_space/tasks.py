@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from lens.tokens import first_token_id
+from lens.tokens import TokenError, token_id, tokens_after
 
 # How a language names itself in the prompt; other codes are written as they are.
 LANGUAGE_NAMES = {
@@ -78,24 +78,24 @@ def line(src: str, src_word: str, tgt: str, tgt_word: str | None = None) -> str:
 
 
 def first_token_after(model: Any, context: str, word: str) -> int:
-    """Id of the first token of ``word`` written right after ``context`` (no space between).
+    """Id of the first token of ``word`` written right after ``context`` (no space between),
+    by :func:`lens.tokens.tokens_after`.
 
     Tokenizers that mark word starts (SentencePiece's ``▁``) split a word differently alone
     and after a quote; this reads the token the model would emit at that place. When the
-    word merges into the context's last token, the word's own first token is used.
+    word merges into the context's last token, the word's own first token by lens's token
+    rule (:func:`lens.tokens.token_id`) is used.
 
     Example:
         >>> import lens
         >>> model = lens.load_model("organism")
-        >>> first_token_after(model, 'x: "', "alice") == lens.tokens.first_token_id(model, "alice")
+        >>> first_token_after(model, 'x: "', "alice") == lens.tokens.token_id(model, "alice")
         True
     """
-    tok = model.tokenizer
-    head = tok.encode(context, add_special_tokens=False)
-    full = tok.encode(context + word, add_special_tokens=False)
-    if len(full) > len(head) and full[: len(head)] == head:
-        return int(full[len(head)])
-    return first_token_id(model, word)
+    try:
+        return tokens_after(model, context, word, what="answer")[0]
+    except TokenError:
+        return token_id(model, word, multi="first", what="answer")
 
 
 def build_panel(

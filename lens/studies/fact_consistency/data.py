@@ -3,9 +3,68 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyData
+
+
+class Measured(TypedDict):
+    """Recall and cross-lingual consistency of one model (per language/notation).
+
+    ``recall_split`` is ``{script: {"trained", "heldout"}}``; ``correct`` (``C_L``) the sorted
+    indexes of the facts answered right; ``clc`` None for the pivot's partners with near-zero
+    recall."""
+
+    recall: dict[str, float | None]
+    recall_split: dict[str, dict[str, float | None]]
+    correct: dict[str, list[int]]
+    clc: dict[str, float | None]
+    mean_recall_others: float | None
+    mean_clc: float | None
+
+
+class TrainingPoint(Measured):
+    """One checkpoint (the last point is the final model)."""
+
+    step: int
+    label: str
+
+
+class _TrainingPoints(TypedDict):
+    points: list[TrainingPoint]
+
+
+class Training(_TrainingPoints, total=False):
+    """Consistency over training; ``note`` says why ``points`` is empty."""
+
+    note: str
+
+
+class ShortcutFull(Measured):
+    """The full model on the shortcut's evaluation facts."""
+
+    mean_recall: float
+
+
+class ShortcutLayer(Measured):
+    """The model with a linear shortcut from ``layer`` to the last layer."""
+
+    layer: int
+    agreement: float
+    mean_recall: float
+    recall_kept: float | None
+
+
+class Shortcut(TypedDict):
+    """Linear shortcuts: facts fitted on / evaluated on, the full model, one entry per layer."""
+
+    fit_facts: list[int]
+    eval_facts: list[int]
+    n_fit_prompts: int
+    method: str
+    full: ShortcutFull
+    layers: list[ShortcutLayer]
 
 
 @dataclass
@@ -35,11 +94,11 @@ class FactConsistencyData(StudyData):
     facts: list[int]
     n_layers: int
     heldout: dict[str, list[int]]
-    final: dict[str, Any]
-    training: dict[str, Any] | None = None
-    shortcut: dict[str, Any] | None = None
+    final: Measured
+    training: Training | None = None
+    shortcut: Shortcut | None = None
     source: str = "organism-facts"
-    scoring: str = "first_token"
+    scoring: AnswerScoring = "first_token"
     fact_ids: list[str] | None = None
     skipped: dict[str, list[dict[str, str]]] | None = None
     near_zero: list[str] | None = None

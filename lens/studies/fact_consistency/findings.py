@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lens.studies.base import Finding
 from lens.studies.base import fmt_number as _num
-from lens.studies.fact_consistency.data import FactConsistencyData
+from lens.studies.fact_consistency.data import FactConsistencyData, Shortcut
 
 # ---------------------------------------------------------------------- findings
 
@@ -22,9 +22,8 @@ def near_zero_note(data: FactConsistencyData) -> str:
     )
 
 
-def _shortcut_recall_only(data: FactConsistencyData) -> Finding:
+def _shortcut_recall_only(sc: Shortcut) -> Finding:
     """The shortcut claim where no language has a measurable CLC: its recall half only."""
-    sc = data.shortcut
     full = sc["full"]
     best = max(sc["layers"], key=lambda e: e["mean_recall"])
     per = "; ".join(
@@ -65,7 +64,8 @@ def findings(data: FactConsistencyData) -> list[Finding]:
             f"{s} {split[s]['heldout']:.2f}" for s in others if split[s]["heldout"] is not None
         )
         trained_lag = sum(
-            split[s]["trained"] is not None and split[s]["trained"] < rec[pivot] for s in others
+            (t := split[s]["trained"]) is not None and (p := rec[pivot]) is not None and t < p
+            for s in others
         )
         has_heldout = any(data.heldout.get(s) for s in others)
         split_note = (
@@ -89,7 +89,7 @@ def findings(data: FactConsistencyData) -> list[Finding]:
                 + near_zero_note(data),
             )
         )
-    points = (data.training or {}).get("points", [])
+    points = data.training["points"] if data.training else []
     if others and len(points) >= 2:
         first, last = points[0], points[-1]
         curve = ", ".join(f"{p['label']}: {_num(p['mean_clc'])}" for p in points)
@@ -105,7 +105,7 @@ def findings(data: FactConsistencyData) -> list[Finding]:
         )
     sc = data.shortcut
     if sc and sc["layers"] and others and sc["full"]["mean_clc"] is None:
-        out.append(_shortcut_recall_only(data))
+        out.append(_shortcut_recall_only(sc))
     elif sc and sc["layers"] and others:
         full = sc["full"]
         best = max(sc["layers"], key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))

@@ -101,7 +101,7 @@ def measure(
         both = prep.usable(lang) & prep.usable(pivot)
         mine, theirs = set(correct[lang]) & both, set(correct[pivot]) & both
         clcs[lang] = None if lang in prep.near_zero else clc(mine, theirs)
-    others = [recall[s] for s in prep.queries if s != pivot and recall[s] is not None]
+    others = [r for s in prep.queries if s != pivot and (r := recall[s]) is not None]
     valid = [c for c in clcs.values() if c is not None]
     return {
         "recall": recall,

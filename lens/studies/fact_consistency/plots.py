@@ -18,9 +18,9 @@ def _nan(values: list[float | None]) -> np.ndarray:
 def plot_all(data: FactConsistencyData, out: Path) -> list[Path]:
     """recall_clc.png, and training.png / shortcut.png when those parts ran."""
     paths = [plot_final(data, out / "recall_clc.png")]
-    if (data.training or {}).get("points"):
+    if data.training and data.training["points"]:
         paths.append(plot_training(data, out / "training.png"))
-    if (data.shortcut or {}).get("layers"):
+    if data.shortcut and data.shortcut["layers"]:
         paths.append(plot_shortcut(data, out / "shortcut.png"))
     return paths
 
@@ -69,6 +69,8 @@ def plot_final(data: FactConsistencyData, path: Path) -> Path:
 
 def plot_training(data: FactConsistencyData, path: Path) -> Path:
     """Recall per script and CLC with the pivot vs training step."""
+    if data.training is None:
+        raise ValueError("no training checkpoints were measured: nothing to plot")
     points, scripts, pivot = data.training["points"], data.scripts, data.pivot
     steps = [p["step"] for p in points]
     fig = new_figure(10.0, 3.6)
@@ -104,6 +106,8 @@ def plot_training(data: FactConsistencyData, path: Path) -> Path:
 def plot_shortcut(data: FactConsistencyData, path: Path) -> Path:
     """Mean recall, mean CLC and top-1 agreement with a shortcut from each layer."""
     sc = data.shortcut
+    if sc is None:
+        raise ValueError("no shortcut was fitted: nothing to plot")
     layers = [e["layer"] for e in sc["layers"]]
     fig = new_figure(6.5, 3.8)
     ax = fig.add_subplot()

@@ -36,7 +36,7 @@ class Result(StudyResult):
         ]
         if d.near_zero:
             parts.append(f"near-zero recall in {', '.join(d.near_zero)} (no CLC there)")
-        points = (d.training or {}).get("points", [])
+        points = d.training["points"] if d.training else []
         if len(points) >= 2:
             parts[0] += f", up from {_num(points[0]['mean_clc'])} at {points[0]['label']}"
         sc = d.shortcut
@@ -120,18 +120,18 @@ def report_body(data: FactConsistencyData) -> str:
                 f"{s}: {why} Examples: "
                 + ", ".join(f"{k['id']} ({k['answer']!r})" for k in skipped[:3]),
             ]
-    training = data.training or {}
-    if training.get("points"):
+    points = data.training["points"] if data.training else []
+    if points:
         header = ["point", *(f"recall {s}" for s in scripts), *(f"CLC {s}" for s in others)]
         rows = [
             [p["label"], *(_num(p["recall"][s]) for s in scripts)]
             + [_num(p["clc"][s]) for s in others]
             + [_num(p["mean_clc"])]
-            for p in training["points"]
+            for p in points
         ]
         lines += ["", "### Over training", "", markdown_table([*header, "mean CLC"], rows)]
-    elif training.get("note"):
-        lines += ["", f"Training checkpoints: {training['note']}"]
+    elif data.training and data.training.get("note"):
+        lines += ["", f"Training checkpoints: {data.training.get('note')}"]
     sc = data.shortcut
     if sc and sc["layers"]:
         full = sc["full"]
@@ -142,7 +142,7 @@ def report_body(data: FactConsistencyData) -> str:
         for e in sc["layers"]:
             kept = "n/a" if e["recall_kept"] is None else f"{100 * e['recall_kept']:.0f}%"
             rows.append(
-                [e["layer"], _num(e["mean_recall"]), kept, _num(e["mean_clc"])]
+                [str(e["layer"]), _num(e["mean_recall"]), kept, _num(e["mean_clc"])]
                 + [_num(e["agreement"])]
                 + [_num(e["recall"][s]) for s in scripts]
             )

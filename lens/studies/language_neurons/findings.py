@@ -46,15 +46,16 @@ def findings(data: LanguageNeuronsData) -> list[Finding]:
             )
         )
     if rows and not np.isnan(rnd[rows]).all():
-        own = np.array([inc[i, i] for i in rows])
+        own_inc = np.array([inc[i, i] for i in rows])
         base = np.array([rnd[i, i] for i in rows])
-        beats = [langs[i] for i, a, b in zip(rows, own, base) if a > b]
+        beats = [langs[i] for i, a, b in zip(rows, own_inc, base) if a > b]
         out.append(
             Finding(
                 claim="Language neurons matter more than random neurons: the own-language loss "
                 "increase exceeds that of random neurons with the same per-layer counts.",
                 reproduced=len(beats) == len(rows),
-                evidence=f"Own-language increase {own.mean():.4f} vs random {base.mean():.4f} nats "
+                evidence=f"Own-language increase {own_inc.mean():.4f} vs random "
+                f"{base.mean():.4f} nats "
                 f"(mean over languages, {len(data.random_increase)} seed(s)); higher "
                 f"than random for {len(beats)}/{len(rows)} languages.",
             )

@@ -51,8 +51,9 @@ import sys
 from lens.studies.base import register_study
 from lens.studies.refusal.config import Config, quick_config
 from lens.studies.refusal.findings import findings
+from lens.studies.refusal.flags import refusal_flags
 from lens.studies.refusal.report import Result
-from lens.studies.refusal.run import refusal_flags, run
+from lens.studies.refusal.run import run
 
 __all__ = ["Config", "Result", "findings", "quick_config", "refusal_flags", "run"]
 

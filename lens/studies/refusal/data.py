@@ -3,9 +3,37 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from lens.studies.base import StudyData
+
+
+class CandidateScoreDict(TypedDict):
+    """One candidate's selection scores (None where not computed) and why it was dropped."""
+
+    layer: int
+    position: int
+    bypass: float | None
+    induce: float | None
+    kl: float | None
+    reason: str
+
+
+class Selection(TypedDict):
+    """The direction selected for one language: its site, scores, the baselines the scores
+    are relative to, ``fallback`` (why the filters were ignored; ``""`` when they were not)
+    and every candidate's scores."""
+
+    layer: int
+    position: int
+    bypass: float | None
+    induce: float | None
+    kl: float | None
+    baseline_harmful_score: float | None
+    baseline_harmless_score: float | None
+    fallback: str
+    n_candidates: int
+    scores: list[CandidateScoreDict]
 
 
 @dataclass
@@ -40,7 +68,7 @@ class RefusalData(StudyData):
     n_layers: int
     refusal_phrases: dict[str, str]
     n_prompts: dict[str, dict[str, int]]
-    selection: dict[str, dict[str, Any]]
+    selection: dict[str, Selection]
     directions: dict[str, list[float]]
     refusal: dict[str, dict[str, Any]]
     transfer: list[list[float | None]]

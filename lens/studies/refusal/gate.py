@@ -22,7 +22,7 @@ from lens.studies.refusal.requests import Requests
 def baseline_refusal(model: Any, req: Requests, config: Config) -> dict[str, dict[str, Any]]:
     """Per language, the refusal rate of every harmful and every harmless request (no
     intervention), the first-token rate, counts, and a few greedy replies as examples."""
-    from lens.studies.refusal.run import refusal_flags
+    from lens.studies.refusal.flags import refusal_flags
 
     rows: list[tuple[str, str, str, str]] = []  # (lang, class, prompt, text)
     for g in req.languages:

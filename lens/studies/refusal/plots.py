@@ -6,14 +6,15 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from lens.plots import new_figure, save_figure
 from lens.plots.common import heatmap
+from lens.studies.refusal.data import Selection
 
-_SCORES = (
+_SCORES: tuple[tuple[Literal["bypass", "induce", "kl"], str], ...] = (
     ("bypass", "bypass score (ablated, harmful)\nlower = refusal removed"),
     ("induce", "induce score (added, harmless)\nhigher = refusal induced"),
     ("kl", "KL on harmless prompts\n(ablated vs base)"),
@@ -21,7 +22,7 @@ _SCORES = (
 
 
 def plot_selection(
-    selection: dict[str, Any], lang: str, n_layers: int, positions: Sequence[int], path: Path
+    selection: Selection, lang: str, n_layers: int, positions: Sequence[int], path: Path
 ) -> Path:
     """Heatmaps (layer x position) of the bypass, induce and KL scores of every candidate of one
     language; the selected candidate is boxed, filtered ones are marked with x.

@@ -1,6 +1,6 @@
-"""The refusal study's prompts and refusal phrases: from the organism's world, or from a
-requests dataset for any model (split by request id, formatted with the model's chat
-template when it has one).
+"""The refusal study's prompts and refusal phrases, from a requests dataset: on any model
+split by request id and formatted with the model's chat template when it has one; on the
+organism (its exported requests) with its world as ground truth (splits, refusal phrases).
 
 A reply counts as a refusal when it starts with one of its language's refusal phrases, token
 for token (on the organism: the world's one phrase per language; on other models: the common
@@ -108,46 +108,6 @@ def phrase_ids(model: Any, phrase: str) -> list[int]:
     return [int(i) for i in ids]
 
 
-def from_world(model: Any, world: Any, langs: list[str] | None, pivot: str | None) -> Requests:
-    """The organism's requests (its own train/val/heldout splits) and refusal phrases."""
-    from lens.organism.prompts import requests
-
-    langs = _check_languages(langs, list(world.languages), "the world")
-    pivot = _check_pivot(pivot if pivot is not None else world.pivot, langs)
-    prompts: dict[str, dict[str, dict[str, list[str]]]] = {}
-    for g in langs:
-        prompts[g] = {}
-        for split in SPLITS:
-            items = requests(world, g, split)
-            prompts[g][split] = {
-                "harmful": [r.prompt for r in items if r.harmful],
-                "harmless": [r.prompt for r in items if not r.harmful],
-            }
-    phrases = {g: [world.refusal_phrases[g]] for g in langs}
-    ids = {g: [phrase_ids(model, p) for p in phrases[g]] for g in langs}
-    bad = [
-        g
-        for g in langs
-        if model.tokenizer.convert_ids_to_tokens(ids[g][0][0]) != world.refusal_word(g)
-    ]
-    if bad:
-        raise ValueError(
-            f"the model's tokenizer does not encode the refusal word of {bad} as "
-            "one token: is this a model of the organism's world?"
-        )
-    return Requests(
-        source="organism",
-        prompt_format="the organism's own request format",
-        languages=langs,
-        pivot=pivot,
-        prompts=prompts,
-        texts=prompts,
-        phrases=phrases,
-        phrase_ids=ids,
-        refusal_tokens={g: [ids[g][0][0]] for g in langs},
-    )
-
-
 def from_dataset(
     model: Any,
     dataset: Any,
@@ -158,20 +118,38 @@ def from_dataset(
     fractions: tuple[float, float],
     chat_template: bool,
     seed: int,
+    *,
+    world: Any = None,
 ) -> Requests:
-    """A requests dataset split by id (the same ids in every language) into train / val /
-    heldout by ``fractions`` (train, val; the rest is held out), per class, with ``seed``."""
-    langs = _check_languages(langs, dataset.languages(), f"the data ({source})")
-    pivot = _check_pivot(pivot if pivot is not None else "en", langs)
-    table = {**REFUSAL_PHRASES, **(phrases or {})}
+    """A requests dataset split into train / val / heldout per class.
+
+    Without ``world``: split by id (the same ids in every language) by ``fractions`` (train,
+    val; the rest is held out) with ``seed``, refusal phrases from :data:`REFUSAL_PHRASES` and
+    ``phrases``, prompts in the model's chat template when ``chat_template`` and it has one.
+    With the organism's ``world`` (its exported requests, :mod:`lens.data.organism_export`) the
+    world is the ground truth: its own splits, its one refusal phrase per language (which must
+    be one token: the model must be of this world), its pivot, and the text as it is.
+    """
+    known = dataset.languages() if world is None else list(world.languages)
+    langs = _check_languages(langs, known, "the world" if world else f"the data ({source})")
+    pivot = _check_pivot(pivot if pivot is not None else (world.pivot if world else "en"), langs)
+    if world is not None:
+        table = {g: [world.refusal_phrases[g]] for g in langs}
+        split_of = {
+            (g, f"{a}-{t}"): s for g in langs for s in SPLITS for a, t in world.request_splits[g][s]
+        }
+        use_template = False
+    else:
+        table = {**REFUSAL_PHRASES, **(phrases or {})}
+        by_id = _split_ids(dataset.records, fractions, seed)
+        split_of = {(r.language, r.id): by_id[r.id] for r in dataset.records}
+        use_template = chat_template and bool(getattr(model.tokenizer, "chat_template", None))
     missing = [g for g in langs if not table.get(g)]
     if missing:
         raise ValueError(
             f"no refusal phrases for {missing}: give them in the config's refusal_phrases "
             '({"xx": ["..."]})'
         )
-    use_template = chat_template and bool(getattr(model.tokenizer, "chat_template", None))
-    split_of = _split_ids(dataset.records, fractions, seed)
     prompts: dict[str, dict[str, dict[str, list[str]]]] = {
         g: {s: {"harmful": [], "harmless": []} for s in SPLITS} for g in langs
     }
@@ -180,13 +158,18 @@ def from_dataset(
     }
     for r in dataset.records:
         if r.language in prompts:
+            split = split_of[(r.language, r.id)]
             prompt = _chat(model, r.text) if use_template else r.text
-            prompts[r.language][split_of[r.id]][r.label].append(prompt)
-            texts[r.language][split_of[r.id]][r.label].append(r.text)
+            prompts[r.language][split][r.label].append(prompt)
+            texts[r.language][split][r.label].append(r.text)
     ids = {g: [phrase_ids(model, p) for p in table[g]] for g in langs}
+    if world is not None:
+        _check_refusal_words(model, world, ids)
     return Requests(
-        source=source,
-        prompt_format="the model's chat template (one user turn, generation prompt added)"
+        source="organism" if world is not None else source,
+        prompt_format="the organism's own request format"
+        if world is not None
+        else "the model's chat template (one user turn, generation prompt added)"
         if use_template
         else "the request text as it is (no chat template)",
         languages=langs,
@@ -197,6 +180,17 @@ def from_dataset(
         phrase_ids=ids,
         refusal_tokens={g: sorted({p[0] for p in ids[g]}) for g in langs},
     )
+
+
+def _check_refusal_words(model: Any, world: Any, ids: dict[str, list[list[int]]]) -> None:
+    """The organism's refusal word of every language must be the first token of its phrase."""
+    tok = model.tokenizer
+    bad = [g for g in ids if tok.convert_ids_to_tokens(ids[g][0][0]) != world.refusal_word(g)]
+    if bad:
+        raise ValueError(
+            f"the model's tokenizer does not encode the refusal word of {bad} as "
+            "one token: is this a model of the organism's world?"
+        )
 
 
 def _chat(model: Any, text: str) -> str:

@@ -13,16 +13,16 @@ from interventions.directions import ActivationAddition, DirectionAblation
 from interventions.orthogonalize import orthogonalize
 from lens.finders.diff_in_means import diff_in_means
 from lens.finders.select_direction import CandidateScore, NoDirectionFound, select_direction
-from lens.generate import greedy_tokens
 from lens.hooks import apply
-from lens.studies._organism_data import model_label, organism_world
+from lens.studies._organism_data import model_label
 from lens.studies.base import jsonable
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
 from lens.studies.refusal.findings import findings
+from lens.studies.refusal.flags import refusal_flags
 from lens.studies.refusal.gate import baseline_refusal, not_studied, shared_fields
 from lens.studies.refusal.report import Result
-from lens.studies.refusal.requests import Requests, from_dataset, from_world
+from lens.studies.refusal.requests import Requests, from_dataset
 from lens.tokens import batch as make_batch
 
 # ----------------------------------------------------------------------------- data
@@ -33,11 +33,7 @@ def build_requests(model: Any, config: Config) -> Requests:
     requests dataset ``config.data`` (default: the built-in ``"requests"``)."""
     from lens.studies.datasets import study_dataset
 
-    if config.world is not None:
-        organism_world(model, config.world)  # a world was asked for: the model must fit it
     dataset, source, world = study_dataset(model, config, config.world)
-    if world is not None:
-        return from_world(model, world, config.languages, config.pivot)
     return from_dataset(
         model,
         dataset,
@@ -48,45 +44,11 @@ def build_requests(model: Any, config: Config) -> Requests:
         (config.train_fraction, config.val_fraction),
         config.chat_template,
         config.seed,
+        world=world,
     )
 
 
 # ----------------------------------------------------------------------------- measures
-
-
-def refusal_flags(
-    model: Any,
-    prompts: list[str],
-    phrases: list[list[int]] | list[list[list[int]]],
-    interventions: list[Any] | tuple[Any, ...] = (),
-    batch_size: int = 64,
-    min_tokens: int = 1,
-) -> tuple[list[bool], list[bool], Tensor]:
-    """Greedy replies of ``prompts`` (under ``interventions``) scored against each prompt's
-    refusal phrase (token ids) or phrases (a list of them): (starts with a whole phrase,
-    starts with a phrase's first token, reply ids).
-
-    Replies are as long as the longest phrase (at least ``min_tokens``); EOS does not stop
-    them (only prefixes count).
-    """
-    options = [[p] if p and isinstance(p[0], int) else p for p in phrases]
-    width = max(min_tokens, max(len(p) for ps in options for p in ps))
-    ids = []
-    for start in range(0, len(prompts), batch_size):
-        chunk = prompts[start : start + batch_size]
-        ids.append(
-            greedy_tokens(
-                model,
-                chunk,
-                max_new_tokens=width,
-                interventions=list(interventions),
-                stop_at_eos=False,
-            )
-        )
-    reply = torch.cat(ids).cpu()
-    whole = [any(reply[i, : len(p)].tolist() == p for p in ps) for i, ps in enumerate(options)]
-    first = [any(int(reply[i, 0]) == p[0] for p in ps) for i, ps in enumerate(options)]
-    return whole, first, reply
 
 
 def _rate(flags: list[bool]) -> float:
@@ -150,16 +112,20 @@ def _select(model: Any, req: Requests, lang: str, config: Config) -> dict[str, A
     val_harmful = req.get(lang, "val", True, config.n_val)
     val_harmless = req.get(lang, "val", False, config.n_val)
     refusal_tokens = req.refusal_tokens[lang]
-    kwargs = dict(
-        kl_threshold=config.kl_threshold,
-        max_layer_frac=config.max_layer_frac,
-        induce_filter=config.induce_filter,
-        batch_size=config.batch_size,
-        progress=False,
-    )
     fallback = ""
     try:
-        sel = select_direction(model, usable, val_harmful, val_harmless, refusal_tokens, **kwargs)
+        sel = select_direction(
+            model,
+            usable,
+            val_harmful,
+            val_harmless,
+            refusal_tokens,
+            kl_threshold=config.kl_threshold,
+            max_layer_frac=config.max_layer_frac,
+            induce_filter=config.induce_filter,
+            batch_size=config.batch_size,
+            progress=False,
+        )
         layer, position, direction = sel.layer, sel.position, sel.direction
         scores = sel.scores
         base = (sel.baseline_harmful, sel.baseline_harmless)
@@ -340,7 +306,7 @@ def run(model: Any, config: Config) -> Result:
 def _by_lang(
     model: Any,
     prompts: dict[str, list[str]],
-    phrase_ids: dict[str, list[int]],
+    phrase_ids: dict[str, list[list[int]]],
     interventions: list[Any],
     batch_size: int,
 ) -> dict[str, dict[str, Any]]:

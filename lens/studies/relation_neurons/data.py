@@ -3,8 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
+from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyData
+
+
+class Cumulativity(TypedDict):
+    """Mean drops over ``k`` (neurons per relation): own relation, other relations, and own
+    relation with random neurons (None where no random set could be drawn)."""
+
+    k: list[int]
+    own: list[float]
+    others: list[float]
+    random_own: list[float | None]
 
 
 @dataclass
@@ -52,13 +64,13 @@ class RelationNeuronsData(StudyData):
     drop: list[list[list[float | None]]]
     random_drop: list[list[list[list[float | None]]]]
     random_mean: list[list[list[float | None]]]
-    cumulativity: dict[str, list[float | None] | list[int]]
+    cumulativity: Cumulativity
     jaccard: list[list[float]]
     n_shared_neurons: int
     n_distinct_neurons: int
     seconds: dict[str, float]
     source: str = "organism-facts"
-    scoring: str = "first_token"
+    scoring: AnswerScoring = "first_token"
     near_zero: list[str] | None = None
     min_accuracy: float | None = None
     skipped: list[dict[str, str]] | None = None

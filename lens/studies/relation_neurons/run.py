@@ -162,7 +162,7 @@ def run(model: Any, config: Config) -> Result:
     k = config.k or default_k(model)
     total = int(model.cfg.n_layers) * int(model.cfg.d_mlp)
     grid = sorted({min(total, max(1, round(m * k))) for m in config.multipliers()} | {k})
-    score = {"batch_size": config.batch_size, "scoring": config.scoring}
+    bs, scoring = config.batch_size, config.scoring
 
     # 1. selection
     sel = [q for q in all_qs if q.language == lang and q.subject in sel_subjects]
@@ -184,7 +184,9 @@ def run(model: Any, config: Config) -> Result:
     qs = [q for x in langs for q in all_qs if q.language == x and q.subject in eval_subjects]
     queries = make_queries(model, qs, langs, relations)
     shape = (len(langs), len(relations))
-    base = accuracy_table(correct(model, queries, (), **score), queries, *shape)
+    base = accuracy_table(
+        correct(model, queries, (), batch_size=bs, scoring=scoring), queries, *shape
+    )
     base_lang = [float(np.nanmean(row)) if not np.isnan(row).all() else 0.0 for row in base]
     near_zero = [x for x, b in zip(langs, base_lang) if b < config.min_accuracy]
     measured = [i for i, x in enumerate(langs) if x not in near_zero or x == lang]
@@ -231,7 +233,7 @@ def run(model: Any, config: Config) -> Result:
                 if len(per_rel[i]) == 0:
                     continue
                 dea = NeuronDeactivation(random_like(n, width, gen))
-                ok = correct(model, per_rel[i], [dea], **score)
+                ok = correct(model, per_rel[i], [dea], batch_size=bs, scoring=scoring)
                 vals.append(base[0, i] - float(ok.double().mean()))
         rcurve.append(float(np.mean(vals)) if vals else None)
 
