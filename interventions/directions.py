@@ -218,6 +218,12 @@ class ActivationAddition:
         self.vector = as_vector(self.vector, "vector")
         self.layer = as_layer(self.layer, "layer", from_end=True)
         self.coeff = finite_float(self.coeff, "coeff")
+        if not bool(torch.isfinite(self.coeff * self.vector.float()).all()):
+            big = float(self.vector.float().abs().max())
+            raise ValueError(
+                f"ActivationAddition: coeff ({self.coeff:g}) x vector (largest entry {big:g}) "
+                "overflows float32; use a smaller coeff or vector"
+            )
         self.positions = validate_positions(self.positions)
         self.site = check_site(self.site, RESID_SITES)
 

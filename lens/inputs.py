@@ -116,6 +116,26 @@ def check_lengths(model: Any, lengths: Sequence[int], *, what: str = "prompt") -
         )
 
 
+def check_ids(model: Any, ids: Tensor, *, what: str = "prompt") -> None:
+    """Refuse token ids outside ``0..d_vocab-1`` (they would index past the embedding).
+
+    Example:
+        >>> import lens, torch
+        >>> check_ids(lens.load_model(lens.tiny_config("llama")), torch.tensor([[1, 300]]))
+        Traceback (most recent call last):
+        ...
+        lens.inputs.InputError: prompt 0 holds token id 300; this model's ids are 0..256 (d_vocab 257)
+    """  # noqa: E501
+    vocab = int(model.cfg.d_vocab)
+    bad = ((ids < 0) | (ids >= vocab)).nonzero()
+    if len(bad):
+        row, col = (int(x) for x in bad[0])
+        raise InputError(
+            f"{what} {row} holds token id {int(ids[row, col])}; this model's ids are "
+            f"0..{vocab - 1} (d_vocab {vocab})"
+        )
+
+
 def check_metric_gap(clean: Tensor, corrupt: Tensor, *, metric: str = "metric") -> None:
     """Refuse pairs whose clean and corrupted metric cannot normalise a patching effect
     (equal, or not finite): ``(patched - corrupt) / (clean - corrupt)`` would be NaN or inf."""

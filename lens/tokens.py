@@ -30,6 +30,7 @@ from interventions.base import last_real_positions, refuse_right_padding
 from lens.inputs import (
     InputError,
     UnknownTokenWarning,
+    check_ids,
     check_lengths,
     check_texts,
     unknown_message,
@@ -396,6 +397,8 @@ def batch(
         sl = slice(width - len(r), width) if padding_side == "left" else slice(0, len(r))
         tokens[i, sl] = torch.tensor(r, dtype=torch.long)
         mask[i, sl] = 1
+    if not is_text:
+        check_ids(model, torch.where(mask.bool(), tokens, 0))
     if device is None:
         device = model.cfg.device if getattr(model.cfg, "device", None) else "cpu"
     texts = list(items) if is_text else None
@@ -409,6 +412,7 @@ def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "lef
     if isinstance(prompts_or_batch, Tensor):
         t = prompts_or_batch if prompts_or_batch.ndim == 2 else prompts_or_batch[None]
         check_lengths(model, [t.shape[1]] * t.shape[0])
+        check_ids(model, t)
         refuse_right_padding(
             t,
             pad_id(model),

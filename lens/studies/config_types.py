@@ -283,7 +283,7 @@ def check_layers(config: Any, n_layers: int) -> dict[str, Any]:
 
 def _numbers(value: Any) -> list[float]:
     if _is_number(value):
-        return [value if isinstance(value, numbers.Integral) else float(value)]
+        return [int(value) if isinstance(value, numbers.Integral) else float(value)]
     if isinstance(value, (list, tuple)):
         return [x for v in value for x in _numbers(v)]
     if isinstance(value, dict):

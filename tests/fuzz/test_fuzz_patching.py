@@ -2,9 +2,8 @@
 lens.attribution.direct_logit_attribution: prompt pairs, answers, sites, positions, layers.
 
 Generated pairs differ in at least one token and use distinct answer/wrong ids: identical
-pairs and ``answer == wrong`` are known to give NaN cells (the input gate being added in
-lens/patching/pairs.py refuses them); they are pinned by the strict xfails of
-test_fuzz_known_bugs.py instead of failing every run here.
+pairs and ``answer == wrong`` (which gave NaN cells before the input gate refused them) are
+tested once each in test_fuzz_regressions.py instead of on every generated case here.
 """
 
 from __future__ import annotations

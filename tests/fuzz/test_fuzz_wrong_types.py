@@ -151,12 +151,9 @@ GENERIC_BUGS = [
     (
         "interventions/_common.py as_layers(): layers",
         [
-            ("activation_patching", "layers", "None float"),
-            ("attribution_patching", "layers", "None float"),
             ("DirectionAblation", "layers", "None float"),
         ],
     ),
-    ("lens/logit_lens/args.py: layers", [("logit_lens", "layers", "None float")]),
     ("lens/logit_lens/args.py: targets", [("logit_lens", "targets", "float")]),
     (
         "interventions/base.py validate_positions(): positions",
