@@ -43,6 +43,7 @@ _NAMES = {
 }
 _SUBMODULES = (
     "attribution",
+    "circuits",
     "data",
     "finders",
     "generate",
