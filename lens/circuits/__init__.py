@@ -2,6 +2,15 @@
 faithfulness."""
 
 from lens.circuits.attribute import attribute, writer_outputs
+from lens.circuits.faithfulness import FaithfulnessCurve, faithfulness, faithfulness_curve
 from lens.circuits.graph import Circuit, Graph
 
-__all__ = ["Circuit", "Graph", "attribute", "writer_outputs"]
+__all__ = [
+    "Circuit",
+    "FaithfulnessCurve",
+    "Graph",
+    "attribute",
+    "faithfulness",
+    "faithfulness_curve",
+    "writer_outputs",
+]

@@ -18,7 +18,13 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interventions import bridge
-from interventions.edges import Layout, WriterStore, layout, qkv_weights, writer_capture_hooks
+from interventions.edge_graph import (
+    Layout,
+    WriterStore,
+    layout,
+    qkv_weights,
+    writer_capture_hooks,
+)
 from lens.circuits.graph import Graph
 from lens.hooks import GradProbe, Probe, apply
 from lens.patching.pairs import Metric, Token, check_metric_output, prepare, repeat

@@ -11,7 +11,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from interventions.edges import Layout
+from interventions.edge_graph import Layout
 
 
 def _components(lay: Layout) -> list[list[int]]:

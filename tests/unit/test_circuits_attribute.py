@@ -11,7 +11,7 @@ from transformer_lens.tools.analysis.attribution_patching import (
 )
 
 import lens
-from interventions.edges import layout
+from interventions.edge_graph import layout
 from lens.circuits import attribute
 
 CLEAN = torch.tensor([[5, 9, 2, 7, 11, 4], [3, 3, 8, 1, 4, 9]])
@@ -75,7 +75,7 @@ def test_per_head_reader_gradient_equals_autograd_on_a_separate_copy(kind, head)
     input (a leaf) inside the forward; autograd's gradient on that copy, dotted with the
     input delta, is the score of the edge input -> that reader."""
     from interventions import bridge
-    from interventions.edges import qkv_weights
+    from interventions.edge_graph import qkv_weights
 
     model = lens.load_model(lens.tiny_config("llama"))
     clean, corrupt = CLEAN[:1], CORRUPT[:1]

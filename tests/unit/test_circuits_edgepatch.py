@@ -8,7 +8,7 @@ import torch
 
 import lens
 from interventions import EdgePatch, bridge, from_dict
-from interventions.edges import layout
+from interventions.edge_graph import layout
 from lens.circuits import writer_outputs
 from lens.tokens import as_batch
 
