@@ -62,7 +62,7 @@ def writer_outputs(
     """
     lay = layout(model)
     store = WriterStore()
-    with torch.no_grad(), apply(model, _Hooks(writer_capture_hooks(model, store)), *interventions):
+    with torch.no_grad(), apply(model, *interventions, _Hooks(writer_capture_hooks(model, store))):
         model(batch.tokens, attention_mask=batch.attention_mask)
     return store.stacked(lay)
 
@@ -112,7 +112,7 @@ def _chunk_scores(
     emb_probe = Probe("hook_embed")
     clean_store = WriterStore()
     capture = _Hooks(writer_capture_hooks(model, clean_store))
-    with torch.no_grad(), apply(model, capture, *interventions, probes=[emb_probe]):
+    with torch.no_grad(), apply(model, *interventions, capture, probes=[emb_probe]):
         model(clean.tokens, attention_mask=clean.attention_mask)
     clean_w = clean_store.stacked(lay)
     clean_emb = emb_probe.value
@@ -136,23 +136,29 @@ def _chunk_scores(
     final = GradProbe("ln_final.hook_in")
     grads = [*names["q"], *names["k"], *names["v"], *mlp, final]
     hooks = _Hooks([("hook_embed", interpolate), *writer_capture_hooks(model, store)])
-    with torch.enable_grad(), apply(model, hooks, *interventions, probes=[*resid, *grads]):
+    with torch.enable_grad(), apply(model, *interventions, hooks, probes=[*resid, *grads]):
         logits = model(run.tokens, attention_mask=run.attention_mask)
         value = check_metric_output(metric(logits, run), copies * n)
         if not value.requires_grad:
             raise ValueError("the metric returned a tensor without grad; EAP needs gradients")
         if not bool(torch.isfinite(value).all()):
             raise ValueError("the metric is NaN or infinite on the corrupted run")
-        torch.autograd.grad(value.sum(), leaves + [t for g in grads for t in g.tensors])
+        inputs = leaves + [t for g in grads for t in g.tensors]
+        torch.autograd.grad(value.sum(), inputs, allow_unused=True)
+        shapes = {id(g): g.tensors[-1].shape for g in grads if g.tensors}
         for g in grads:
             g.tensors.clear()
+
+    def got(g: GradProbe) -> Tensor:  # no gradient reached it (e.g. frozen patterns): zero
+        return g.values[-1] if g.values else torch.zeros(shapes[id(g)])
+
     g_read = reader_grads(
         model,
         lay,
         [p.value for p in resid],
-        {k: [g.value for g in v] for k, v in names.items()},
-        [g.value for g in mlp],
-        final.value,
+        {k: [got(g) for g in v] for k, v in names.items()},
+        [got(g) for g in mlp],
+        got(final),
     )
     seq = g_read.shape[1]
     g_read = g_read.view(copies, n, seq, *g_read.shape[2:]).mean(0)
