@@ -6,8 +6,8 @@ context, position masks, the type registry) stay importable from :mod:`intervent
 """
 
 from interventions.base import HookFn, Intervention, Positions, from_dict
-from interventions.edges import EdgePatch
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
+from interventions.edges import EdgePatch
 from interventions.heads import ActivationPatch, HeadAblation
 from interventions.neurons import NeuronDeactivation, neurons_by_layer
 from interventions.orthogonalize import Orthogonalization, orthogonalize

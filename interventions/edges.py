@@ -58,7 +58,7 @@ class EdgePatch:
         >>> with lens.apply(model, patch):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
         >>> tuple(logits.shape)
-        (1, 3, 512)
+        (1, 3, 257)
     """
 
     edges: Sequence[tuple[str, str]] = ()

@@ -27,7 +27,7 @@ from interventions.edge_graph import (
 )
 from lens.circuits.graph import Graph
 from lens.hooks import GradProbe, Probe, apply
-from lens.patching.pairs import Metric, Token, check_metric_output, prepare, repeat
+from lens.patching.pairs import LogitDiff, Metric, Token, check_metric_output, prepare, repeat
 from lens.tokens import Batch
 
 Method = Literal["eap", "eap-ig"]
@@ -47,6 +47,15 @@ def _rows(batch: Batch, start: int, stop: int) -> Batch:
     return Batch(batch.tokens[start:stop], batch.attention_mask[start:stop], batch.padding_side)
 
 
+def metric_rows(metric: Metric, start: int, stop: int) -> Metric:
+    """The metric for pairs ``start:stop`` (the default one slices its per-pair answer ids; a
+    custom metric gets each chunk's batch as is)."""
+    if isinstance(metric, LogitDiff):
+        wrong = None if metric.wrong is None else metric.wrong[start:stop]
+        return LogitDiff(metric.answer[start:stop], wrong)
+    return metric
+
+
 def writer_outputs(
     model: Any, batch: Batch, *, interventions: Sequence[Any] = ()
 ) -> Float[Tensor, "batch pos writers d_model"]:
@@ -58,7 +67,7 @@ def writer_outputs(
         >>> from lens.tokens import as_batch
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> tuple(writer_outputs(model, as_batch(model, [[1, 2, 3]])).shape)
-        (1, 3, 13, 64)
+        (1, 3, 16, 64)
     """
     lay = layout(model)
     store = WriterStore()
@@ -203,7 +212,7 @@ def attribute(
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> g = attribute(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, wrong=6, steps=2)
         >>> tuple(g.scores.shape), g.n_edges
-        ((13, 28), 222)
+        ((16, 28), 190)
     """
     if method not in ("eap", "eap-ig"):
         raise ValueError(f"method must be 'eap' or 'eap-ig', got {method!r}")
@@ -217,12 +226,7 @@ def attribute(
     total = torch.zeros(len(lay.writers), len(lay.readers), dtype=torch.float64)
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
-        chunk_metric = pairs.metric
-        if hasattr(chunk_metric, "answer"):  # LogitDiff: slice its per-pair ids
-            chunk_metric = type(chunk_metric)(
-                chunk_metric.answer[start:stop],
-                None if chunk_metric.wrong is None else chunk_metric.wrong[start:stop],
-            )
+        chunk_metric = metric_rows(pairs.metric, start, stop)
         s, _ = _chunk_scores(
             model,
             lay,

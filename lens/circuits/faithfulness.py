@@ -13,10 +13,10 @@ from jaxtyping import Bool
 from torch import Tensor
 
 from interventions.edges import EdgePatch
-from lens.circuits.attribute import _rows, writer_outputs
+from lens.circuits.attribute import _rows, metric_rows, writer_outputs
 from lens.circuits.graph import Circuit, Graph
 from lens.hooks import apply
-from lens.patching.pairs import LogitDiff, Metric, Token, check_metric_output, prepare, repeat
+from lens.patching.pairs import Metric, Token, check_metric_output, prepare, repeat
 
 
 def _metrics(
@@ -34,10 +34,7 @@ def _metrics(
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         clean, corrupt = _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop)
-        metric = pairs.metric
-        if isinstance(metric, LogitDiff):
-            wrong = None if metric.wrong is None else metric.wrong[start:stop]
-            metric = LogitDiff(metric.answer[start:stop], wrong)
+        metric = metric_rows(pairs.metric, start, stop)
         c = stop - start
         values = writer_outputs(model, corrupt, interventions=interventions)
         with torch.no_grad(), apply(model, *interventions):
@@ -150,7 +147,7 @@ def faithfulness_curve(
         >>> g = attribute(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, method="eap")
         >>> curve = faithfulness_curve(model, g, [[1, 2, 3]], [[1, 4, 3]], answer=5)
         >>> len(curve.faithfulness), round(curve.faithfulness[-1], 4)
-        (22, 1.0)
+        (19, 1.0)
     """
     total = graph.n_edges
     if sizes is None:
