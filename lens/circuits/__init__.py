@@ -4,6 +4,7 @@ faithfulness."""
 from lens.circuits.attribute import attribute, writer_outputs
 from lens.circuits.faithfulness import FaithfulnessCurve, faithfulness, faithfulness_curve
 from lens.circuits.graph import Circuit, Graph
+from lens.circuits.interop import from_transformer_lens, to_transformer_lens
 
 __all__ = [
     "Circuit",
@@ -12,5 +13,7 @@ __all__ = [
     "attribute",
     "faithfulness",
     "faithfulness_curve",
+    "from_transformer_lens",
+    "to_transformer_lens",
     "writer_outputs",
 ]

@@ -69,6 +69,12 @@ class Circuit:
         idx = self.mask.nonzero().tolist()
         return [(self.layout.writers[w], self.layout.readers[r]) for w, r in idx]
 
+    def to_transformer_lens(self, seq_len: int) -> list[tuple[Any, Any]]:
+        """The circuit as TransformerLens 4.3 ``(Node, Node)`` edges at every position."""
+        from lens.circuits.interop import to_transformer_lens
+
+        return list(to_transformer_lens(self, seq_len))
+
 
 @dataclass
 class Graph:
@@ -124,6 +130,12 @@ class Graph:
         order = flat.flatten().argsort(descending=True)[: min(n_edges, self.n_edges)]
         keep.view(-1)[order] = True
         return Circuit(self.layout, prune(self.layout, keep & self.mask))
+
+    def to_transformer_lens(self, seq_len: int) -> dict[tuple[Any, Any], float]:
+        """TransformerLens 4.3 ``(Node, Node) -> score`` (see ``lens.circuits.interop``)."""
+        from lens.circuits.interop import to_transformer_lens
+
+        return to_transformer_lens(self, seq_len)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``graph.json`` (nodes, method) and ``graph.safetensors`` (scores)."""

@@ -122,3 +122,26 @@ def test_errors_name_the_problem(gpt2):
     with pytest.raises(KeyError, match="unknown writer"):
         g.score("a9.h0", "logits")
     assert lens.count_hooks(gpt2) == 0
+
+
+def test_transformer_lens_interop_and_faithfulness_parity(gpt2):
+    from transformer_lens.tools.analysis.attribution_patching import faithfulness as tl_faith
+
+    from lens.circuits import faithfulness, from_transformer_lens
+
+    def metric(logits):
+        return logits[0, -1, 17] - logits[0, -1, 40]
+
+    tl = attribution_patch(
+        gpt2, CLEAN[:1], CORRUPT[:1], metric, EdgeAttributionConfig(granularity="edge")
+    )
+    ours = attribute(gpt2, CLEAN[:1], CORRUPT[:1], answer=17, wrong=40, method="eap")
+    back = from_transformer_lens(tl.edge_scores, ours.layout)
+    torch.testing.assert_close(back.scores, ours.scores, atol=1e-6, rtol=1e-4)
+    circuit = ours.top(40)
+    assert 0 < circuit.n_edges <= 40
+    theirs = tl_faith(gpt2, CLEAN[:1], CORRUPT[:1], metric, circuit.to_transformer_lens(6))
+    mine = faithfulness(gpt2, circuit, CLEAN[:1], CORRUPT[:1], answer=17, wrong=40)
+    assert abs(mine) > 1e-3 and abs(mine - 1) > 1e-3
+    assert mine == pytest.approx(theirs.recovered, abs=1e-4)
+    assert len(ours.to_transformer_lens(6)) == 6 * ours.n_edges
