@@ -41,7 +41,7 @@ def _tl_nodes(lay: Layout, position: int) -> tuple[list[Any], list[Any]]:
         elif kind == "mlp":
             readers.append(Node("mlp_in", position, layer))
         else:
-            readers.append(Node(_READER_KINDS[kind], position, layer, head))
+            readers.append(Node(_READER_KINDS[kind], position, layer, head))  # type: ignore[arg-type]
     return writers, readers
 
 
