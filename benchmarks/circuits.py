@@ -30,7 +30,7 @@ from transformer_lens.tools.analysis.attribution_patching import (
 
 import lens
 from benchmarks.harness import QUICK_SHAPE, SMOLLM2_SHAPE, machine_info, markdown_table
-from lens.circuits import attribute, from_transformer_lens
+from lens.circuits import Graph, attribute
 
 SEQ = 16
 STEPS = 5
@@ -69,7 +69,7 @@ def vs_transformer_lens(n_pairs: int, rounds: int) -> list[dict[str, Any]]:
         ),
         rounds,
     )
-    ref = from_transformer_lens(tl.edge_scores, ours.layout)
+    ref = Graph.from_transformer_lens(tl.edge_scores, ours.layout)
     diff = float((ref.scores - ours.scores).abs().max())
     case = f"organism, {n_pairs} pairs x {SEQ} tokens, {ours.n_edges} edges"
     return [

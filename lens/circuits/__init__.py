@@ -4,7 +4,6 @@ faithfulness."""
 from lens.circuits.attribute import attribute, writer_outputs
 from lens.circuits.faithfulness import FaithfulnessCurve, faithfulness, faithfulness_curve
 from lens.circuits.graph import Circuit, Graph
-from lens.circuits.interop import from_transformer_lens, to_transformer_lens
 from lens.circuits.planted import INDUCTION_EDGES, edge_auroc, induction_model, induction_pairs
 
 __all__ = [
@@ -16,9 +15,7 @@ __all__ = [
     "edge_auroc",
     "faithfulness",
     "faithfulness_curve",
-    "from_transformer_lens",
     "induction_model",
     "induction_pairs",
-    "to_transformer_lens",
     "writer_outputs",
 ]

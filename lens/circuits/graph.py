@@ -12,6 +12,7 @@ from jaxtyping import Bool, Float
 from torch import Tensor
 
 from interventions.edge_graph import Layout
+from lens.circuits.interop import dense_scores, to_transformer_lens
 
 
 def _components(lay: Layout) -> list[list[int]]:
@@ -71,9 +72,8 @@ class Circuit:
 
     def to_transformer_lens(self, seq_len: int) -> list[tuple[Any, Any]]:
         """The circuit as TransformerLens 4.3 ``(Node, Node)`` edges at every position."""
-        from lens.circuits.interop import to_transformer_lens
-
-        return list(to_transformer_lens(self, seq_len))
+        ones = torch.ones(self.mask.shape)
+        return list(to_transformer_lens(self.layout, self.mask, ones, seq_len))
 
 
 @dataclass
@@ -132,10 +132,26 @@ class Graph:
         return Circuit(self.layout, prune(self.layout, keep & self.mask))
 
     def to_transformer_lens(self, seq_len: int) -> dict[tuple[Any, Any], float]:
-        """TransformerLens 4.3 ``(Node, Node) -> score`` (see ``lens.circuits.interop``)."""
-        from lens.circuits.interop import to_transformer_lens
+        """TransformerLens 4.3 ``(Node, Node) -> score`` at positions ``0..seq_len-1``, each
+        position given the position-summed score (no grouped-query models: TL has no
+        key/value-head readers).
 
-        return to_transformer_lens(self, seq_len)
+        Example:
+            >>> import lens
+            >>> from lens.circuits import attribute
+            >>> model = lens.load_model(lens.tiny_config("gpt2"))
+            >>> g = attribute(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, method="eap")
+            >>> len(g.to_transformer_lens(3)) == 3 * g.n_edges
+            True
+        """
+        return to_transformer_lens(self.layout, self.mask, self.scores, seq_len)
+
+    @classmethod
+    def from_transformer_lens(
+        cls, edge_scores: dict[tuple[Any, Any], float], layout: Layout, *, method: str = "eap"
+    ) -> Graph:
+        """A graph from TL's ``attribution_patch(...).edge_scores`` (summed over positions)."""
+        return cls(layout, dense_scores(edge_scores, layout), method=method)
 
     def save(self, folder: str | Path) -> Path:
         """Write ``graph.json`` (nodes, method) and ``graph.safetensors`` (scores)."""

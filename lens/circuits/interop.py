@@ -2,8 +2,8 @@
 
 TransformerLens keys edges per position and has no key/value-head readers (it refuses grouped
 queries), so these conversions apply to models without grouped queries. lens scores are summed
-over positions: :func:`to_transformer_lens` gives every position the summed score (a circuit
-keeps an edge at every position), :func:`from_transformer_lens` sums TL's positions.
+over positions: ``Graph.to_transformer_lens`` gives every position the summed score (a circuit
+keeps an edge at every position), ``Graph.from_transformer_lens`` sums TL's positions.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from interventions.edge_graph import Layout
-from lens.circuits.graph import Circuit, Graph
 
 _READER_KINDS = {"q": "q_input", "k": "k_input", "v": "v_input"}
 
@@ -45,22 +45,12 @@ def _tl_nodes(lay: Layout, position: int) -> tuple[list[Any], list[Any]]:
     return writers, readers
 
 
-def to_transformer_lens(item: Graph | Circuit, seq_len: int) -> dict[tuple[Any, Any], float]:
-    """TL ``{(writer Node, reader Node): score}`` at positions ``0..seq_len-1`` (a circuit's
-    edges score 1.0); ``list(d)`` is a circuit for TL's ``faithfulness``.
-
-    Example:
-        >>> import lens
-        >>> from lens.circuits import attribute
-        >>> model = lens.load_model(lens.tiny_config("gpt2"))
-        >>> g = attribute(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, method="eap")
-        >>> len(to_transformer_lens(g, 3)) == 3 * g.n_edges
-        True
-    """
-    lay = item.layout
+def to_transformer_lens(
+    lay: Layout, mask: Tensor, values: Tensor, seq_len: int
+) -> dict[tuple[Any, Any], float]:
+    """TL ``{(writer Node, reader Node): values[w, r]}`` for every edge of ``mask`` at positions
+    ``0..seq_len-1`` (use ``Graph.to_transformer_lens`` / ``Circuit.to_transformer_lens``)."""
     _check_mha(lay)
-    mask = item.mask
-    values = item.scores if isinstance(item, Graph) else torch.ones(mask.shape)
     pairs = mask.nonzero().tolist()
     out: dict[tuple[Any, Any], float] = {}
     for pos in range(seq_len):
@@ -70,17 +60,15 @@ def to_transformer_lens(item: Graph | Circuit, seq_len: int) -> dict[tuple[Any, 
     return out
 
 
-def from_transformer_lens(
-    edge_scores: dict[tuple[Any, Any], float], lay: Layout, *, method: str = "eap"
-) -> Graph:
-    """A lens :class:`Graph` from TL's per-position edge scores (summed over positions)."""
+def dense_scores(edge_scores: dict[tuple[Any, Any], float], lay: Layout) -> Tensor:
+    """TL's per-position edge scores as a ``[writers, readers]`` tensor summed over positions."""
     _check_mha(lay)
     index_w = {n: i for i, n in enumerate(lay.writers)}
     index_r = {n: i for i, n in enumerate(lay.readers)}
     scores = torch.zeros(len(lay.writers), len(lay.readers), dtype=torch.float64)
     for (w, r), score in edge_scores.items():
         scores[index_w[_lens_name(w)], index_r[_lens_name(r)]] += float(score)
-    return Graph(lay, scores.float(), method=method)
+    return scores.float()
 
 
 def _lens_name(node: Any) -> str:

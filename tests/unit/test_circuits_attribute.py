@@ -127,7 +127,7 @@ def test_errors_name_the_problem(gpt2):
 def test_transformer_lens_interop_and_faithfulness_parity(gpt2):
     from transformer_lens.tools.analysis.attribution_patching import faithfulness as tl_faith
 
-    from lens.circuits import faithfulness, from_transformer_lens
+    from lens.circuits import Graph, faithfulness
 
     def metric(logits):
         return logits[0, -1, 17] - logits[0, -1, 40]
@@ -136,7 +136,7 @@ def test_transformer_lens_interop_and_faithfulness_parity(gpt2):
         gpt2, CLEAN[:1], CORRUPT[:1], metric, EdgeAttributionConfig(granularity="edge")
     )
     ours = attribute(gpt2, CLEAN[:1], CORRUPT[:1], answer=17, wrong=40, method="eap")
-    back = from_transformer_lens(tl.edge_scores, ours.layout)
+    back = Graph.from_transformer_lens(tl.edge_scores, ours.layout)
     torch.testing.assert_close(back.scores, ours.scores, atol=1e-6, rtol=1e-4)
     circuit = ours.top(40)
     assert 0 < circuit.n_edges <= 40
