@@ -7,6 +7,7 @@ context, position masks, the type registry) stay importable from :mod:`intervent
 
 from interventions.base import HookFn, Intervention, Positions, from_dict
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
+from interventions.edges import EdgePatch
 from interventions.heads import ActivationPatch, HeadAblation
 from interventions.neurons import NeuronDeactivation, neurons_by_layer
 from interventions.orthogonalize import Orthogonalization, orthogonalize
@@ -16,6 +17,7 @@ __all__ = [
     "ActivationAddition",
     "ActivationPatch",
     "DirectionAblation",
+    "EdgePatch",
     "HeadAblation",
     "HookFn",
     "Intervention",

@@ -46,6 +46,7 @@ _NAMES = {
 }
 _SUBMODULES = (
     "attribution",
+    "circuits",
     "data",
     "finders",
     "generate",

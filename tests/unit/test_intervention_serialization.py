@@ -59,6 +59,8 @@ def _cases():
         ),
         "patch-resid": ActivationPatch("resid_pre", 1, _mat(10, 6, 64), positions=[2, 5]),
         "patch-heads": ActivationPatch("z", 2, _mat(11, 6, 4, 16), heads=[1, 3]),
+        "edges-zero": interventions.EdgePatch([("input", "logits"), ("a0.h1", "a1.h0<q>")], "zero"),
+        "edges-values": interventions.EdgePatch([("m0", "logits")], values=_mat(12, 2, 6, 16, 64)),
     }
 
 

@@ -1,0 +1,236 @@
+"""Edge patching (:class:`EdgePatch`) on the residual graph of :mod:`interventions.edge_graph`."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+from jaxtyping import Bool, Float
+from torch import Tensor
+
+from interventions import bridge
+from interventions._common import tensor_from_json, tensor_to_json
+from interventions.base import HookPair, register
+from interventions.edge_graph import (
+    Layout,
+    WriterStore,
+    _attn_bias_sum,
+    check_rebuild,
+    layout,
+    qkv_weights,
+    writer_capture_hooks,
+)
+
+__all__ = ["EdgePatch", "Layout", "layout"]
+
+
+Source = Literal["corrupt", "zero"]
+
+
+@register
+@dataclass(eq=False)
+class EdgePatch:
+    """Replace chosen edges' contributions: each affected reader reads the live residual
+    input minus the chosen writers' live outputs plus their ``source`` values.
+
+    Every patched reader input is first rebuilt from the residual sum of writer outputs and
+    checked against the real input (within ``tol``, relative to its scale); where that fails
+    (an architecture adding something else to the residual) it raises naming the reason.
+    Query/key/value readers are patched per head (per key/value head with grouped queries) by
+    recomputing that head's projection of the patched, normalised input.
+
+    Args:
+        edges: ``(writer, reader)`` names, e.g. ``("a0.h1", "a1.h0<k>")``.
+        source: ``"corrupt"``: use ``values``, the writer outputs of another run
+            ``[batch, pos, writers, d_model]`` (``lens.circuits.writer_outputs``);
+            ``"zero"``: remove the writers' contributions.
+        values: required for ``source="corrupt"``.
+        tol: rebuild tolerance.
+        mask: instead of ``edges``, a bool ``[writers, readers]`` or per-row
+            ``[batch, writers, readers]`` tensor of the edges to patch.
+
+    Example:
+        >>> import lens, torch
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> patch = EdgePatch([("a0.h1", "a1.kv0<k>"), ("input", "logits")], source="zero")
+        >>> with lens.apply(model, patch):
+        ...     logits = model(torch.tensor([[1, 2, 3]]))
+        >>> tuple(logits.shape)
+        (1, 3, 257)
+    """
+
+    edges: Sequence[tuple[str, str]] = ()
+    source: Source = "corrupt"
+    values: Tensor | None = None
+    tol: float = 1e-5
+    mask: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        self.edges = [(str(w), str(r)) for w, r in self.edges]
+        if self.source not in ("corrupt", "zero"):
+            raise ValueError(f"source must be 'corrupt' or 'zero', got {self.source!r}")
+        if self.source == "corrupt" and self.values is None:
+            raise ValueError(
+                "source='corrupt' needs values= (the corrupted run's writer outputs, "
+                "[batch, pos, writers, d_model]; see lens.circuits.writer_outputs)"
+            )
+        if self.values is not None and self.values.ndim != 4:
+            raise ValueError(
+                f"values must be [batch, pos, writers, d_model], got {tuple(self.values.shape)}"
+            )
+        if self.mask is not None and self.edges:
+            raise ValueError("give edges or mask, not both")
+
+    def edge_mask(self, lay: Layout) -> Bool[Tensor, "rows writers readers"]:
+        """The patched edges as a ``[1 or batch, writers, readers]`` bool tensor."""
+        exists = lay.mask()
+        if self.mask is not None:
+            m = self.mask.bool().cpu()
+            m = m[None] if m.ndim == 2 else m
+            if tuple(m.shape[1:]) != tuple(exists.shape):
+                raise ValueError(
+                    f"mask has shape {tuple(self.mask.shape)}; this model needs "
+                    f"[(batch,) {exists.shape[0]}, {exists.shape[1]}]"
+                )
+            if bool((m & ~exists).any()):
+                raise ValueError("mask selects edges that do not exist (see Layout.mask())")
+            return m
+        out = torch.zeros_like(exists)
+        for w, r in self.edges:
+            wi, ri = lay.writer_index(w), lay.reader_index(r)
+            if not bool(exists[wi, ri]):
+                raise ValueError(f"there is no edge {w} -> {r}: {w} is computed after {r} reads")
+            out[wi, ri] = True
+        return out[None]
+
+    def hooks(self, model: Any) -> list[HookPair]:
+        lay = layout(model)
+        if self.values is not None and tuple(self.values.shape[2:]) != (
+            len(lay.writers),
+            int(model.cfg.d_model),
+        ):
+            raise ValueError(
+                f"values have shape {tuple(self.values.shape)}; this model needs "
+                f"[batch, pos, {len(lay.writers)}, {int(model.cfg.d_model)}]"
+            )
+        mask = self.edge_mask(lay)
+        used = mask.any(0).any(0)  # readers with a patched edge
+        store = WriterStore()
+        resid: dict[int, Tensor] = {}
+        pairs = writer_capture_hooks(model, store, detach=False)
+        per = lay.n_heads + 2 * lay.n_kv + 1
+        for layer in range(lay.n_layers):
+            base = layer * per
+            spans = {"q": (0, lay.n_heads), "k": (lay.n_heads, lay.n_heads + lay.n_kv)}
+            spans["v"] = (lay.n_heads + lay.n_kv, lay.n_heads + 2 * lay.n_kv)
+            kinds = [k for k, (a, b) in spans.items() if bool(used[base + a : base + b].any())]
+            if kinds:
+                pairs.append((f"blocks.{layer}.hook_resid_pre", _keep(resid, layer)))
+            for kind in kinds:
+                a, b = spans[kind]
+                cols = list(range(base + a, base + b))
+                hook = self._qkv_hook(model, lay, store, resid, kind, layer, mask[:, :, cols])
+                pairs.append((f"blocks.{layer}.attn.hook_{kind}", hook))
+            if bool(used[base + per - 1]):
+                hook = self._resid_hook(
+                    model, lay, store, mask[:, :, base + per - 1], 2 * layer + 2
+                )
+                pairs.append((f"blocks.{layer}.ln2.hook_in", hook))
+        if bool(used[-1]):
+            stage = 2 * lay.n_layers + 1
+            pairs.append(
+                ("ln_final.hook_in", self._resid_hook(model, lay, store, mask[:, :, -1], stage))
+            )
+        return pairs
+
+    def _live(self, model: Any, lay: Layout, store: WriterStore, stage: int, x: Tensor) -> Tensor:
+        """Check the residual rebuild at ``stage``; return the live writer outputs below it."""
+        live = store.prefix(lay, stage)
+        rebuilt = live.sum(2) + _attn_bias_sum(model, (stage - 1) // 2, x)
+        check_rebuild(x, rebuilt, f"the residual input at stage {stage}", self.tol)
+        return live
+
+    def _correction(self, live: Tensor, m: Tensor) -> Float[Tensor, "batch pos readers d_model"]:
+        """``sum_w m[row, w, r] (source_w - live_w)`` for each reader column of ``m``."""
+        k = live.shape[2]
+        diff = -live
+        if self.source == "corrupt" and self.values is not None:
+            if tuple(self.values.shape[:2]) != tuple(live.shape[:2]):
+                raise ValueError(
+                    f"values cover [batch, pos]={list(self.values.shape[:2])}, the forward "
+                    f"has {list(live.shape[:2])}"
+                )
+            diff = self.values[:, :, :k].to(live.device, live.dtype) - live
+        m = m[:, :k].to(live.device, live.dtype)
+        m = m.expand(live.shape[0], *m.shape[1:]) if m.shape[0] == 1 else m
+        return torch.einsum("bwr,bpwd->bprd", m, diff)
+
+    def _resid_hook(
+        self, model: Any, lay: Layout, store: WriterStore, m: Tensor, stage: int
+    ) -> Any:
+        def fn(act: Tensor, hook: Any) -> Tensor:
+            live = self._live(model, lay, store, stage, act)
+            return act + self._correction(live, m[:, :, None])[:, :, 0]
+
+        return fn
+
+    def _qkv_hook(
+        self,
+        model: Any,
+        lay: Layout,
+        store: WriterStore,
+        resid: dict[int, Tensor],
+        kind: str,
+        layer: int,
+        m: Tensor,
+    ) -> Any:
+        norm = bridge.block_norm_params(model, layer, "ln1")
+        w, b = qkv_weights(model, layer, kind)
+        heads = m.any(0).any(0).nonzero().flatten().tolist()
+
+        def project(x: Tensor, idx: list[int]) -> Tensor:
+            out = torch.einsum("bphd,hde->bphe", norm.apply(x), w[idx].to(x.dtype))
+            return out + b[idx].to(x.dtype) if b is not None else out
+
+        def fn(act: Tensor, hook: Any) -> Tensor:
+            x = resid[layer]
+            live = self._live(model, lay, store, 2 * layer + 1, x)
+            full = list(range(act.shape[2]))
+            base = project(x[:, :, None].expand(-1, -1, len(full), -1), full)
+            check_rebuild(act, base, f"a{layer} <{kind}> from its normalised input", self.tol)
+            xh = x[:, :, None] + self._correction(live, m[:, :, heads])
+            out = act.clone()
+            out[:, :, heads] = project(xh, heads)
+            return out
+
+        return fn
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "type": type(self).__name__,
+            "edges": [list(e) for e in self.edges],
+            "source": self.source,
+            "values": None if self.values is None else tensor_to_json(self.values),
+            "tol": self.tol,
+            "mask": None if self.mask is None else tensor_to_json(self.mask.float()),
+        }
+
+    @classmethod
+    def from_dict(cls, spec: dict[str, Any]) -> EdgePatch:
+        values, mask = spec.get("values"), spec.get("mask")
+        return cls(
+            [(str(w), str(r)) for w, r in spec["edges"]],
+            source=spec["source"],
+            values=None if values is None else tensor_from_json(values),
+            tol=float(spec.get("tol", 1e-5)),
+            mask=None if mask is None else tensor_from_json(mask).bool(),
+        )
+
+
+def _keep(sink: dict[int, Tensor], layer: int) -> Any:
+    def fn(act: Tensor, hook: Any) -> None:
+        sink[layer] = act
+
+    return fn
