@@ -85,7 +85,7 @@ def last_probs(model: Any, prompts: list[str], interventions=()) -> torch.Tensor
 
     device = str(next(model.parameters()).device)
     b = lens.tokens.batch(model, prompts, device=device)
-    with torch.no_grad(), lens.apply(model, *interventions):
+    with torch.no_grad(), lens.apply(model, interventions=interventions):
         logits = model(b.tokens, attention_mask=b.attention_mask)
     rows = torch.arange(len(b), device=logits.device)
     return torch.softmax(logits.float(), -1)[rows, b.last_positions.to(logits.device)].cpu()

@@ -73,7 +73,7 @@ def measure(name: str, rounds: int) -> list[dict[str, Any]]:
 
     @torch.no_grad()
     def hooked() -> None:
-        with lens.apply(model, noop):
+        with lens.apply(model, interventions=[noop]):
             model(tokens)
 
     cases = {"plain forward": plain, "lens.apply no-op x2/layer": hooked}

@@ -84,7 +84,7 @@ def _workloads(name: str, folder: Path, rounds: int) -> list[dict[str, Any]]:
 
     @torch.no_grad()
     def lens_ablate() -> Any:
-        with lens.apply(model, ablation):
+        with lens.apply(model, interventions=[ablation]):
             return model(b.tokens, attention_mask=b.attention_mask)[:, -1]
 
     @torch.no_grad()

@@ -83,7 +83,7 @@ class DirectionAblation:
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> with lens.apply(model, DirectionAblation(torch.randn(64))):
+        >>> with lens.apply(model, interventions=[DirectionAblation(torch.randn(64))]):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 
@@ -204,7 +204,8 @@ class ActivationAddition:
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("gpt2"))
-        >>> with lens.apply(model, ActivationAddition(torch.randn(64), layer=1, coeff=4.0)):
+        >>> add = ActivationAddition(torch.randn(64), layer=1, coeff=4.0)
+        >>> with lens.apply(model, interventions=[add]):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 

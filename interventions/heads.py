@@ -113,7 +113,7 @@ class HeadAblation:
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> with lens.apply(model, HeadAblation({0: [1, 3]})):
+        >>> with lens.apply(model, interventions=[HeadAblation({0: [1, 3]})]):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 
@@ -229,7 +229,7 @@ class ActivationPatch:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> patch = ActivationPatch("resid_pre", 1, torch.zeros(3, 64), positions=[2])
-        >>> with lens.apply(model, patch):
+        >>> with lens.apply(model, interventions=[patch]):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 

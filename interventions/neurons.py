@@ -89,7 +89,7 @@ class NeuronDeactivation:
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> with lens.apply(model, NeuronDeactivation({1: [5, 17]})):
+        >>> with lens.apply(model, interventions=[NeuronDeactivation({1: [5, 17]})]):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 

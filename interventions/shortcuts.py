@@ -4,7 +4,7 @@
 ``z = blocks.{dst}.hook_resid_post``. The map is an :class:`interventions.affine.Affine`
 (checks, application, safetensors keys ``weight``/``bias``). This module holds the data, its
 JSON/safetensors forms and the hook that applies a fitted map
-(``lens.apply(model, shortcut)``: ``h`` is captured at ``src`` and
+(``lens.apply(model, interventions=[shortcut])``: ``h`` is captured at ``src`` and
 ``blocks.{dst}.hook_resid_post`` is replaced by ``z_hat`` at every position; the layers
 still run, so this form saves no compute).
 

@@ -48,7 +48,7 @@ def greedy_tokens(
     eos = getattr(getattr(model, "tokenizer", None), "eos_token_id", None)
     done = torch.zeros(len(b), dtype=torch.bool, device=tokens.device)
     new: list[Tensor] = []
-    with apply(model, *interventions):
+    with apply(model, interventions=interventions):
         for _ in range(max_new_tokens):
             logits = model(tokens, attention_mask=mask)
             nxt = logits[:, -1].argmax(-1)

@@ -1,6 +1,6 @@
 """Scoped, exception-safe installation of interventions and read-only probes.
 
-``apply(model, *interventions, probes=())`` validates every hook name first, installs the
+``apply(model, interventions=[...], probes=[...])`` validates every hook name first, installs the
 hooks in the given order, and removes exactly the hooks it installed, on normal exit, on an
 exception (KeyboardInterrupt included) and when installation itself fails midway. Hooks it did
 not install (a user's permanent or temporary hooks, an outer ``apply``) are never touched.
@@ -212,7 +212,9 @@ def _compile(model: Any, interventions: Iterable[Intervention]) -> list[tuple[st
     return pairs
 
 
-def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()) -> HookHandle:
+def apply(
+    model: Any, *, interventions: Sequence[Intervention] = (), probes: Sequence[Probe] = ()
+) -> HookHandle:
     """Install interventions (in order) and probes on ``model``; return a removable handle.
 
     Every hook name is resolved before anything is installed. Interventions sharing a hook
@@ -227,6 +229,8 @@ def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()
         >>> tuple(probe.value.shape)
         (1, 64)
     """
+    if hasattr(interventions, "hooks"):
+        raise TypeError("interventions= takes a list: pass interventions=[x], not interventions=x")
     pairs = _compile(model, interventions)
     resolved = [(resolve_hook(model, name), fn) for name, fn in pairs]
     probe_points = [(resolve_hook(model, p.name), p) for p in probes]

@@ -128,7 +128,7 @@ def manual_loss(model, texts, interventions=(), add_special_tokens=True) -> floa
     """Token-weighted mean next-token cross-entropy, one unpadded text at a time (an
     independent reference for the studies' batched losses)."""
     total, count = 0.0, 0
-    with lens.apply(model, *interventions):
+    with lens.apply(model, interventions=interventions):
         for text in texts:
             ids = model.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"]
             tokens = torch.tensor([ids])

@@ -280,7 +280,7 @@ def _capture(
     probes = [Probe(name, positions=probe_pos) for name in hook_names]
     if stop_at is not None:  # the deepest probe ends the forward once it has captured
         probes[stop_at] = _StoppingProbe(hook_names[stop_at], positions=probe_pos)
-    with apply(model, *interventions, probes=probes):
+    with apply(model, interventions=interventions, probes=probes):
         try:
             model(b.tokens[rows], attention_mask=b.attention_mask[rows])
         except _StopForward:

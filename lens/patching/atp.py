@@ -87,7 +87,10 @@ def attribution_patching(
     track = TrackGrad()
     last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
     probes = [*acts.values(), *grads.values()]
-    with torch.enable_grad(), apply(model, track, *interventions, *last_only, probes=probes):
+    with (
+        torch.enable_grad(),
+        apply(model, interventions=[track, *interventions, *last_only], probes=probes),
+    ):
         logits = model(target.tokens, attention_mask=target.attention_mask)
         target_m = check_metric_output(pairs.metric(logits, metric_view(pairs.metric, target)), n)
         if not target_m.requires_grad:

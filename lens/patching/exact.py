@@ -68,7 +68,10 @@ def source_values(
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(hook_name(s, layer)) for s in sites for layer in layers}
     last = last_token_logits(metric, run)
-    with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
+    with (
+        torch.no_grad(),
+        apply(model, interventions=[*interventions, *last], probes=list(probes.values())),
+    ):
         logits = model(run.tokens, attention_mask=run.attention_mask)
         value = None
         if metric is not None:
@@ -212,7 +215,10 @@ def run_cells(
             grow, tokens, mask = [], big.tokens, big.attention_mask
         patch = CellPatch(chunk, source, pairs.slots, n)
         last_only = last_token_logits(pairs.metric, big)
-        with torch.no_grad(), apply(model, *interventions, *grow, patch, *last_only):
+        with (
+            torch.no_grad(),
+            apply(model, interventions=[*interventions, *grow, patch, *last_only]),
+        ):
             logits = model(tokens, attention_mask=mask)
             value = check_metric_output(
                 pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
@@ -236,7 +242,7 @@ def activation_patching(
     direction: Direction = "denoise",
     batch_size: int = 64,
     interventions: Sequence[Any] = (),
-    progress: bool = True,
+    progress: bool = False,
 ) -> PatchingResult:
     """Patch every (site, layer, position[, head]) cell from one run into the other.
 

@@ -156,7 +156,7 @@ def trace_prompt(
     for s in range(noise.shape[0]):
         for k, chunk in enumerate(chunks):
             run = TraceForward(noise[s], [cells[c] for c in chunk], clean)
-            with torch.no_grad(), apply(model, run):
+            with torch.no_grad(), apply(model, interventions=[run]):
                 logits = model(tokens)
             probs = logits[:, -1].float().softmax(-1)[:, answer].double().cpu()
             restored[chunk, s] = probs[1:]

@@ -162,9 +162,9 @@ def _teacher_forced(
         rows = [p + a for p, a in zip(items.prompt_ids[chunk], items.answer_ids[chunk])]
         b = lens.tokens.batch(model, rows, padding_side="right")
         if shortcut is not None:
-            logits = lens.shortcuts.predict(shortcut, model, b, positions="all")
+            logits = lens.shortcuts.predict(model, shortcut, b, positions="all")
         else:
-            with lens.apply(model, *interventions):
+            with lens.apply(model, interventions=interventions):
                 logits = model(b.tokens, attention_mask=b.attention_mask)
         logp = torch.log_softmax(logits.float(), dim=-1).cpu()
         for r in range(len(rows)):
@@ -210,13 +210,13 @@ def score_answers(
         return _teacher_forced(model, items, interventions, shortcut, batch_size)
     if shortcut is None:
         logits = lens.readout.last_token_logits(
-            model, items.prompt_ids, *interventions, batch_size=batch_size
+            model, items.prompt_ids, interventions=interventions, batch_size=batch_size
         )
     else:
         parts = []
         for s in range(0, len(items), batch_size):
             b = lens.tokens.batch(model, items.prompt_ids[s : s + batch_size], padding_side="left")
-            parts.append(lens.shortcuts.predict(shortcut, model, b, positions="last"))
+            parts.append(lens.shortcuts.predict(model, shortcut, b, positions="last"))
         logits = torch.cat(parts)
     logp = torch.log_softmax(logits.float(), dim=-1).cpu()
     gold = items.first_ids

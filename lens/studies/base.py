@@ -85,6 +85,8 @@ class StudyConfig:
             name (``lens.data.builtin_names()``). None: the study's default, the organism's
             own data on the organism and lens's built-in real data on any other model
             (:func:`lens.studies.datasets.study_dataset`).
+        progress: tqdm bars while it runs (off by default, like every lens API; ``lens study``
+            turns it on unless the config file sets it).
 
     A study that reads a dataset names its kind in the class attribute ``data_kind``
     (``"facts"``, ``"translations"``, ``"requests"`` or ``"texts"``; None: no dataset).
@@ -93,6 +95,7 @@ class StudyConfig:
     data_kind: ClassVar[str | None] = None
     seed: int = 0
     data: str | None = None
+    progress: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)

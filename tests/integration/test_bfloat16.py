@@ -43,7 +43,7 @@ def pair(request, hf_folders):
 
 @torch.no_grad()
 def last_logits(model, b, *interventions):
-    with lens.apply(model, *interventions):
+    with lens.apply(model, interventions=interventions):
         logits = model(b.tokens, attention_mask=b.attention_mask)
     return logits.float()[torch.arange(len(b)), b.last_positions]
 
@@ -90,7 +90,7 @@ def test_neuron_deactivation_agrees_and_zeroes_in_bfloat16(pair):
     spec = NeuronDeactivation({0: list(range(0, 48)), 2: list(range(16, 80))})
     check_agreement(m32, m16, b, spec)
     probe = lens.Probe("blocks.2.mlp.hook_post")
-    with torch.no_grad(), lens.apply(m16, spec, probes=[probe]):
+    with torch.no_grad(), lens.apply(m16, interventions=[spec], probes=[probe]):
         m16(b.tokens, attention_mask=b.attention_mask)
     assert probe.value.dtype == torch.bfloat16
     assert torch.count_nonzero(probe.value[..., 16:80]) == 0
@@ -107,7 +107,7 @@ def test_direction_ablation_agrees_and_removes_the_direction(pair):
     unit_r = r / r.norm()
     for interventions in ((), (spec,)):
         probe = lens.Probe(f"blocks.{last}.hook_resid_post")
-        with torch.no_grad(), lens.apply(m16, *interventions, probes=[probe]):
+        with torch.no_grad(), lens.apply(m16, interventions=interventions, probes=[probe]):
             m16(b.tokens, attention_mask=b.attention_mask)
         x = probe.value.float()
         share = ((x @ unit_r).abs() / x.norm(dim=-1)).max()
@@ -117,9 +117,9 @@ def test_direction_ablation_agrees_and_removes_the_direction(pair):
 def test_linear_shortcut_agrees_and_predicts_in_float32(pair):
     m32, m16, b = pair
     rows = [m32.tokenizer(t)["input_ids"] for t in STORY_TEXT]
-    sc = lens.shortcuts.fit(m32, rows, 0, method="lstsq", positions="all", progress=False)
+    sc = lens.shortcuts.fit(m32, rows, src_layer=0, method="lstsq", positions="all", progress=False)
     with torch.no_grad():
-        q32, q16 = lens.shortcuts.predict(sc, m32, b), lens.shortcuts.predict(sc, m16, b)
+        q32, q16 = lens.shortcuts.predict(m32, sc, b), lens.shortcuts.predict(m16, sc, b)
     assert q16.dtype == torch.float32
     pick = torch.arange(len(b)), b.last_positions
     assert rel(q16[pick], q32[pick]) < REL
@@ -128,6 +128,8 @@ def test_linear_shortcut_agrees_and_predicts_in_float32(pair):
     # as an intervention on the bf16 model (weights cast into the activation's dtype)
     check_agreement(m32, m16, b, sc)
     # fitted on the bf16 model: same map within bf16 precision of the activations
-    sc16 = lens.shortcuts.fit(m16, rows, 0, method="lstsq", positions="all", progress=False)
+    sc16 = lens.shortcuts.fit(
+        m16, rows, src_layer=0, method="lstsq", positions="all", progress=False
+    )
     w32, w16 = sc.weight.double(), sc16.weight.double()
     assert (w16 - w32).norm() / w32.norm() < 0.1

@@ -105,7 +105,7 @@ def test_planting_on_the_organism_keeps_other_behaviour(w):
         def hooks(self, _m):
             return [("blocks.3.mlp.hook_post", lambda a, hook: store.setdefault("a", a.clone()))]
 
-    with lens.apply(model, Grab()):
+    with lens.apply(model, interventions=[Grab()]):
         model(b.tokens, attention_mask=b.attention_mask)
     act = store["a"][..., planted.neurons]
     on = torch.isin(b.tokens, torch.tensor(ids)) & b.attention_mask.bool()

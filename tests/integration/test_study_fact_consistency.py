@@ -119,7 +119,7 @@ def test_one_shortcut_layer_through_hooks(result, model):
     for lang in ("en", "ka"):
         qs = [q for q in queries[lang] if q.fact_index in held]
         b = lens.tokens.batch(model, [q.prompt for q in qs], padding_side="right")
-        with lens.apply(model, sc):
+        with lens.apply(model, interventions=[sc]):
             logits = model(b.tokens, attention_mask=b.attention_mask)
         pred = logits[torch.arange(len(b)), b.last_positions].argmax(-1).tolist()
         gold = model.tokenizer.convert_tokens_to_ids([q.answer for q in qs])

@@ -76,7 +76,7 @@ def test_transfer_entry_recomputed(saved, model, world):
         len(model.tokenizer(world.refusal_phrases[g], add_special_tokens=False)["input_ids"])
         for g in langs
     )
-    with lens.apply(model, DirectionAblation(direction)):
+    with lens.apply(model, interventions=[DirectionAblation(direction)]):
         replies = lens.generate.generate(model, prompts, max_new_tokens=width, stop_at_eos=False)
     rate = sum(r.strip().startswith(phrase) for r in replies) / len(replies)
     assert data["transfer"][langs.index(src)][langs.index(tgt)] == rate

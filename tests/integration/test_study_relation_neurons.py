@@ -41,7 +41,7 @@ def manual_accuracy(model, queries, interventions=()):
     token in the organism), one unpadded prompt at a time."""
     vocab = model.tokenizer.get_vocab()
     hits = 0
-    with lens.apply(model, *interventions):
+    with lens.apply(model, interventions=interventions):
         for q in queries:
             ids = model.tokenizer(q.prompt, add_special_tokens=True)["input_ids"]
             logits = model(torch.tensor([ids]))

@@ -132,7 +132,7 @@ def test_grad_probe_removed_on_exception_and_refuses_no_grad(native_model):
 
     probe = lens.GradProbe("blocks.1.hook_resid_pre")
     with pytest.raises(RuntimeError, match="inside a hook"):
-        with lens.apply(native_model, Boom(), probes=[probe]):
+        with lens.apply(native_model, interventions=[Boom()], probes=[probe]):
             native_model(CLEAN)
     assert lens.count_hooks(native_model) == before
     with pytest.raises(RuntimeError, match="does not require grad"):

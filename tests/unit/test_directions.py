@@ -39,7 +39,7 @@ def test_ablation_zeroes_component_at_every_site(model):
     r = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1))
     r_hat = r / r.norm()
     probes = _probes(model, SITES + ("resid_post",))
-    with lens.apply(model, DirectionAblation(r), probes=probes):
+    with lens.apply(model, interventions=[DirectionAblation(r)], probes=probes):
         model(_tokens())
     clean = _probes(model)
     with lens.apply(model, probes=clean):
@@ -57,7 +57,7 @@ def test_ablation_last_position_only_with_padding(model):
     mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0]])  # right padding
     last = [5, 2]
     hooked = _probes(model)
-    with lens.apply(model, DirectionAblation(r, positions="last"), probes=hooked):
+    with lens.apply(model, interventions=[DirectionAblation(r, positions="last")], probes=hooked):
         model(tokens, attention_mask=mask)
     clean = _probes(model)
     with lens.apply(model, probes=clean):
@@ -75,7 +75,7 @@ def test_per_layer_directions(native_model):
     g = torch.Generator().manual_seed(3)
     r1 = torch.randn(model.cfg.d_model, generator=g)
     hooked, clean = _probes(model), _probes(model)
-    with lens.apply(model, DirectionAblation({1: r1}), probes=hooked):
+    with lens.apply(model, interventions=[DirectionAblation({1: r1})], probes=hooked):
         model(_tokens())
     with lens.apply(model, probes=clean):
         model(_tokens())
@@ -94,7 +94,9 @@ def test_addition_adds_coeff_times_vector(model, site):
     clean, hooked = lens.Probe(name), lens.Probe(name)
     with lens.apply(model, probes=[clean]):
         model(_tokens())
-    with lens.apply(model, ActivationAddition(v, 1, coeff, site=site), probes=[hooked]):
+    with lens.apply(
+        model, interventions=[ActivationAddition(v, 1, coeff, site=site)], probes=[hooked]
+    ):
         model(_tokens())
     expected = clean.value + coeff * v  # nothing upstream changed
     assert (hooked.value - expected).abs().max() <= 1e-6
@@ -107,7 +109,9 @@ def test_addition_at_positions(native_model):
     clean, hooked = lens.Probe(name), lens.Probe(name)
     with lens.apply(model, probes=[clean]):
         model(_tokens())
-    with lens.apply(model, ActivationAddition(v, 2, 3.0, positions=[1, 4]), probes=[hooked]):
+    with lens.apply(
+        model, interventions=[ActivationAddition(v, 2, 3.0, positions=[1, 4])], probes=[hooked]
+    ):
         model(_tokens())
     diff = hooked.value - clean.value
     assert (diff[:, [1, 4]] - 3.0 * v).abs().max() <= 1e-5
@@ -118,7 +122,7 @@ def test_stories_ablation(stories_model):
     model = stories_model
     r = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(6))
     probes = _probes(model)
-    with lens.apply(model, DirectionAblation(r), probes=probes):
+    with lens.apply(model, interventions=[DirectionAblation(r)], probes=probes):
         model(torch.tensor([[1, 400, 33, 87, 12]]))
     for p in probes:
         assert (p.value @ (r / r.norm())).abs().max() <= 1e-5

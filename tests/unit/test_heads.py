@@ -39,7 +39,7 @@ def test_ablating_every_head_equals_zeroing_attention_output(native_model):
     expected = native_model.run_with_hooks(
         TOKENS, fwd_hooks=[("blocks.1.hook_attn_out", only_bias)]
     )
-    with lens.apply(native_model, HeadAblation({1: [0, 1, 2, 3]})):
+    with lens.apply(native_model, interventions=[HeadAblation({1: [0, 1, 2, 3]})]):
         got = native_model(TOKENS)
     clean = native_model(TOKENS)
     torch.testing.assert_close(got, expected, atol=1e-5, rtol=0)
@@ -51,7 +51,7 @@ def test_mean_ablation_writes_the_given_means_on_listed_heads_only(native_model)
     means = {0: z.mean(dim=(0, 1))}
     ablation = HeadAblation({0: [2]}, mode="mean", means=means, positions=[1, 3])
     probe = lens.Probe(hb.z_hook(0))
-    with lens.apply(native_model, ablation, probes=[probe]):
+    with lens.apply(native_model, interventions=[ablation], probes=[probe]):
         native_model(TOKENS)
     expected = z.clone()
     expected[:, [1, 3], 2] = means[0][2]
@@ -62,7 +62,7 @@ def test_mean_ablation_writes_the_given_means_on_listed_heads_only(native_model)
 def test_activation_patch_of_whole_stream_gives_the_source_run(native_model):
     source = TOKENS.flip(0)
     resid, source_logits = capture(native_model, "blocks.0.hook_resid_pre", source)
-    with lens.apply(native_model, ActivationPatch("resid_pre", 0, resid)):
+    with lens.apply(native_model, interventions=[ActivationPatch("resid_pre", 0, resid)]):
         got = native_model(TOKENS)
     torch.testing.assert_close(got, source_logits, atol=1e-5, rtol=0)
     assert (got - native_model(TOKENS)).abs().max() > 1e-3
@@ -73,7 +73,7 @@ def test_activation_patch_one_head_at_one_position(native_model):
     z, _ = capture(native_model, hb.z_hook(1))
     patch = ActivationPatch("z", 1, z_src, positions=[3], heads=[1])
     probe = lens.Probe(hb.z_hook(1))
-    with lens.apply(native_model, patch, probes=[probe]):
+    with lens.apply(native_model, interventions=[patch], probes=[probe]):
         native_model(TOKENS)
     expected = z.clone()
     expected[:, 3, 1] = z_src[:, 3, 1]
@@ -121,7 +121,7 @@ def test_out_of_range_raises_before_installing(native_model, make):
     before = lens.count_hooks(native_model)
     clean = native_model(TOKENS)
     with pytest.raises(ValueError, match="range|needs"):
-        lens.apply(native_model, HeadAblation({0: [0]}), make())
+        lens.apply(native_model, interventions=[HeadAblation({0: [0]}), make()])
     assert lens.count_hooks(native_model) == before
     assert torch.equal(native_model(TOKENS), clean)
 

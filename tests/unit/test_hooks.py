@@ -47,7 +47,7 @@ def tokens():
 
 def test_context_manager_removes_exactly_its_hooks(native_model, tokens):
     before, before_torch = count_hooks(native_model), torch_hook_total(native_model)
-    with lens.apply(native_model, Recorder(every_layer(native_model))) as handle:
+    with lens.apply(native_model, interventions=[Recorder(every_layer(native_model))]) as handle:
         assert handle.n_hooks == native_model.cfg.n_layers
         assert count_hooks(native_model) > before
         native_model(tokens)
@@ -57,7 +57,9 @@ def test_context_manager_removes_exactly_its_hooks(native_model, tokens):
 
 def test_plain_call_returns_removable_handle(native_model, tokens):
     clean = native_model(tokens)
-    handle = lens.apply(native_model, Recorder(every_layer(native_model), scale=2.0))
+    handle = lens.apply(
+        native_model, interventions=[Recorder(every_layer(native_model), scale=2.0)]
+    )
     assert not torch.allclose(native_model(tokens), clean)
     handle.remove()
     handle.remove()  # idempotent
@@ -72,7 +74,9 @@ def test_exception_inside_each_hook_leaves_no_hook(native_model, tokens, raise_a
     )
     before = count_hooks(native_model)
     with pytest.raises(RuntimeError, match=f"boom in hook {raise_at}"):
-        with lens.apply(native_model, Recorder(every_layer(native_model), raise_at=raise_at)):
+        with lens.apply(
+            native_model, interventions=[Recorder(every_layer(native_model), raise_at=raise_at)]
+        ):
             native_model(tokens)
     assert count_hooks(native_model) == before
     fired.clear()
@@ -84,7 +88,7 @@ def test_exception_inside_each_hook_leaves_no_hook(native_model, tokens, raise_a
 def test_keyboard_interrupt_inside_block(native_model, tokens):
     before = count_hooks(native_model)
     with pytest.raises(KeyboardInterrupt):
-        with lens.apply(native_model, Recorder(every_layer(native_model))):
+        with lens.apply(native_model, interventions=[Recorder(every_layer(native_model))]):
             raise KeyboardInterrupt
     assert count_hooks(native_model) == before
 
@@ -105,7 +109,7 @@ def test_failure_during_installation_rolls_back(native_model, monkeypatch, token
     before = count_hooks(native_model)
     monkeypatch.setattr(HookPoint, "add_hook", flaky_add)
     with pytest.raises(RuntimeError, match="install failed"):
-        lens.apply(native_model, Recorder(every_layer(native_model)))
+        lens.apply(native_model, interventions=[Recorder(every_layer(native_model))])
     monkeypatch.setattr(HookPoint, "add_hook", real_add)
     assert calls["n"] == 3
     assert count_hooks(native_model) == before
@@ -118,7 +122,7 @@ def test_intervention_that_fails_to_compile_installs_nothing(native_model):
 
     before = count_hooks(native_model)
     with pytest.raises(ValueError, match="does not fit"):
-        lens.apply(native_model, Recorder(every_layer(native_model)), Bad())
+        lens.apply(native_model, interventions=[Recorder(every_layer(native_model)), Bad()])
     assert count_hooks(native_model) == before
 
 
@@ -126,21 +130,21 @@ def test_unknown_name_lists_closest_and_installs_nothing(native_model):
     before = count_hooks(native_model)
     names = ["blocks.0.hook_resid_post", "blocks.1.hook_resid_pots"]
     with pytest.raises(KeyError, match="blocks.1.hook_resid_post"):
-        lens.apply(native_model, Recorder(names))
+        lens.apply(native_model, interventions=[Recorder(names)])
     assert count_hooks(native_model) == before
 
 
 def test_not_an_intervention_is_a_type_error(native_model):
     with pytest.raises(TypeError, match="not an intervention"):
-        lens.apply(native_model, object())
+        lens.apply(native_model, interventions=[object()])
 
 
 def test_nesting_inner_exit_keeps_outer(native_model, tokens):
     log = []
     outer = Recorder(["blocks.0.hook_resid_post"], log=log, tag="outer")
     inner = Recorder(["blocks.0.hook_resid_post"], log=log, tag="inner")
-    with lens.apply(native_model, outer):
-        with lens.apply(native_model, inner):
+    with lens.apply(native_model, interventions=[outer]):
+        with lens.apply(native_model, interventions=[inner]):
             native_model(tokens)
         assert log == [("outer", "blocks.0.hook_resid_post"), ("inner", "blocks.0.hook_resid_post")]
         log.clear()
@@ -167,7 +171,7 @@ def test_order_on_shared_hook_point(native_model, tokens):
     clean = lens.Probe(name)
     with lens.apply(native_model, probes=[clean]):
         native_model(tokens)
-    with lens.apply(native_model, add, mul, probes=[probe_ab]):
+    with lens.apply(native_model, interventions=[add, mul], probes=[probe_ab]):
         native_model(tokens)
     torch.testing.assert_close(probe_ab.value, (clean.value + 1) * 2, rtol=0, atol=1e-6)
 

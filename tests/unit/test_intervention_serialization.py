@@ -75,7 +75,7 @@ def test_json_roundtrip_bit_identical(native_model, name):
     clean = native_model(tokens, attention_mask=mask)
     outs = []
     for item in (original, rebuilt):
-        with lens.apply(native_model, item):
+        with lens.apply(native_model, interventions=[item]):
             outs.append(native_model(tokens, attention_mask=mask))
     assert torch.equal(outs[0], outs[1])
     assert not torch.equal(outs[0], clean)  # the intervention does something
@@ -117,7 +117,7 @@ def test_composition_order_on_shared_hook(native_model):
 
     def run(*items):
         probe = lens.Probe(name)
-        with lens.apply(model, *items, probes=[probe]):
+        with lens.apply(model, interventions=items, probes=[probe]):
             model(tokens)
         return probe.value
 

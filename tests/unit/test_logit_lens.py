@@ -49,7 +49,7 @@ def hand_norm(model, h: torch.Tensor) -> torch.Tensor:
 def reference_probs(model, b, layers=None, site="resid_post", norm=True, interventions=()):
     """[layers, batch, pos, vocab] float64 probabilities from run_with_cache."""
     layers = range(model.cfg.n_layers) if layers is None else layers
-    with lens.apply(model, *interventions):
+    with lens.apply(model, interventions=interventions):
         _, cache = model.run_with_cache(b.tokens, attention_mask=b.attention_mask)
     w_u, b_u = model.W_U.double(), model.b_U.double()
     out = []

@@ -30,7 +30,7 @@ def _out_rows(model, layer: int, idx: list[int]) -> torch.Tensor:
 
 def _run(model, interventions, names, tokens, mask=None):
     probes = [lens.Probe(n) for n in names]
-    with lens.apply(model, *interventions, probes=probes):
+    with lens.apply(model, interventions=interventions, probes=probes):
         model(tokens, attention_mask=mask)
     return [p.value for p in probes]
 

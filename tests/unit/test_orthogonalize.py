@@ -39,7 +39,7 @@ def _check_equivalence(model):
     tokens, mask = _inputs()
     r = _direction(model)
     clean = model(tokens, attention_mask=mask)
-    with lens.apply(model, DirectionAblation(r)):
+    with lens.apply(model, interventions=[DirectionAblation(r)]):
         ablated = model(tokens, attention_mask=mask)
     with orthogonalize(model, r):
         baked = model(tokens, attention_mask=mask)
@@ -79,7 +79,7 @@ def test_permanent_then_restore(model):
     tokens, mask = _inputs()
     r = _direction(model, seed=3)
     clean = model(tokens, attention_mask=mask)
-    with lens.apply(model, DirectionAblation(r)):
+    with lens.apply(model, interventions=[DirectionAblation(r)]):
         ablated = model(tokens, attention_mask=mask)
     record = orthogonalize(model, r)  # permanent until restored
     assert (model(tokens, attention_mask=mask) - ablated)[mask.bool()].abs().max() <= 1e-4

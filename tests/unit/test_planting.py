@@ -32,7 +32,7 @@ def _probe(model, tokens, names):
         def hooks(self, _model):
             return [(n, grab(n)) for n in names]
 
-    with lens.apply(model, Grab()):
+    with lens.apply(model, interventions=[Grab()]):
         logits = model(tokens)
     return store, logits
 
@@ -92,7 +92,7 @@ def test_planted_direction_is_written_only_at_trigger_tokens_and_drives_target(n
             name = names[-1]
             return [(name, lambda act, hook: act - (act @ u)[..., None] * u)]
 
-    with lens.apply(native_model, Ablate()):
+    with lens.apply(native_model, interventions=[Ablate()]):
         ablated = native_model(tokens)
     assert (ablated.argmax(-1)[on] != target).all()
 

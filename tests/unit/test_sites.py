@@ -175,8 +175,9 @@ def test_every_api_reads_the_same_activation(model, layer, site, name):
 
     # lens.stats + lens.collect: one group per prompt, so each sum is that prompt's vector
     acc = PositionMeans.for_model(model, ["a", "b"], site=site, layers=[layer], n_positions=1)
-    res = lens.collect(model, [(PROMPTS[0], "a"), (PROMPTS[1], "b")], [acc], positions="last",
-                       progress=False)  # fmt: skip
+    res = lens.collect(
+        model, [(PROMPTS[0], "a"), (PROMPTS[1], "b")], accumulators=[acc], positions="last"
+    )
     assert acc.sites == (name,) and list(acc.layers) == [resolved]
     assert res.hooks == [name] and res.sites == [(site, resolved)] and res.positions == "last"
     torch.testing.assert_close(acc.sum[:, 0, 0].float(), last.float(), atol=1e-5, rtol=0)
@@ -242,7 +243,7 @@ def test_activation_addition_writes_the_named_hook(model, site):
     seen = lens.Probe(name)  # runs after the edit on the shared hook point
     with (
         torch.no_grad(),
-        lens.apply(model, ActivationAddition(v, -2, 2.0, site=site), probes=[seen]),
+        lens.apply(model, interventions=[ActivationAddition(v, -2, 2.0, site=site)], probes=[seen]),
     ):
         model(tokens)
     torch.testing.assert_close(seen.value, before + 2.0 * v, atol=1e-5, rtol=0)

@@ -79,7 +79,7 @@ def group_losses(
     """
     sums = torch.zeros(n_groups, dtype=torch.float64)
     counts = torch.zeros(n_groups, dtype=torch.float64)
-    with apply(model, *interventions):
+    with apply(model, interventions=interventions):
         for start in range(0, len(batch), batch_size):
             tokens = batch.tokens[start : start + batch_size]
             mask = batch.attention_mask[start : start + batch_size]
@@ -174,7 +174,7 @@ def run(model: Any, config: Config) -> Result:
     # 1-2: statistics and LAPE
     corpus = [pair for lang in langs for pair in labelled(stat_texts[lang], lang)]
     stats = activation_probabilities(
-        model, corpus, langs, batch_size=config.batch_size, progress=True
+        model, corpus, langs, batch_size=config.batch_size, progress=config.progress
     )
     found = lape(
         stats,

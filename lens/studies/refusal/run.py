@@ -64,7 +64,7 @@ def _max_logit_diff(model: Any, prompts: list[str], direction: Tensor, batch_siz
     worst = 0.0
     for start in range(0, len(prompts), batch_size):
         b = make_batch(model, prompts[start : start + batch_size], padding_side="left")
-        with apply(model, DirectionAblation(direction)):
+        with apply(model, interventions=[DirectionAblation(direction)]):
             hooked = model(b.tokens, attention_mask=b.attention_mask)
         with orthogonalize(model, direction):
             baked = model(b.tokens, attention_mask=b.attention_mask)
@@ -122,7 +122,7 @@ def _select(model: Any, req: Requests, lang: str, config: Config) -> dict[str, A
             usable,
             val_harmful,
             val_harmless,
-            refusal_tokens,
+            refusal_tokens=refusal_tokens,
             kl_threshold=config.kl_threshold,
             max_layer_frac=config.max_layer_frac,
             induce_filter=config.induce_filter,

@@ -174,7 +174,7 @@ def run(model: Any, config: Config) -> Result:
         neg_ratio=config.neg_ratio,
         seed=config.seed,
         batch_size=config.batch_size,
-        progress=True,
+        progress=config.progress,
     )
     top = {r: ap.top[r] for r in relations}
     sets = [neurons_by_layer(top[r][:k]) for r in relations]
