@@ -157,7 +157,7 @@ def validate_positions(positions: Positions) -> Positions:
 
 
 def position_mask(
-    positions: Positions, act: Float[Tensor, "batch pos ..."], model: Any
+    model: Any, positions: Positions, act: Float[Tensor, "batch pos ..."]
 ) -> Bool[Tensor, "batch pos"] | None:
     """Boolean [batch, pos] mask of the positions to touch, or None for all positions.
 
@@ -214,7 +214,7 @@ def layer_count(model: Any) -> int:
     return int(model.cfg.n_layers)
 
 
-def check_layers(layers: Sequence[int], model: Any, what: str) -> None:
+def check_layers(model: Any, layers: Sequence[int], *, what: str) -> None:
     n = layer_count(model)
     bad = [layer for layer in layers if not 0 <= layer < n]
     if bad:

@@ -96,7 +96,7 @@ class Probe:
             return act[rows, last]
         if isinstance(pos, Tensor) and pos.ndim == 1 and pos.shape[0] == act.shape[0]:
             return act[rows, pos.to(act.device).long()]
-        mask = position_mask(pos, act, model)
+        mask = position_mask(model, pos, act)
         if mask is None:  # unreachable: "all" returned above
             return act
         index = mask[0].nonzero().flatten()

@@ -211,8 +211,8 @@ def fit(
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if positions not in FIT_POSITIONS:
         raise ValueError(f"positions must be one of {list(FIT_POSITIONS)}, got {positions!r}")
-    dst = resolve_layer(model, -1 if dst_layer is None else dst_layer, "dst_layer")
-    src = resolve_layer(model, src_layer, "src_layer")
+    dst = resolve_layer(model, -1 if dst_layer is None else dst_layer, what="dst_layer")
+    src = resolve_layer(model, src_layer, what="src_layer")
     if dst < src:
         raise ValueError(f"dst_layer ({dst}) must be >= src_layer ({src})")
     ridge = finite_float(ridge, "ridge")

@@ -152,7 +152,7 @@ def tokenize_answers(model: Any, prompts: Sequence[str], answers: Sequence[str])
 
 @torch.no_grad()
 def _teacher_forced(
-    model: Any, items: Answers, interventions: tuple, shortcut: Any, batch_size: int
+    model: Any, items: Answers, interventions: Sequence[Any], shortcut: Any, batch_size: int
 ) -> AnswerScores:
     import lens
 
@@ -181,7 +181,8 @@ def _teacher_forced(
 def score_answers(
     model: Any,
     items: Answers,
-    *interventions: Any,
+    *,
+    interventions: Sequence[Any] = (),
     scoring: AnswerScoring = "first_token",
     shortcut: Any = None,
     batch_size: int = 16,

@@ -139,6 +139,16 @@ def test_not_an_intervention_is_a_type_error(native_model):
         lens.apply(native_model, interventions=[object()])
 
 
+def test_interventions_are_passed_one_way_as_a_list(native_model):
+    one = Recorder(every_layer(native_model))
+    before = count_hooks(native_model)
+    with pytest.raises(TypeError, match=r"interventions=\[x\]"):
+        lens.apply(native_model, interventions=one)  # a bare intervention, not a list
+    with pytest.raises(TypeError):
+        lens.apply(native_model, one)  # type: ignore[misc]  # positional: keyword-only now
+    assert count_hooks(native_model) == before
+
+
 def test_nesting_inner_exit_keeps_outer(native_model, tokens):
     log = []
     outer = Recorder(["blocks.0.hook_resid_post"], log=log, tag="outer")

@@ -254,7 +254,7 @@ def test_addition_defaults_to_the_input_of_the_layer():
 
 
 def test_layer_sites_of_the_stats_take_the_vocabulary(model):
-    names, layers, width = layer_sites(model, "z", [-1, 0])
+    names, layers, width = layer_sites(model, "z", layers=[-1, 0])
     assert names == ["blocks.2.attn.hook_z", "blocks.0.attn.hook_z"] and layers == [2, 0]
     assert width == int(model.cfg.n_heads) * int(model.cfg.d_head)
     with pytest.raises(ValueError, match="write 'resid_pre'"):
