@@ -84,7 +84,7 @@ def _cases(model: Any, twin: Any, tokens: torch.Tensor) -> tuple[dict[str, Any],
             torch.eye(d) + 0.01 * torch.randn(d, d, generator=g), r, n - 1 - k, n - 1
         )
         cases[f"lens.shortcuts.predict skipping {k}/{n} layers, last position"] = (
-            lambda sc=sc: lens.shortcuts.predict(sc, model, tokens, positions="last"),
+            lambda sc=sc: lens.shortcuts.predict(model, sc, tokens, positions="last"),
             f"<= {(n - k) / n + 0.05:.2f}",
         )
     return {k: v[0] for k, v in cases.items()}, {k: v[1] for k, v in cases.items()}

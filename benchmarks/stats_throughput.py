@@ -77,7 +77,9 @@ def throughput(shape: str, n_batches: int, rounds: int, warmup: int) -> list[dic
             model(b.tokens, attention_mask=b.attention_mask)
 
     def collect() -> None:
-        lens.collect(model, data, [lape_accumulator(model)], batch_size=BATCH, progress=False)
+        lens.collect(
+            model, data, accumulators=[lape_accumulator(model)], batch_size=BATCH, progress=False
+        )
 
     rows = interleaved(
         {"plain forward": plain, "collect + LAPE every layer": collect},
@@ -129,13 +131,19 @@ def _memory_case(kind: str, shape: str, n: int) -> None:
     def setup() -> Any:
         model = lens.load_model(lens.tiny_config("llama", **dims))
         warm = lape_accumulator(model)  # one warm-up batch: allocator and import costs
-        lens.collect(model, corpus(BATCH, dims["d_vocab"], 1), [warm], progress=False)
+        lens.collect(model, corpus(BATCH, dims["d_vocab"], 1), accumulators=[warm], progress=False)
         return model
 
     def work(model: Any) -> None:
         if kind == "collect":
             acc = lape_accumulator(model)
-            lens.collect(model, corpus(n, dims["d_vocab"]), [acc], batch_size=BATCH, progress=False)
+            lens.collect(
+                model,
+                corpus(n, dims["d_vocab"]),
+                accumulators=[acc],
+                batch_size=BATCH,
+                progress=False,
+            )
             return
         probes = [lens.Probe(s) for s in lape_accumulator(model).sites]
         data = [x for x, _ in corpus(n, dims["d_vocab"])]
@@ -167,12 +175,18 @@ def _dist_worker(rank: int, world: int, port: int, shape: str, n: int) -> None:
     model = lens.load_model(lens.tiny_config("llama", **dims))
     warm = lape_accumulator(model)
     lens.collect(
-        model, corpus(BATCH * world, dims["d_vocab"], 1), [warm], batch_size=BATCH, progress=False
+        model,
+        corpus(BATCH * world, dims["d_vocab"], 1),
+        accumulators=[warm],
+        batch_size=BATCH,
+        progress=False,
     )
     dist.barrier()
     start = time.perf_counter()
     acc = lape_accumulator(model)
-    lens.collect(model, corpus(n, dims["d_vocab"]), [acc], batch_size=BATCH, progress=False)
+    lens.collect(
+        model, corpus(n, dims["d_vocab"]), accumulators=[acc], batch_size=BATCH, progress=False
+    )
     dist.barrier()
     seconds = time.perf_counter() - start
     if rank == 0:

@@ -123,7 +123,7 @@ def at_positions(positions: Positions, model: Any, edit: Callable[[Tensor], Tens
         return hook_all
 
     def hook_some(act: Tensor, hook: Any) -> Tensor:
-        mask = position_mask(positions, act, model)
+        mask = position_mask(model, positions, act)
         if mask is None:
             return edit(act)
         where = mask.nonzero(as_tuple=True)  # (rows, positions): edit only those vectors

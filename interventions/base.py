@@ -249,7 +249,7 @@ def validate_positions(positions: Positions) -> Positions:
 
 
 def position_mask(
-    positions: Positions, act: Float[Tensor, "batch pos ..."], model: Any
+    model: Any, positions: Positions, act: Float[Tensor, "batch pos ..."]
 ) -> Bool[Tensor, "batch pos"] | None:
     """Boolean [batch, pos] mask of the positions to touch, or None for all positions.
 
@@ -259,7 +259,7 @@ def position_mask(
 
     Example:
         >>> import torch
-        >>> position_mask([0, -1], torch.zeros(1, 3, 4), model=None).tolist()
+        >>> position_mask(None, [0, -1], torch.zeros(1, 3, 4)).tolist()
         [[True, False, True]]
     """
     if isinstance(positions, str) and positions == "all":
@@ -324,7 +324,7 @@ def layer_count(model: Any) -> int:
     return int(model.cfg.n_layers)
 
 
-def check_layers(layers: Sequence[int], model: Any, what: str) -> None:
+def check_layers(model: Any, layers: Sequence[int], *, what: str) -> None:
     n = layer_count(model)
     bad = [layer for layer in layers if not 0 <= layer < n]
     if bad:

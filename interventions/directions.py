@@ -131,7 +131,9 @@ class DirectionAblation:
     def layer_list(self, model: Any) -> list[int]:
         """The layers this ablation touches on ``model`` (counted from the start)."""
         if not isinstance(self.layers, str):  # normalised to "all" or list[int] on construction
-            chosen = resolve_layers(model, cast(Sequence[int], self.layers), "DirectionAblation")
+            chosen = resolve_layers(
+                model, cast(Sequence[int], self.layers), what="DirectionAblation"
+            )
             if isinstance(self.direction, dict):
                 missing = [layer for layer in chosen if layer not in self.direction]
                 if missing:
@@ -141,7 +143,7 @@ class DirectionAblation:
                     )
             return chosen
         if isinstance(self.direction, dict):
-            return resolve_layers(model, sorted(self.direction), "DirectionAblation")
+            return resolve_layers(model, sorted(self.direction), what="DirectionAblation")
         return resolve_layers(model, "all")
 
     def unit_direction(self, layer: int) -> Float[Tensor, " d_model"]:
@@ -204,7 +206,8 @@ class ActivationAddition:
     Example:
         >>> import lens, torch
         >>> model = lens.load_model(lens.tiny_config("gpt2"))
-        >>> with lens.apply(model, ActivationAddition(torch.randn(64), layer=1, coeff=4.0)):
+        >>> add = ActivationAddition(torch.randn(64), layer=1, coeff=4.0)
+        >>> with lens.apply(model, add):
         ...     logits = model(torch.tensor([[1, 2, 3]]))
     """
 
@@ -228,7 +231,7 @@ class ActivationAddition:
         self.site = check_site(self.site, RESID_SITES)
 
     def hooks(self, model: Any) -> list[HookPair]:
-        layer = resolve_layer(model, self.layer, "ActivationAddition layer")
+        layer = resolve_layer(model, self.layer, what="ActivationAddition layer")
         check_d_model(self.vector, model, "ActivationAddition vector")
         delta = self.coeff * self.vector
 

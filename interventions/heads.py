@@ -35,7 +35,7 @@ PatchSite = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "z"]
 PATCH_SITES: tuple[PatchSite, ...] = get_args(PatchSite)
 
 
-def check_heads(heads: Sequence[int], model: Any, what: str) -> None:
+def check_heads(model: Any, heads: Sequence[int], *, what: str) -> None:
     n = hb.n_heads(model)
     bad = [h for h in heads if not 0 <= h < n]
     if bad:
@@ -142,9 +142,9 @@ class HeadAblation:
         self.positions = validate_positions(self.positions)
 
     def hooks(self, model: Any) -> list[HookPair]:
-        check_layers(list(self.heads), model, "HeadAblation")
+        check_layers(model, list(self.heads), what="HeadAblation")
         for layer, idx in self.heads.items():
-            check_heads(idx, model, f"HeadAblation at layer {layer}")
+            check_heads(model, idx, what=f"HeadAblation at layer {layer}")
             if self.means is not None:
                 want = (hb.n_heads(model), int(model.cfg.d_head))
                 if tuple(self.means[layer].shape) != want:
@@ -250,13 +250,13 @@ class ActivationPatch:
             self.heads = list(_as_heads({0: self.heads})[0])
 
     def hooks(self, model: Any) -> list[HookPair]:
-        layer = resolve_layer(model, self.layer, "ActivationPatch layer")
+        layer = resolve_layer(model, self.layer, what="ActivationPatch layer")
         width = int(model.cfg.d_model)
         tail: tuple[int, ...] = (width,)
         if self.site == "z":
             tail = (hb.n_heads(model), int(model.cfg.d_head))
             if self.heads is not None:
-                check_heads(self.heads, model, "ActivationPatch")
+                check_heads(model, self.heads, what="ActivationPatch")
         if tuple(self.values.shape[-len(tail) :]) != tail or self.values.ndim not in (
             len(tail) + 1,
             len(tail) + 2,
@@ -279,7 +279,7 @@ class ActivationPatch:
                     f"ActivationPatch values cover [batch, pos]={list(new.shape[:2])}, "
                     f"the forward has {list(act.shape[:2])}"
                 )
-            mask = position_mask(positions, act, model)
+            mask = position_mask(model, positions, act)
             if mask is None:
                 mask = torch.ones(act.shape[:2], dtype=torch.bool, device=act.device)
             out = act.clone()

@@ -127,7 +127,7 @@ class NeuronDeactivation:
 
     def hooks(self, model: Any) -> list[HookPair]:
         neurons = self.by_layer
-        resolve_layers(model, list(neurons), "NeuronDeactivation layers")
+        resolve_layers(model, list(neurons), what="NeuronDeactivation layers")
         width = int(model.cfg.d_mlp)
         for layer, idx in neurons.items():
             bad = [i for i in idx if i >= width]

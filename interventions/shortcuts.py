@@ -90,7 +90,7 @@ class LinearShortcut:
 
     def check(self, model: Any) -> None:
         """Raise unless both layers exist on ``model`` and the map has its ``d_model``."""
-        check_layers([self.src_layer, self.dst_layer], model, "LinearShortcut")
+        check_layers(model, [self.src_layer, self.dst_layer], what="LinearShortcut")
         check_d_model(self.bias, model, "LinearShortcut")
 
     def hooks(self, model: Any) -> list[HookPair]:

@@ -141,7 +141,7 @@ def layer_range(model: Any) -> str:
     return f"this model has layers 0..{n - 1} (or -{n}..-1 counted from the end)"
 
 
-def resolve_layer(model: Any, layer: Any, what: str = "layer") -> int:
+def resolve_layer(model: Any, layer: Any, *, what: str = "layer") -> int:
     """One layer number in ``0..n_layers-1``; a negative ``layer`` counts from the end.
 
     Example:
@@ -163,7 +163,7 @@ def resolve_layer(model: Any, layer: Any, what: str = "layer") -> int:
     return layer % n
 
 
-def resolve_layers(model: Any, layers: Any, what: str = "layers") -> list[int]:
+def resolve_layers(model: Any, layers: Any, *, what: str = "layers") -> list[int]:
     """``"all"``, one layer or a sequence of layers -> a list of layer numbers ``>= 0``.
 
     Negative layers count from the end; order is kept; duplicates (after counting from the
@@ -183,9 +183,9 @@ def resolve_layers(model: Any, layers: Any, what: str = "layers") -> list[int]:
         if hasattr(layers, "tolist") and getattr(layers, "ndim", 0) == 1:
             layers = layers.tolist()  # a 1-D numpy array or tensor
         else:
-            return [resolve_layer(model, layers, "layer" if what == "layers" else what)]
+            return [resolve_layer(model, layers, what="layer" if what == "layers" else what)]
     item = "layer" if what == "layers" else f"{what}: layer"
-    out = [resolve_layer(model, x, item) for x in layers]
+    out = [resolve_layer(model, x, what=item) for x in layers]
     if not out:
         raise ValueError(f"{what} is empty; give 'all', an int or a list ({layer_range(model)})")
     if len(set(out)) != len(out):

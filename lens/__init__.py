@@ -4,7 +4,7 @@ Public API (stable names; see README.md)::
 
     import lens
     model = lens.load_model("organism")
-    with lens.apply(model, *interventions, probes=[lens.Probe(...)]):
+    with lens.apply(model, ..., probes=[lens.Probe(...)]):
         logits = model(tokens)
     b = lens.tokens.batch(model, prompts, padding_side="left")
 

@@ -65,9 +65,9 @@ class DirectLogitAttribution:
 def direct_logit_attribution(
     model: Any,
     prompts: Any,
+    *,
     answer: Token | Sequence[Token],
     wrong: Token | Sequence[Token] | None = None,
-    *,
     logits: Literal["final", "pre_cap"] = "final",
 ) -> DirectLogitAttribution:
     """Split the answer's logit (minus ``wrong``'s) at the last real token into components.

@@ -150,15 +150,15 @@ def _check_sequence(corpus: Sequence[Any], accs: Sequence[Accumulator]) -> None:
 def collect(
     model: Any,
     corpus: Iterable[Any],
-    accumulators: Sequence[Accumulator],
     *,
+    accumulators: Sequence[Accumulator],
     batch_size: int = 8,
     positions: Positions = "all",
     from_end: Sequence[int] | None = None,
     interventions: Sequence[Any] = (),
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 100,
-    progress: bool = True,
+    progress: bool = False,
     padding_side: PaddingSide = "left",
     prepend_bos: bool | None = None,
     process_group: Any = None,
@@ -194,7 +194,7 @@ def collect(
         >>> import lens
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> acc = lens.stats.ActivationProbability.for_model(model, ["a", "b"])
-        >>> res = lens.collect(model, [([1, 2, 3], "a"), ([4, 5], "b")], [acc], progress=False)
+        >>> res = lens.collect(model, [([1, 2, 3], "a"), ([4, 5], "b")], accumulators=[acc])
         >>> res.n_tokens, acc.count[:, 0].tolist()
         (5, [3, 2])
     """

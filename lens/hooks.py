@@ -1,6 +1,6 @@
 """Scoped, exception-safe installation of interventions and read-only probes.
 
-``apply(model, *interventions, probes=())`` validates every hook name first, installs the
+``apply(model, *interventions, probes=[...])`` validates every hook name first, installs the
 hooks in the given order, and removes exactly the hooks it installed, on normal exit, on an
 exception (KeyboardInterrupt included) and when installation itself fails midway. Hooks it did
 not install (a user's permanent or temporary hooks, an outer ``apply``) are never touched.
@@ -173,7 +173,7 @@ class Probe:
             if isinstance(pos, str):  # last
                 return act[rows, ctx.last_positions(batch, act.shape[1], device)]
             return act[rows, pos.to(device).long()]
-        mask = position_mask(pos, act, model)
+        mask = position_mask(model, pos, act)
         if mask is None:  # unreachable: "all" returned above
             return act
         index = mask[0].nonzero().flatten()
@@ -348,6 +348,10 @@ def _compile(model: Any, interventions: Iterable[Intervention]) -> list[tuple[st
 
 def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()) -> HookHandle:
     """Install interventions (in order) and probes on ``model``; return a removable handle.
+
+    ``lens.apply`` is the one API that takes interventions positionally (they are what it
+    applies: ``lens.apply(model, NeuronDeactivation(...), DirectionAblation(r))``); every other
+    API that runs the model under interventions takes them as ``interventions=[...]``.
 
     Every hook name is resolved before anything is installed. Interventions sharing a hook
     point run in the order given. Use as a context manager so hooks live exactly as long as

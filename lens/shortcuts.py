@@ -11,8 +11,8 @@ through ``lens.apply``, ``lens.Probe`` and ``lens.tokens``. Two estimators:
 
 :func:`predict` stops the forward after block ``src`` (``stop_at_layer``), so later layers
 never run, and decodes ``z_hat`` at the positions asked for only. Used as an intervention
-(``lens.apply(model, shortcut)``) the layers still run; with ``dst`` the last layer both give
-the same logits.
+(``lens.apply(model, shortcut)``) the layers still run; with ``dst`` the last
+layer both give the same logits.
 """
 
 from __future__ import annotations
@@ -93,17 +93,18 @@ def _rows(b: Batch) -> list[list[int]]:
 
 
 def predict(
-    shortcut: LinearShortcut,
     model: Any,
+    shortcut: LinearShortcut,
     inputs: Any,
+    *,
     attention_mask: Int[Tensor, "batch pos"] | None = None,
     positions: Positions = "all",
 ) -> Float[Tensor, "batch ... d_vocab"]:
     """Logits from ``decode(z_hat)`` at ``positions``; the forward stops after ``src_layer``.
 
     Args:
-        shortcut: the fitted map.
         model: the TransformerBridge it was fitted on.
+        shortcut: the fitted map.
         inputs: a ``[batch, pos]`` token tensor, a ``lens.tokens.Batch``, or prompts (texts or
             token-id lists; left-padded).
         attention_mask: mask for a token tensor (default: no padding).
@@ -119,7 +120,7 @@ def predict(
         >>> from interventions import LinearShortcut
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> sc = LinearShortcut(torch.eye(64), torch.zeros(64), 1, 2)
-        >>> lens.shortcuts.predict(sc, model, torch.tensor([[1, 2, 3]]), positions="last").shape
+        >>> lens.shortcuts.predict(model, sc, torch.tensor([[1, 2, 3]]), positions="last").shape
         torch.Size([1, 257])
     """
     shortcut.check(model)
@@ -142,7 +143,7 @@ def predict(
 
 @torch.no_grad()
 def faithfulness(
-    shortcut: LinearShortcut, model: Any, prompts: Any, batch_size: int = 16
+    model: Any, shortcut: LinearShortcut, prompts: Any, *, batch_size: int = 16
 ) -> Faithfulness:
     """Top-1 agreement of :func:`predict` with the full model at each prompt's last token.
 
@@ -151,7 +152,7 @@ def faithfulness(
         >>> from interventions import LinearShortcut
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> sc = LinearShortcut(torch.eye(64), torch.zeros(64), 2, 2)
-        >>> lens.shortcuts.faithfulness(sc, model, [[1, 2, 3], [4, 5]]).agreement
+        >>> lens.shortcuts.faithfulness(model, sc, [[1, 2, 3], [4, 5]]).agreement
         1.0
     """
     shortcut.check(model)
@@ -160,7 +161,7 @@ def faithfulness(
     for start in range(0, len(rows), batch_size):
         b = batch(model, rows[start : start + batch_size], padding_side="left")
         theirs.append(last_token_logits(model, b, batch_size=len(b)).argmax(-1).cpu())
-        ours.append(predict(shortcut, model, b, positions="last").argmax(-1).cpu())
+        ours.append(predict(model, shortcut, b, positions="last").argmax(-1).cpu())
     a, m = torch.cat(ours), torch.cat(theirs)
     return Faithfulness(float((a == m).double().mean()), int(a.numel()), a, m)
 
@@ -168,16 +169,16 @@ def faithfulness(
 def fit(
     model: Any,
     prompts: Any,
+    *,
     src_layer: int,
     dst_layer: int | None = None,
     method: FitMethod = "jacobian",
     positions: FitPositions = "last",
     beta: float = 1.0,
-    *,
     ridge: float = 1e-6,
     batch_size: int = 8,
     chunk: int = 64,
-    progress: bool = True,
+    progress: bool = False,
 ) -> LinearShortcut:
     """Fit the map from site ``resid_post`` (the output of block ``src_layer``) to
     ``resid_post`` of block ``dst_layer`` (``meta["site"]`` records it).
@@ -210,8 +211,8 @@ def fit(
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     if positions not in FIT_POSITIONS:
         raise ValueError(f"positions must be one of {list(FIT_POSITIONS)}, got {positions!r}")
-    dst = resolve_layer(model, -1 if dst_layer is None else dst_layer, "dst_layer")
-    src = resolve_layer(model, src_layer, "src_layer")
+    dst = resolve_layer(model, -1 if dst_layer is None else dst_layer, what="dst_layer")
+    src = resolve_layer(model, src_layer, what="src_layer")
     if dst < src:
         raise ValueError(f"dst_layer ({dst}) must be >= src_layer ({src})")
     ridge = finite_float(ridge, "ridge")

@@ -405,7 +405,7 @@ def batch(
     return Batch(tokens, mask, padding_side, offsets, texts, bos_added).to(device)
 
 
-def as_batch(model: Any, prompts_or_batch: Any, padding_side: PaddingSide = "left") -> Batch:
+def as_batch(model: Any, prompts_or_batch: Any, *, padding_side: PaddingSide = "left") -> Batch:
     """Pass a Batch through; tokenize anything else with :func:`batch`."""
     if isinstance(prompts_or_batch, Batch):
         return prompts_or_batch

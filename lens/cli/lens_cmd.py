@@ -186,6 +186,7 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
         site=args.site,
         norm=args.norm,
         translator=lens.tuned_lens.load(args.tuned) if args.tuned else None,
+        progress=True,
     )
     last = int(result.valid[0].nonzero()[0][-1])
     cfg = model.cfg

@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
         direction=args.direction,
     )
     if args.method == "exact":
-        result = activation_patching(model, [args.clean], [args.corrupt], **kw)
+        result = activation_patching(model, [args.clean], [args.corrupt], progress=True, **kw)
     else:
         result = attribution_patching(model, [args.clean], [args.corrupt], **kw)
     result.save(folder.path)

@@ -89,6 +89,16 @@ def with_data(module: Any, config: Any, source: str) -> Any:
     return dataclasses.replace(config, data=str(source))
 
 
+def with_progress(config: Any, path: str | None) -> Any:
+    """``config`` with progress bars on (the CLI's rule), unless the config file sets
+    ``progress`` itself."""
+    import dataclasses
+
+    if path is not None and "progress" in json.loads(Path(path).read_text()):
+        return config
+    return dataclasses.replace(config, progress=True)
+
+
 def run_study(args: argparse.Namespace) -> int:
     from lens.cli.paths import OutputFolder, announce_source
 
@@ -102,6 +112,7 @@ def run_study(args: argparse.Namespace) -> int:
 
         module = STUDIES[args.name]
         config = load_config(module, args.config)
+        config = with_progress(config, args.config)
         if getattr(args, "data", None) is not None:
             config = with_data(module, config, args.data)
         model = _load(args.model)

@@ -88,7 +88,7 @@ def _eval_into(args: argparse.Namespace, folder: Any) -> int:
     model = load_source(args.source)
     tuned = lens.tuned_lens.load(args.dir)
     docs = _corpus(args.source, args.corpus, "heldout")
-    result = lens.tuned_lens.evaluate(model, docs, tuned, progress=not args.quiet)
+    result = lens.tuned_lens.evaluate(model, docs, translator=tuned, progress=not args.quiet)
     print(result.table())
     if folder is not None:
         result.save(folder.path / "comparison.json")

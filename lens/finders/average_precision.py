@@ -197,5 +197,5 @@ def average_precision_neurons(
     acc = ExampleMeans.for_model(
         model, groups, site=site, layers=layers, max_examples=max_examples or len(corpus)
     )
-    collect(model, corpus, [acc], **collect_kwargs)
+    collect(model, corpus, accumulators=[acc], **collect_kwargs)
     return rank_neurons(acc, k=k or default_k(model), neg_ratio=neg_ratio, seed=seed)

@@ -112,9 +112,9 @@ def diff_in_means(
     )
     corpus = [(p, "positive") for p in positive] + [(n, "negative") for n in negative]
     if pos.kind == "from_end":
-        collect(model, corpus, [acc], from_end=list(pos.indices), **collect_kwargs)
+        collect(model, corpus, accumulators=[acc], from_end=list(pos.indices), **collect_kwargs)
     else:
-        collect(model, corpus, [acc], positions=list(pos.indices), **collect_kwargs)
+        collect(model, corpus, accumulators=[acc], positions=list(pos.indices), **collect_kwargs)
     mean = acc.mean().cpu()  # [group, layer, position, d_model]
     return DiffInMeans(
         directions=mean[0] - mean[1],

@@ -102,7 +102,7 @@ def lape(
         >>> from lens.finders import lape
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> acc = lens.stats.ActivationProbability.for_model(model, ["a", "b"])
-        >>> _ = lens.collect(model, [([1, 2, 3], "a"), ([7, 8], "b")], [acc], progress=False)
+        >>> _ = lens.collect(model, [([1, 2, 3], "a"), ([7, 8], "b")], accumulators=[acc])
         >>> res = lape(acc, top_rate=0.02)
         >>> int(res.selected.sum()) <= round(0.02 * 3 * 128)
         True
@@ -177,5 +177,5 @@ def activation_probabilities(
     :func:`lens.collect` (batch_size, checkpoint, progress, ...).
     """
     acc = ActivationProbability.for_model(model, groups, site=site, layers=layers)
-    collect(model, corpus, [acc], **collect_kwargs)
+    collect(model, corpus, accumulators=[acc], **collect_kwargs)
     return acc

@@ -85,10 +85,12 @@ def _token_ids(model: Any, refusal_tokens: Sequence[int | str]) -> Tensor:
 
 @torch.no_grad()
 def last_logprobs(
-    model: Any, prompts: Sequence[Any], interventions: Sequence[Any] = (), batch_size: int = 16
+    model: Any, prompts: Sequence[Any], *, interventions: Sequence[Any] = (), batch_size: int = 16
 ) -> Float[Tensor, "batch vocab"]:
     """float64 next-token log-probabilities at each prompt's last real token."""
-    logits = last_token_logits(model, list(prompts), *interventions, batch_size=batch_size)
+    logits = last_token_logits(
+        model, list(prompts), interventions=interventions, batch_size=batch_size
+    )
     return torch.log_softmax(logits.double(), dim=-1).cpu()
 
 
@@ -134,13 +136,13 @@ def select_direction(
     candidates: DiffInMeans | Mapping[tuple[int, int], Tensor],
     harmful_val: Sequence[Any],
     harmless_val: Sequence[Any],
-    refusal_tokens: Sequence[int | str],
     *,
+    refusal_tokens: Sequence[int | str],
     kl_threshold: float = 0.1,
     max_layer_frac: float = 0.8,
     induce_filter: bool = True,
     batch_size: int = 16,
-    progress: bool = True,
+    progress: bool = False,
 ) -> DirectionSelection:
     """Pick the candidate that best removes refusal when ablated (see the module docstring).
 
@@ -162,9 +164,9 @@ def select_direction(
         >>> import lens, torch
         >>> from lens.finders import diff_in_means
         >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> cands = diff_in_means(model, [[1, 2, 3]], [[4, 5]], progress=False)
-        >>> sel = select_direction(model, cands, [[1, 2, 3]], [[4, 5]], [7], kl_threshold=10.0,
-        ...                        induce_filter=False, progress=False)
+        >>> cands = diff_in_means(model, [[1, 2, 3]], [[4, 5]])
+        >>> sel = select_direction(model, cands, [[1, 2, 3]], [[4, 5]], refusal_tokens=[7],
+        ...                        kl_threshold=10.0, induce_filter=False)
         >>> len(sel.scores)
         3
     """
@@ -189,11 +191,15 @@ def select_direction(
             scores.append(CandidateScore(layer, position, nan, nan, nan, "zero or non-finite"))
             continue
         ablate = DirectionAblation(vec)
-        bypass = refusal_scores(last_logprobs(model, harmful_val, [ablate], batch_size), ref)
-        ablated = last_logprobs(model, harmless_val, [ablate], batch_size)
+        bypass = refusal_scores(
+            last_logprobs(model, harmful_val, interventions=[ablate], batch_size=batch_size), ref
+        )
+        ablated = last_logprobs(model, harmless_val, interventions=[ablate], batch_size=batch_size)
         kl = _kl(harmless_base, ablated)
         add = ActivationAddition(vec, layer=layer)
-        induce = refusal_scores(last_logprobs(model, harmless_val, [add], batch_size), ref)
+        induce = refusal_scores(
+            last_logprobs(model, harmless_val, interventions=[add], batch_size=batch_size), ref
+        )
         s = CandidateScore(
             layer, position, float(bypass.mean()), float(induce.mean()), float(kl.mean())
         )

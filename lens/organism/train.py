@@ -109,7 +109,7 @@ def save_folder(model: Any, tokenizer: Any, world: World, folder: Path, dtype: t
     world.save(folder / "world.json")
 
 
-def train(cfg: TrainConfig, out: str | Path, progress: bool = True) -> dict[str, Any]:
+def train(cfg: TrainConfig, out: str | Path, *, progress: bool = False) -> dict[str, Any]:
     """Train from scratch and save everything under ``out``; returns the final behaviour dict.
 
     Example (a few steps of a tiny config; seconds):

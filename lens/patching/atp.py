@@ -80,14 +80,19 @@ def attribution_patching(
     kept = 3 * len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # source, act, grad
     graph = int(model.cfg.n_layers) * forward_bytes(model, seq, n)  # the backward's activations
     rows_per_forward(model, seq, rows=n, n_pairs=n, stored=kept + graph, what="attribution")
-    source, source_m = source_values(model, source_run, sites, layers, interventions, pairs.metric)
+    source, source_m = source_values(
+        model, source_run, sites, layers, interventions=interventions, metric=pairs.metric
+    )
     keys = [(s, layer) for s in sites for layer in layers]
     acts = {k: Probe(hook_name(*k)) for k in keys}
     grads = {k: GradProbe(hook_name(*k)) for k in keys}
     track = TrackGrad()
     last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
     probes = [*acts.values(), *grads.values()]
-    with torch.enable_grad(), apply(model, track, *interventions, *last_only, probes=probes):
+    with (
+        torch.enable_grad(),
+        apply(model, track, *interventions, *last_only, probes=probes),
+    ):
         logits = model(target.tokens, attention_mask=target.attention_mask)
         target_m = check_metric_output(pairs.metric(logits, metric_view(pairs.metric, target)), n)
         if not target_m.requires_grad:

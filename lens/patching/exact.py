@@ -45,6 +45,7 @@ def source_values(
     run: Batch,
     sites: list[str],
     layers: list[int],
+    *,
     interventions: Sequence[Any],
     metric: None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], None]: ...
@@ -54,6 +55,7 @@ def source_values(
     run: Batch,
     sites: list[str],
     layers: list[int],
+    *,
     interventions: Sequence[Any],
     metric: Metric,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor]: ...
@@ -62,13 +64,17 @@ def source_values(
     run: Batch,
     sites: list[str],
     layers: list[int],
+    *,
     interventions: Sequence[Any],
     metric: Metric | None = None,
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(hook_name(s, layer)) for s in sites for layer in layers}
     last = last_token_logits(metric, run)
-    with torch.no_grad(), apply(model, *interventions, *last, probes=list(probes.values())):
+    with (
+        torch.no_grad(),
+        apply(model, *interventions, *last, probes=list(probes.values())),
+    ):
         logits = model(run.tokens, attention_mask=run.attention_mask)
         value = None
         if metric is not None:
@@ -183,6 +189,7 @@ def run_cells(
     cells: list[list[tuple[str, int, int, int]]],
     source: dict[tuple[str, int], Tensor],
     target: Any,
+    *,
     batch_size: int,
     interventions: Sequence[Any],
     progress: bool,
@@ -212,7 +219,10 @@ def run_cells(
             grow, tokens, mask = [], big.tokens, big.attention_mask
         patch = CellPatch(chunk, source, pairs.slots, n)
         last_only = last_token_logits(pairs.metric, big)
-        with torch.no_grad(), apply(model, *interventions, *grow, patch, *last_only):
+        with (
+            torch.no_grad(),
+            apply(model, *interventions, *grow, patch, *last_only),
+        ):
             logits = model(tokens, attention_mask=mask)
             value = check_metric_output(
                 pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
@@ -236,7 +246,7 @@ def activation_patching(
     direction: Direction = "denoise",
     batch_size: int = 64,
     interventions: Sequence[Any] = (),
-    progress: bool = True,
+    progress: bool = False,
 ) -> PatchingResult:
     """Patch every (site, layer, position[, head]) cell from one run into the other.
 
@@ -288,8 +298,10 @@ def activation_patching(
     n, seq = pairs.n_pairs, int(target.tokens.shape[1])
     stored = len(sites) * len(layers) * forward_bytes(model, seq, n) // 4  # kept activations
     batch_size = rows_per_forward(model, seq, rows=batch_size, n_pairs=n, stored=stored)
-    source, source_m = source_values(model, source_run, sites, layers, interventions, metric)
-    _, target_m = source_values(model, target, [], [], interventions, metric)
+    source, source_m = source_values(
+        model, source_run, sites, layers, interventions=interventions, metric=metric
+    )
+    _, target_m = source_values(model, target, [], [], interventions=interventions, metric=metric)
     source_m, target_m = source_m.double().cpu(), target_m.double().cpu()
     clean_m, corrupt_m = (source_m, target_m) if direction == "denoise" else (target_m, source_m)
     check_metric_gap(clean_m, corrupt_m)
@@ -302,7 +314,14 @@ def activation_patching(
         for head in (range(n_heads) if site == "z" else [-1])
     ]
     flat = run_cells(
-        model, pairs, [[c] for c in cells], source, target, batch_size, interventions, progress
+        model,
+        pairs,
+        [[c] for c in cells],
+        source,
+        target,
+        batch_size=batch_size,
+        interventions=interventions,
+        progress=progress,
     )
     raw, start = {}, 0
     for site in sites:

@@ -15,8 +15,8 @@ from interventions.base import Positions
 def head_means(
     model: Any,
     prompts: Sequence[Any],
-    layers: str | int | Sequence[int] = "all",
     *,
+    layers: str | int | Sequence[int] = "all",
     positions: Positions = "all",
     batch_size: int = 8,
     progress: bool = False,
@@ -50,7 +50,7 @@ def head_means(
     collect(
         model,
         [(p, "all") for p in prompts],
-        [acc],
+        accumulators=[acc],
         batch_size=batch_size,
         positions=positions,
         progress=progress,

@@ -177,8 +177,8 @@ def causal_trace(
     model: Any,
     prompts: Sequence[str] | Sequence[Sequence[int]] | Batch,
     subjects: Sequence[str | Sequence[int]],
-    answer: Any = None,
     *,
+    answer: Any = None,
     kinds: Sequence[Kind] = ("resid", "mlp", "attn"),
     window: int = 10,
     noise: float = 3.0,
@@ -187,7 +187,7 @@ def causal_trace(
     seed: int = 0,
     batch_size: int = 128,
     compute_all: bool = False,
-    progress: bool = True,
+    progress: bool = False,
 ) -> TraceResult:
     """Trace where the answer's information flows from the subject tokens.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -18,7 +19,8 @@ from lens.tokens import batch as make_batch
 def last_token_logits(
     model: Any,
     prompts: Any,
-    *interventions: Intervention,
+    *,
+    interventions: Sequence[Intervention] = (),
     batch_size: int = 16,
     padding_side: PaddingSide = "left",
 ) -> Float[Tensor, "batch d_vocab"]:
@@ -27,7 +29,7 @@ def last_token_logits(
     Args:
         model: a TransformerBridge.
         prompts: texts, token-id lists, a ``[batch, pos]`` tensor or a ``lens.tokens.Batch``.
-        *interventions: installed (with ``lens.apply``) for the whole call.
+        interventions: installed (with ``lens.apply``) for the whole call.
         batch_size: prompts per forward.
         padding_side: padding for prompts that are not a Batch yet.
 

@@ -2,7 +2,7 @@
 atomic checkpoints. Fed by :func:`lens.collect`.
 
     acc = lens.stats.ActivationProbability.for_model(model, groups=["en", "fr"])
-    lens.collect(model, lens.stats.labelled(texts, langs), [acc], batch_size=16)
+    lens.collect(model, lens.stats.labelled(texts, langs), accumulators=[acc], batch_size=16)
     p = acc.probability()                  # [group, layer, neuron]
 """
 

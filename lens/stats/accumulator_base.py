@@ -102,7 +102,7 @@ class Accumulator:
         """
         from lens.stats.sites import layer_sites  # noqa: PLC0415  (model-side helper)
 
-        sites, layer_list, width = layer_sites(model, site or cls.default_site, layers)
+        sites, layer_list, width = layer_sites(model, site or cls.default_site, layers=layers)
         return cls(sites, width, groups, layers=layer_list, **kwargs)
 
     # -- layout -------------------------------------------------------------------------

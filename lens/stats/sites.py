@@ -29,7 +29,7 @@ def site_width(model: Any, site: Site) -> int:
 
 
 def layer_sites(
-    model: Any, site: Site, layers: str | int | Sequence[int] = "all"
+    model: Any, site: Site, *, layers: str | int | Sequence[int] = "all"
 ) -> tuple[list[str], list[int], int]:
     """``(hook names, layer numbers, width)`` of ``site`` over ``layers`` (negative layers
     count from the end; see :mod:`interventions.sites`).
@@ -37,11 +37,11 @@ def layer_sites(
     Example:
         >>> import lens
         >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> layer_sites(model, "mlp_pre", [0, -1])
+        >>> layer_sites(model, "mlp_pre", layers=[0, -1])
         (['blocks.0.mlp.hook_pre', 'blocks.2.mlp.hook_pre'], [0, 2], 128)
     """
     check_site(site)
-    layer_list = resolve_layers(model, layers, f"layers of site {site!r}")
+    layer_list = resolve_layers(model, layers, what=f"layers of site {site!r}")
     names = [hook_name(site, layer) for layer in layer_list]
     for name in names:
         try:

@@ -152,7 +152,7 @@ def tokenize_answers(model: Any, prompts: Sequence[str], answers: Sequence[str])
 
 @torch.no_grad()
 def _teacher_forced(
-    model: Any, items: Answers, interventions: tuple, shortcut: Any, batch_size: int
+    model: Any, items: Answers, interventions: Sequence[Any], shortcut: Any, batch_size: int
 ) -> AnswerScores:
     import lens
 
@@ -162,7 +162,7 @@ def _teacher_forced(
         rows = [p + a for p, a in zip(items.prompt_ids[chunk], items.answer_ids[chunk])]
         b = lens.tokens.batch(model, rows, padding_side="right")
         if shortcut is not None:
-            logits = lens.shortcuts.predict(shortcut, model, b, positions="all")
+            logits = lens.shortcuts.predict(model, shortcut, b, positions="all")
         else:
             with lens.apply(model, *interventions):
                 logits = model(b.tokens, attention_mask=b.attention_mask)
@@ -181,7 +181,8 @@ def _teacher_forced(
 def score_answers(
     model: Any,
     items: Answers,
-    *interventions: Any,
+    *,
+    interventions: Sequence[Any] = (),
     scoring: AnswerScoring = "first_token",
     shortcut: Any = None,
     batch_size: int = 16,
@@ -210,13 +211,13 @@ def score_answers(
         return _teacher_forced(model, items, interventions, shortcut, batch_size)
     if shortcut is None:
         logits = lens.readout.last_token_logits(
-            model, items.prompt_ids, *interventions, batch_size=batch_size
+            model, items.prompt_ids, interventions=interventions, batch_size=batch_size
         )
     else:
         parts = []
         for s in range(0, len(items), batch_size):
             b = lens.tokens.batch(model, items.prompt_ids[s : s + batch_size], padding_side="left")
-            parts.append(lens.shortcuts.predict(shortcut, model, b, positions="last"))
+            parts.append(lens.shortcuts.predict(model, shortcut, b, positions="last"))
         logits = torch.cat(parts)
     logp = torch.log_softmax(logits.float(), dim=-1).cpu()
     gold = items.first_ids

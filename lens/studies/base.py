@@ -96,6 +96,8 @@ class StudyConfig:
             name (``lens.data.builtin_names()``). None: the study's default, the organism's
             own data on the organism and lens's built-in real data on any other model
             (:func:`lens.studies.datasets.study_dataset`).
+        progress: tqdm bars while it runs (off by default, like every lens API; ``lens study``
+            turns it on unless the config file sets it).
 
     A study that reads a dataset names its kind in the class attribute ``data_kind``
     (``"facts"``, ``"translations"``, ``"requests"`` or ``"texts"``; None: no dataset).
@@ -104,6 +106,7 @@ class StudyConfig:
     data_kind: ClassVar[str | None] = None
     seed: Annotated[int, Range(0, 2**32 - 1)] = 0
     data: str | None = None
+    progress: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -2,7 +2,7 @@
 
 tl = lens.tuned_lens.train(model, texts)          # or lens.tuned_lens.load("organism")
 res = lens.logit_lens(model, prompts, translator=tl)
-print(lens.tuned_lens.evaluate(model, heldout_texts, tl).table())
+print(lens.tuned_lens.evaluate(model, heldout_texts, translator=tl).table())
 """
 
 from __future__ import annotations

@@ -92,18 +92,18 @@ class LensComparison:
 def evaluate(
     model: Any,
     corpus: Iterable[Any],
-    translators: TunedLens,
     *,
+    translator: TunedLens,
     max_length: int | None = None,
     tokens_per_batch: int = 2048,
     progress: bool = False,
 ) -> LensComparison:
-    """Compare the logit lens and ``translators`` on one pass over ``corpus``.
+    """Compare the logit lens and ``translator`` on one pass over ``corpus``.
 
     Args:
         model: the TransformerBridge the translators belong to.
         corpus: texts or token-id lists (read once, in order).
-        translators: a :class:`TunedLens` for ``model``.
+        translator: a :class:`TunedLens` for ``model``.
         max_length: longest row (default: the model's context, at most 512).
         tokens_per_batch: tokens per forward (about).
         progress: a tqdm bar.
@@ -112,12 +112,12 @@ def evaluate(
         >>> import lens
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> tl = lens.tuned_lens.TunedLens.identity(model)
-        >>> res = lens.tuned_lens.evaluate(model, [[1, 2, 3, 4]], tl)
+        >>> res = lens.tuned_lens.evaluate(model, [[1, 2, 3, 4]], translator=tl)
         >>> res.logit_kl_bits == res.tuned_kl_bits, res.n_tokens
         (True, 4)
     """
-    translators.check(model)
-    layers, site = translators.layers, translators.site
+    translator.check(model)
+    layers, site = translator.layers, translator.site
     n_ctx = int(getattr(model.cfg, "n_ctx", 512) or 512)
     max_length = min(n_ctx, 512) if max_length is None else int(max_length)
     docs = list(corpus) if not isinstance(corpus, list) else corpus
@@ -136,7 +136,7 @@ def evaluate(
         resid, target = capture(model, tokens, mask, layers, site)
         nxt, has_next = _next_tokens(tokens, mask)
         model_ce += float(-target.gather(1, nxt[:, None])[:, 0][has_next].sum())
-        translated = translators.translate(resid, layers)
+        translated = translator.translate(resid, layers)
         chunk = chunk_rows(model)
         for i in range(len(layers)):
             for j, h in enumerate((resid[i], translated[i])):

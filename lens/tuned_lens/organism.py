@@ -41,7 +41,7 @@ def organism_corpus(split: Literal["train", "heldout"], n: int) -> list[str]:
     return [" ".join(sampler.sample()) for _ in range(n)]
 
 
-def train_shipped(out: str | Path = SHIPPED, progress: bool = True) -> dict[str, Any]:
+def train_shipped(out: str | Path = SHIPPED, *, progress: bool = False) -> dict[str, Any]:
     """Train translators for the shipped organism, evaluate them on held-out documents, and
     write them with README.md (the record) into ``out``."""
     import lens
@@ -53,7 +53,7 @@ def train_shipped(out: str | Path = SHIPPED, progress: bool = True) -> dict[str,
     start = time.perf_counter()
     tuned = train(model, organism_corpus("train", N_TRAIN_DOCS), progress=progress, **RECIPE)
     wall = time.perf_counter() - start
-    result = evaluate(model, organism_corpus("heldout", 500), tuned)
+    result = evaluate(model, organism_corpus("heldout", 500), translator=tuned)
     tuned.record |= {
         "corpus": f"organism DocumentSampler seed {SEEDS['train']}, {N_TRAIN_DOCS} documents",
         "heldout": f"organism DocumentSampler seed {SEEDS['heldout']}, 500 documents",

@@ -59,7 +59,7 @@ def train(
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 10,
     seed: int = 0,
-    progress: bool = True,
+    progress: bool = False,
     process_group: Any = None,
 ) -> TunedLens:
     """Train a :class:`TunedLens` for ``model`` on ``corpus``.

@@ -117,9 +117,9 @@ def test_direction_ablation_agrees_and_removes_the_direction(pair):
 def test_linear_shortcut_agrees_and_predicts_in_float32(pair):
     m32, m16, b = pair
     rows = [m32.tokenizer(t)["input_ids"] for t in STORY_TEXT]
-    sc = lens.shortcuts.fit(m32, rows, 0, method="lstsq", positions="all", progress=False)
+    sc = lens.shortcuts.fit(m32, rows, src_layer=0, method="lstsq", positions="all", progress=False)
     with torch.no_grad():
-        q32, q16 = lens.shortcuts.predict(sc, m32, b), lens.shortcuts.predict(sc, m16, b)
+        q32, q16 = lens.shortcuts.predict(m32, sc, b), lens.shortcuts.predict(m16, sc, b)
     assert q16.dtype == torch.float32
     pick = torch.arange(len(b)), b.last_positions
     assert rel(q16[pick], q32[pick]) < REL
@@ -128,6 +128,8 @@ def test_linear_shortcut_agrees_and_predicts_in_float32(pair):
     # as an intervention on the bf16 model (weights cast into the activation's dtype)
     check_agreement(m32, m16, b, sc)
     # fitted on the bf16 model: same map within bf16 precision of the activations
-    sc16 = lens.shortcuts.fit(m16, rows, 0, method="lstsq", positions="all", progress=False)
+    sc16 = lens.shortcuts.fit(
+        m16, rows, src_layer=0, method="lstsq", positions="all", progress=False
+    )
     w32, w16 = sc.weight.double(), sc16.weight.double()
     assert (w16 - w32).norm() / w32.norm() < 0.1

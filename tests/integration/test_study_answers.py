@@ -66,7 +66,9 @@ def test_scorings_match_greedy_generation_and_manual_forward(stories_model, fact
         assert float(first.logprob[r]) == pytest.approx(float(logits[len(p) - 1, a[0]]), abs=1e-4)
     # an intervention changes the scores (the scoring sees it)
     zeroed = NeuronDeactivation({layer: list(range(64)) for layer in range(model.cfg.n_layers)})
-    after = score_answers(model, items, zeroed, scoring="teacher_forced", batch_size=5)
+    after = score_answers(
+        model, items, interventions=[zeroed], scoring="teacher_forced", batch_size=5
+    )
     assert not torch.allclose(after.logprob, forced.logprob, atol=1e-3)
     assert lens.count_hooks(model) == 0
 

@@ -30,7 +30,7 @@ def test_quick_study_on_the_organism(tmp_path):
     facts = ct.facts_by_language(model, ct.quick_config())["en"]
     known = ct.known_facts(model, facts, 2)
     again = causal_trace(
-        model, [p for p, _, _ in known], [s for _, s, _ in known], [a for _, _, a in known],
+        model, [p for p, _, _ in known], [s for _, s, _ in known], answer=[a for _, _, a in known],
         window=saved["data"]["window"], samples=2, noise_from=[s for _, s, _ in facts],
         progress=False,
     )  # fmt: skip

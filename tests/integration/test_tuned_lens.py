@@ -41,7 +41,9 @@ def test_stories_trained_in_test_beats_logit_lens_on_heldout_text(stories_model)
     model = stories_model
     docs = sampled_stories(model, 32, 64, seed=0)
     tl = lens.tuned_lens.train(model, docs, steps=30, tokens_per_step=512, progress=False)
-    res = lens.tuned_lens.evaluate(model, STORY_TEXT, tl)  # human-written, never trained on
+    res = lens.tuned_lens.evaluate(
+        model, STORY_TEXT, translator=tl
+    )  # human-written, never trained on
     assert res.n_tokens > 100
     assert_tuned_beats_logit(res)
 
@@ -50,7 +52,7 @@ def test_shipped_organism_translators_beat_logit_lens_on_heldout_text(model):
     require_organism()
     tl = lens.tuned_lens.load("organism")
     assert tl.record["steps"] > 0 and len(tl.record["heldout_tuned_kl_bits"]) == 6
-    res = lens.tuned_lens.evaluate(model, organism_corpus("heldout", 200), tl)
+    res = lens.tuned_lens.evaluate(model, organism_corpus("heldout", 200), translator=tl)
     assert_tuned_beats_logit(res)
     assert res.logit_kl_bits[0] > 2 * res.tuned_kl_bits[0]
 

@@ -19,7 +19,7 @@ def test_tuned_lens_beats_logit_lens_on_heldout_samples(smol):
     tl = lens.tuned_lens.train(
         smol, samples_corpus("train"), steps=24, tokens_per_step=256, progress=False
     )
-    res = lens.tuned_lens.evaluate(smol, samples_corpus("heldout"), tl)
+    res = lens.tuned_lens.evaluate(smol, samples_corpus("heldout"), translator=tl)
     print(
         f"\ntrained {tl.record['steps']} steps, {tl.record['tokens']} tokens, "
         f"{tl.record['seconds']:.0f} s (total {time.perf_counter() - start:.0f} s)"

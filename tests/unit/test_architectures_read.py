@@ -98,7 +98,9 @@ def test_tuned_lens_decode(arch, arch_model, arch_hf):
 def test_collect_means_equal_transformers_states(arch, arch_model, arch_hf):
     n = int(arch_model.cfg.n_layers)
     acc = lens.stats.MomentStats.for_model(arch_model, ["x"], layers="all", site="resid_post")
-    lens.collect(arch_model, [(r, "x") for r in ROWS], [acc], batch_size=2, progress=False)
+    lens.collect(
+        arch_model, [(r, "x") for r in ROWS], accumulators=[acc], batch_size=2, progress=False
+    )
     states = [
         torch.cat([outs[layer][0] for outs, _ in hf_runs(arch_hf, arch)]) for layer in range(n)
     ]

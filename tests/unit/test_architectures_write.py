@@ -140,6 +140,6 @@ def test_linear_shortcut(arch, arch_model, arch_hf):
     torch.testing.assert_close(ours, ref, atol=ATOL, rtol=0)
     assert_changed(ours, run(arch_model))
 
-    predicted = lens.shortcuts.predict(LinearShortcut(w, b, 0, 0), arch_model, TOKENS)
+    predicted = lens.shortcuts.predict(arch_model, LinearShortcut(w, b, 0, 0), TOKENS)
     hand = hand_decode(arch_hf, arch, seen["h"] @ w.T + b)
     torch.testing.assert_close(predicted, hand, atol=ATOL, rtol=0)

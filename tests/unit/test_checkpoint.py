@@ -92,7 +92,7 @@ def test_collect_refuses_to_resume_from_a_flipped_checkpoint(tmp_path):
     lens.collect(
         model,
         data,
-        [MomentStats.for_model(model, ["a", "b"])],
+        accumulators=[MomentStats.for_model(model, ["a", "b"])],
         checkpoint=ckpt,
         batch_size=4,
         progress=False,
@@ -102,7 +102,7 @@ def test_collect_refuses_to_resume_from_a_flipped_checkpoint(tmp_path):
         lens.collect(
             model,
             data,
-            [MomentStats.for_model(model, ["a", "b"])],
+            accumulators=[MomentStats.for_model(model, ["a", "b"])],
             checkpoint=ckpt,
             batch_size=4,
             progress=False,

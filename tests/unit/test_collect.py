@@ -34,8 +34,8 @@ def test_collect_equals_one_by_one_probes(native_model):
     model, data = native_model, corpus()
     moments, prob, examples = accs_for(model)
     means = PositionMeans.for_model(model, GROUPS, n_positions=2)
-    lens.collect(model, data, [moments, prob, examples], batch_size=6, progress=False)
-    lens.collect(model, data, [means], batch_size=6, from_end=[-2, -1], progress=False)
+    lens.collect(model, data, accumulators=[moments, prob, examples], batch_size=6, progress=False)
+    lens.collect(model, data, accumulators=[means], batch_size=6, from_end=[-2, -1], progress=False)
     post = [f"blocks.{layer}.mlp.hook_post" for layer in range(3)]
     pre = [f"blocks.{layer}.mlp.hook_pre" for layer in range(3)]
     resid = [f"blocks.{layer}.hook_resid_pre" for layer in range(3)]
@@ -76,9 +76,11 @@ def test_collect_sees_interventions():
     data, v = corpus(8), torch.randn(64)
     plain = PositionMeans.for_model(model, GROUPS, layers=[1])
     steered = PositionMeans.for_model(model, GROUPS, layers=[1])
-    lens.collect(model, data, [plain], positions="last", progress=False)
+    lens.collect(model, data, accumulators=[plain], positions="last", progress=False)
     add = ActivationAddition(v, layer=1)
-    lens.collect(model, data, [steered], positions="last", interventions=[add], progress=False)
+    lens.collect(
+        model, data, accumulators=[steered], positions="last", interventions=[add], progress=False
+    )
     diff = steered.mean() - plain.mean()
     assert torch.allclose(diff, v.double().expand_as(diff), atol=1e-5)
     assert lens.count_hooks(model) == 0
@@ -100,24 +102,31 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path):
     data = corpus(30)
     kw = dict(batch_size=4, progress=False)
     reference = accs_for(model)
-    lens.collect(model, data, reference, **kw)
+    lens.collect(model, data, accumulators=reference, **kw)
 
     ckpt = tmp_path / "run.safetensors"
     crashed = accs_for(model)
     with pytest.raises(Boom):  # crash while reading the 6th batch (after 5 full batches)
-        lens.collect(model, failing(data, 21), crashed, checkpoint=ckpt, checkpoint_every=2, **kw)
+        lens.collect(
+            model,
+            failing(data, 21),
+            accumulators=crashed,
+            checkpoint=ckpt,
+            checkpoint_every=2,
+            **kw,
+        )
     meta = lens.stats.read_meta(ckpt)
     assert meta["examples_done"] == 16 and meta["batches_done"] == 4 and not meta["done"]
     assert lens.count_hooks(model) == 0
     # rerun with the same (dirty) accumulator objects: the checkpoint state replaces theirs
-    res = lens.collect(model, data, crashed, checkpoint=ckpt, checkpoint_every=2, **kw)
+    res = lens.collect(model, data, accumulators=crashed, checkpoint=ckpt, checkpoint_every=2, **kw)
     assert res.resumed_examples == 16 and res.n_examples == 30 and res.n_batches == 8
     for a, b in zip(reference, crashed):
         for x, y in zip(a.state_dict().values(), b.state_dict().values()):
             assert torch.equal(x, y)
     assert lens.stats.read_meta(ckpt)["done"]
     again = accs_for(model)  # a finished checkpoint is simply loaded
-    lens.collect(model, data, again, checkpoint=ckpt, **kw)
+    lens.collect(model, data, accumulators=again, checkpoint=ckpt, **kw)
     assert torch.equal(again[0].sum, reference[0].sum)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.safetensors"]
 
@@ -125,16 +134,29 @@ def test_resume_after_crash_equals_uninterrupted(tmp_path):
 def test_resume_refuses_other_arguments(tmp_path):
     model = lens.load_model(lens.tiny_config("llama"))
     data, ckpt = corpus(12), tmp_path / "run.safetensors"
-    lens.collect(model, data, accs_for(model), batch_size=4, checkpoint=ckpt, progress=False)
+    lens.collect(
+        model, data, accumulators=accs_for(model), batch_size=4, checkpoint=ckpt, progress=False
+    )
     with pytest.raises(ValueError, match="batch_size"):
-        lens.collect(model, data, accs_for(model), batch_size=3, checkpoint=ckpt, progress=False)
+        lens.collect(
+            model, data, accumulators=accs_for(model), batch_size=3, checkpoint=ckpt, progress=False
+        )
     other = [(t[::-1], g) for t, g in data]
     with pytest.raises(ValueError, match="differ"):
-        lens.collect(model, other, accs_for(model), batch_size=4, checkpoint=ckpt, progress=False)
+        lens.collect(
+            model,
+            other,
+            accumulators=accs_for(model),
+            batch_size=4,
+            checkpoint=ckpt,
+            progress=False,
+        )
     with torch.no_grad():
         model.blocks[0].mlp.out.original_component.weight[0, 0] += 1.0
     with pytest.raises(ValueError, match="model"):
-        lens.collect(model, data, accs_for(model), batch_size=4, checkpoint=ckpt, progress=False)
+        lens.collect(
+            model, data, accumulators=accs_for(model), batch_size=4, checkpoint=ckpt, progress=False
+        )
 
 
 def untouched(accs) -> bool:
@@ -148,22 +170,22 @@ def test_bad_input_gives_clear_errors():
     model = lens.load_model(lens.tiny_config("llama"))
     accs = accs_for(model)
     with pytest.raises(ValueError, match="corpus is empty"):
-        lens.collect(model, [], accs, progress=False)
+        lens.collect(model, [], accumulators=accs, progress=False)
     with pytest.raises(ValueError, match="corpus is empty"):
-        lens.collect(model, iter([]), accs, progress=False)
+        lens.collect(model, iter([]), accumulators=accs, progress=False)
     with pytest.raises(ValueError, match="1 labels for 2 items"):
         labelled([[1, 2], [3]], ["a"])
     with pytest.raises(ValueError, match="3 labels for 2 items"):
         average_precision_neurons(model, [[1, 2], [3]], ["a", "b", "a"], progress=False)
     with pytest.raises(ValueError, match="not groups"):
-        lens.collect(model, [([1, 2], "a"), ([3], "zz")], accs, progress=False)
+        lens.collect(model, [([1, 2], "a"), ([3], "zz")], accumulators=accs, progress=False)
     with pytest.raises(ValueError, match="has no tokens"):
-        lens.collect(model, [([1, 2], "a"), ([], "b")], accs, progress=False)
+        lens.collect(model, [([1, 2], "a"), ([], "b")], accumulators=accs, progress=False)
     with pytest.raises(ValueError, match="not a \\(text or tokens, label\\) pair"):
-        lens.collect(model, [[1, 2, 3]], accs, progress=False)
+        lens.collect(model, [[1, 2, 3]], accumulators=accs, progress=False)
     lacking = MomentStats(["blocks.7.mlp.hook_post"], 128, GROUPS)
     with pytest.raises(ValueError, match="lacks"):
-        lens.collect(model, corpus(4), [lacking], progress=False)
+        lens.collect(model, corpus(4), accumulators=[lacking], progress=False)
     with pytest.raises(ValueError, match="out of range"):
         MomentStats.for_model(model, GROUPS, layers=[7])
     with pytest.raises(ValueError, match="site must be one of"):
@@ -174,7 +196,7 @@ def test_bad_input_gives_clear_errors():
         lens.collect(
             model,
             corpus(4),
-            [PositionMeans.for_model(model, GROUPS)],
+            accumulators=[PositionMeans.for_model(model, GROUPS)],
             from_end=[-2, -1],
             progress=False,
         )
@@ -182,7 +204,7 @@ def test_bad_input_gives_clear_errors():
 
     # a group that got no tokens: the finders say which
     only_a = ActivationProbability.for_model(model, GROUPS)
-    lens.collect(model, [([1, 2, 3], "a")], [only_a], progress=False)
+    lens.collect(model, [([1, 2, 3], "a")], accumulators=[only_a], progress=False)
     with pytest.raises(ValueError, match=r"\['b'\] have no tokens"):
         lape(only_a)
     with pytest.raises(ValueError, match="no tokens"):

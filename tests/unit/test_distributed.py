@@ -43,10 +43,12 @@ def run_all(model, data, checkpoint=None, crash_after=None) -> list:
     means = PositionMeans.for_model(model, GROUPS, n_positions=2)
     items = data if crash_after is None else _crashing(data, crash_after)
     kw = dict(batch_size=4, progress=False, checkpoint=checkpoint, checkpoint_every=1)
-    res = lens.collect(model, items, accs, **kw)
+    res = lens.collect(model, items, accumulators=accs, **kw)
     accs[0].resumed = res.resumed_examples
     pm_ckpt = None if checkpoint is None else str(checkpoint) + ".pm"
-    lens.collect(model, data, [means], from_end=[-2, -1], **{**kw, "checkpoint": pm_ckpt})
+    lens.collect(
+        model, data, accumulators=[means], from_end=[-2, -1], **{**kw, "checkpoint": pm_ckpt}
+    )
     return [*accs, means]
 
 

@@ -40,7 +40,11 @@ def test_head_means_feed_mean_ablation(native_model):
     means = head_means(native_model, PROMPTS, layers=[1])
     tokens = torch.tensor([PROMPTS[0]])
     probe = lens.Probe("blocks.1.attn.hook_z")
-    with lens.apply(native_model, HeadAblation({1: [3]}, mode="mean", means=means), probes=[probe]):
+    with lens.apply(
+        native_model,
+        HeadAblation({1: [3]}, mode="mean", means=means),
+        probes=[probe],
+    ):
         native_model(tokens)
     torch.testing.assert_close(
         probe.value[0, :, 3], means[1][3].float().expand(len(PROMPTS[0]), -1), atol=0, rtol=0

@@ -135,6 +135,21 @@ def test_not_an_intervention_is_a_type_error(native_model):
         lens.apply(native_model, object())
 
 
+def test_apply_takes_interventions_positionally(native_model, tokens):
+    """lens.apply is the one API that takes interventions positionally (the public contract);
+    a list, or interventions= as elsewhere, is refused with no hook left."""
+    one = Recorder(every_layer(native_model))
+    before = count_hooks(native_model)
+    with pytest.raises(TypeError, match="not an intervention"):
+        lens.apply(native_model, [one])
+    with pytest.raises(TypeError):
+        lens.apply(native_model, interventions=[one])  # type: ignore[call-arg]
+    assert count_hooks(native_model) == before
+    with lens.apply(native_model, one):
+        native_model(tokens)
+    assert one.log and count_hooks(native_model) == before
+
+
 def test_nesting_inner_exit_keeps_outer(native_model, tokens):
     log = []
     outer = Recorder(["blocks.0.hook_resid_post"], log=log, tag="outer")

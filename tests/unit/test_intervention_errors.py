@@ -135,16 +135,16 @@ def test_fit_errors(native_model, kwargs, match):
 
 def test_fit_empty_prompts(native_model):
     with pytest.raises(ValueError, match="no prompts"):
-        lens.shortcuts.fit(native_model, [], 0, progress=False)
+        lens.shortcuts.fit(native_model, [], src_layer=0, progress=False)
 
 
 def test_fit_failure_inside_forward_leaves_no_hook(native_model):
     model = native_model
     before = lens.count_hooks(model)
     with pytest.raises(IndexError):  # token id beyond the vocabulary
-        lens.shortcuts.fit(model, [[1, 2, 10_000]], 0, method="jacobian", progress=False)
+        lens.shortcuts.fit(model, [[1, 2, 10_000]], src_layer=0, method="jacobian", progress=False)
     with pytest.raises(IndexError):
-        lens.shortcuts.fit(model, [[1, 2, 10_000]], 0, method="lstsq", progress=False)
+        lens.shortcuts.fit(model, [[1, 2, 10_000]], src_layer=0, method="lstsq", progress=False)
     assert lens.count_hooks(model) == before
 
 
@@ -152,5 +152,5 @@ def test_shortcut_fit_text_needs_a_tokenizer(native_model):
     assert getattr(native_model, "tokenizer", None) is None
     before = lens.count_hooks(native_model)
     with pytest.raises(ValueError, match="no tokenizer"):
-        lens.shortcuts.fit(native_model, ["some text"], 0, progress=False)
+        lens.shortcuts.fit(native_model, ["some text"], src_layer=0, progress=False)
     assert lens.count_hooks(native_model) == before

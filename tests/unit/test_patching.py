@@ -64,7 +64,10 @@ def test_whole_layer0_patch_is_one_and_unchanged_cells_are_zero(native_model):
     probe = lens.Probe("blocks.0.hook_resid_pre")
     with lens.apply(native_model, probes=[probe]):
         native_model(CLEAN)
-    with torch.no_grad(), lens.apply(native_model, ActivationPatch("resid_pre", 0, probe.value)):
+    with (
+        torch.no_grad(),
+        lens.apply(native_model, ActivationPatch("resid_pre", 0, probe.value)),
+    ):
         logits = native_model(CORRUPT)
     rows = torch.arange(2)
     last = logits[:, -1]

@@ -92,7 +92,12 @@ def test_every_api_reads_the_same_vectors(model, padding_side, positions):
     acc = PositionMeans.for_model(model, ["a", "b"], layers=[LAYER], n_positions=cols.shape[1])
     corpus = [(PROMPTS[0], "a"), (PROMPTS[1], "b")]
     lens.collect(
-        model, corpus, [acc], positions=positions, padding_side=padding_side, progress=False
+        model,
+        corpus,
+        accumulators=[acc],
+        positions=positions,
+        padding_side=padding_side,
+        progress=False,
     )
     assert torch.equal(acc.count[:, 0], real.long())
     assert torch.allclose(acc.sum[:, 0].float(), ref * real[..., None], atol=1e-5)
@@ -109,7 +114,7 @@ def test_every_api_reads_the_same_vectors(model, padding_side, positions):
     # lens.shortcuts.predict decodes those positions (identity map at the last layer)
     last = int(model.cfg.n_layers) - 1
     sc = LinearShortcut(torch.eye(64), torch.zeros(64), last, last)
-    pred = lens.shortcuts.predict(sc, model, b, positions=positions)
+    pred = lens.shortcuts.predict(model, sc, b, positions=positions)
     pred = pred if positions != "last" else pred[:, None]
     assert torch.allclose(pred, clean_logits[rows, cols], atol=1e-4)
 
@@ -120,7 +125,9 @@ def test_from_end_counts_from_each_prompts_last_real_token(model):
     for side in ("left", "right"):
         acc = PositionMeans.for_model(model, ["a", "b"], layers=[LAYER], n_positions=2)
         corpus = [(PROMPTS[0], "a"), (PROMPTS[1], "b")]
-        lens.collect(model, corpus, [acc], from_end=[-2, -1], padding_side=side, progress=False)
+        lens.collect(
+            model, corpus, accumulators=[acc], from_end=[-2, -1], padding_side=side, progress=False
+        )
         sums.append(acc.sum[:, 0].float())
     one_by_one = []
     for p in PROMPTS:
@@ -135,9 +142,11 @@ def test_from_end_counts_from_each_prompts_last_real_token(model):
     assert d.position_kind == "from_end" and d.positions == (-2, -1)
     assert torch.allclose(d.directions[0].float(), ref[0] - ref[1], atol=1e-5)
     with pytest.raises(ValueError, match="not both"):
-        lens.collect(model, [(PROMPTS[0], "a")], [acc], positions="last", from_end=[-1])
+        lens.collect(
+            model, [(PROMPTS[0], "a")], accumulators=[acc], positions="last", from_end=[-1]
+        )
     with pytest.raises(ValueError, match="one sign"):
-        lens.collect(model, [(PROMPTS[0], "a")], [acc], positions=[0, -1])
+        lens.collect(model, [(PROMPTS[0], "a")], accumulators=[acc], positions=[0, -1])
 
 
 def test_last_positions_raises_on_a_mismatched_mask():
@@ -169,7 +178,7 @@ def test_collect_result_records_the_positions_and_sites_it_read(model):
     for kwargs, positions, kind in runs:
         n = 1 if positions in ("all", "last") else 2
         acc = PositionMeans.for_model(model, ["a", "b"], layers=[-2], n_positions=n)
-        res = lens.collect(model, corpus, [acc], progress=False, **kwargs)
+        res = lens.collect(model, corpus, accumulators=[acc], progress=False, **kwargs)
         assert (res.positions, res.position_kind) == (positions, kind), kwargs
         assert res.hooks == [SITE] and res.sites == [("resid_pre", LAYER)]
 

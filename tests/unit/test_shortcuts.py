@@ -27,7 +27,9 @@ def _prompts(n: int, seed: int = 0, lo: int = 4, hi: int = 10) -> list[list[int]
 
 @pytest.mark.parametrize("method", ["jacobian", "lstsq"])
 def test_src_equals_dst_is_identity(model, method):
-    sc = lens.shortcuts.fit(model, _prompts(3), 1, 1, method=method, progress=False)
+    sc = lens.shortcuts.fit(
+        model, _prompts(3), src_layer=1, dst_layer=1, method=method, progress=False
+    )
     d = model.cfg.d_model
     assert torch.equal(sc.weight, torch.eye(d))
     assert torch.equal(sc.bias, torch.zeros(d))
@@ -62,7 +64,13 @@ def test_recovers_exactly_linear_map(model, method):
     positions = "last" if method == "jacobian" else "all"
     with lens.apply(model, _Linearise(a, c, 0, 2)):
         sc = lens.shortcuts.fit(
-            model, prompts, 0, 2, method=method, positions=positions, progress=False
+            model,
+            prompts,
+            src_layer=0,
+            dst_layer=2,
+            method=method,
+            positions=positions,
+            progress=False,
         )
     assert sc.meta["n_samples"] >= (4 if method == "jacobian" else d + 1)
     assert (sc.weight - a).abs().max() <= 1e-4
@@ -70,7 +78,9 @@ def test_recovers_exactly_linear_map(model, method):
 
 
 def test_predict_matches_hook_form_and_stops_early(model):
-    sc = lens.shortcuts.fit(model, _prompts(3), 0, method="jacobian", beta=1.5, progress=False)
+    sc = lens.shortcuts.fit(
+        model, _prompts(3), src_layer=0, method="jacobian", beta=1.5, progress=False
+    )
     tokens = torch.tensor(_prompts(2, seed=2, lo=6, hi=7))
     mask = torch.ones_like(tokens)
     mask[0, :2] = 0
@@ -79,7 +89,7 @@ def test_predict_matches_hook_form_and_stops_early(model):
     calls = []
     spy = _Spy(calls)
     with lens.apply(model, spy):
-        fast = lens.shortcuts.predict(sc, model, tokens, mask)
+        fast = lens.shortcuts.predict(model, sc, tokens, attention_mask=mask)
     assert calls == [0], "blocks after src ran during predict"
     assert (fast - hooked)[mask.bool()].abs().max() <= 1e-4
     # independent: decode(beta W h + b) from a probe of h
@@ -105,9 +115,11 @@ class _Spy:
 
 def test_faithfulness_matches_manual(native_model):
     model = native_model
-    sc = lens.shortcuts.fit(model, _prompts(20), 1, method="lstsq", positions="all", progress=False)
+    sc = lens.shortcuts.fit(
+        model, _prompts(20), src_layer=1, method="lstsq", positions="all", progress=False
+    )
     held_out = _prompts(6, seed=5)
-    res = lens.shortcuts.faithfulness(sc, model, held_out, batch_size=4)
+    res = lens.shortcuts.faithfulness(model, sc, held_out, batch_size=4)
     agree = []
     for row in held_out:
         t = torch.tensor([row])
@@ -122,11 +134,13 @@ def test_faithfulness_matches_manual(native_model):
 def test_identity_at_last_layer_is_fully_faithful(native_model):
     d, last = native_model.cfg.d_model, native_model.cfg.n_layers - 1
     sc = LinearShortcut(torch.eye(d), torch.zeros(d), last, last)
-    assert lens.shortcuts.faithfulness(sc, native_model, _prompts(5)).agreement == 1.0
+    assert lens.shortcuts.faithfulness(native_model, sc, _prompts(5)).agreement == 1.0
 
 
 def test_save_load_roundtrip(tmp_path, native_model):
-    sc = lens.shortcuts.fit(native_model, _prompts(3), 0, 2, beta=0.5, progress=False)
+    sc = lens.shortcuts.fit(
+        native_model, _prompts(3), src_layer=0, dst_layer=2, beta=0.5, progress=False
+    )
     sc.save(tmp_path / "sc")
     assert json.loads((tmp_path / "sc" / "shortcut.json").read_text())["src_layer"] == 0
     back = LinearShortcut.load(tmp_path / "sc")
@@ -134,7 +148,7 @@ def test_save_load_roundtrip(tmp_path, native_model):
     assert (back.src_layer, back.dst_layer, back.beta, back.meta) == (0, 2, 0.5, sc.meta)
     t = torch.tensor(_prompts(1, seed=9))
     assert torch.equal(
-        lens.shortcuts.predict(back, native_model, t), lens.shortcuts.predict(sc, native_model, t)
+        lens.shortcuts.predict(native_model, back, t), lens.shortcuts.predict(native_model, sc, t)
     )
     with pytest.raises(FileNotFoundError):
         LinearShortcut.load(tmp_path / "missing")
@@ -158,13 +172,15 @@ def test_stories_layer2_to_last(stories_model, capsys):
     scores, fits = {}, {}
     for method in ("jacobian", "lstsq"):
         positions = "last" if method == "jacobian" else "all"
-        sc = lens.shortcuts.fit(model, train, 2, method=method, positions=positions, progress=False)
+        sc = lens.shortcuts.fit(
+            model, train, src_layer=2, method=method, positions=positions, progress=False
+        )
         assert sc.dst_layer == last
-        scores[method] = lens.shortcuts.faithfulness(sc, model, held).agreement
+        scores[method] = lens.shortcuts.faithfulness(model, sc, held).agreement
         fits[method] = sc
     fits["identity"] = LinearShortcut(torch.eye(64), torch.zeros(64), 2, last)
     scores["identity (logit lens)"] = lens.shortcuts.faithfulness(
-        fits["identity"], model, held
+        model, fits["identity"], held
     ).agreement
     with capsys.disabled():
         print(f"\nstories260k shortcut 2->last faithfulness (top-1 agreement): {scores}")
@@ -183,10 +199,10 @@ def test_predict_decodes_only_the_positions_asked_for(native_model):
     """positions='last' / integer columns == the same rows of the all-positions decode."""
     sc = LinearShortcut(torch.eye(64) * 0.9, torch.full((64,), 0.1), 0, 2)
     b = lens.tokens.batch(native_model, _prompts(3, seed=4), padding_side="right")
-    full = lens.shortcuts.predict(sc, native_model, b)
+    full = lens.shortcuts.predict(native_model, sc, b)
     rows = torch.arange(3)
-    last = lens.shortcuts.predict(sc, native_model, b, positions="last")
-    cols = lens.shortcuts.predict(sc, native_model, b, positions=[0, -1])
+    last = lens.shortcuts.predict(native_model, sc, b, positions="last")
+    cols = lens.shortcuts.predict(native_model, sc, b, positions=[0, -1])
     assert last.shape == (3, full.shape[-1]) and cols.shape == (3, 2, full.shape[-1])
     assert torch.allclose(last, full[rows, b.last_positions], atol=1e-5)
     assert torch.allclose(cols, full[:, [0, -1]], atol=1e-5)

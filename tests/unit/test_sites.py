@@ -175,8 +175,9 @@ def test_every_api_reads_the_same_activation(model, layer, site, name):
 
     # lens.stats + lens.collect: one group per prompt, so each sum is that prompt's vector
     acc = PositionMeans.for_model(model, ["a", "b"], site=site, layers=[layer], n_positions=1)
-    res = lens.collect(model, [(PROMPTS[0], "a"), (PROMPTS[1], "b")], [acc], positions="last",
-                       progress=False)  # fmt: skip
+    res = lens.collect(
+        model, [(PROMPTS[0], "a"), (PROMPTS[1], "b")], accumulators=[acc], positions="last"
+    )
     assert acc.sites == (name,) and list(acc.layers) == [resolved]
     assert res.hooks == [name] and res.sites == [(site, resolved)] and res.positions == "last"
     torch.testing.assert_close(acc.sum[:, 0, 0].float(), last.float(), atol=1e-5, rtol=0)
@@ -253,7 +254,7 @@ def test_addition_defaults_to_the_input_of_the_layer():
 
 
 def test_layer_sites_of_the_stats_take_the_vocabulary(model):
-    names, layers, width = layer_sites(model, "z", [-1, 0])
+    names, layers, width = layer_sites(model, "z", layers=[-1, 0])
     assert names == ["blocks.2.attn.hook_z", "blocks.0.attn.hook_z"] and layers == [2, 0]
     assert width == int(model.cfg.n_heads) * int(model.cfg.d_head)
     with pytest.raises(ValueError, match="write 'resid_pre'"):

@@ -152,9 +152,11 @@ def test_sizes_flat_in_number_of_batches():
             PositionMeans.for_model(model, ["a", "b"], n_positions=2),
             ExampleMeans.for_model(model, ["a", "b"], max_examples=40),
         ]
-        lens.collect(model, corpus, accs[:2], batch_size=4, progress=False)
-        lens.collect(model, corpus, accs[2:3], batch_size=4, from_end=[-2, -1], progress=False)
-        lens.collect(model, corpus, accs[3:], batch_size=4, progress=False)
+        lens.collect(model, corpus, accumulators=accs[:2], batch_size=4, progress=False)
+        lens.collect(
+            model, corpus, accumulators=accs[2:3], batch_size=4, from_end=[-2, -1], progress=False
+        )
+        lens.collect(model, corpus, accumulators=accs[3:], batch_size=4, progress=False)
         assert accs[0].count.sum() == 3 * 4 * len(corpus)  # every token counted, per site
         sizes.append([(a.n_elements, [t.shape for t in a.state_dict().values()]) for a in accs])
     assert sizes[0] == sizes[1]

@@ -87,7 +87,7 @@ def through_every_api(model, name, token):
     assert abs(float(patch.clean_metric[0]) - float(logits[probe] - logits[wrong])) < 1e-4
     dla = direct_logit_attribution(model, [clean], answer=token)
     assert abs(float(dla.total[0]) - float(logits[probe])) < 1e-4
-    trace = causal_trace(model, [clean], [subject], token, kinds=["resid"], samples=1,
+    trace = causal_trace(model, [clean], [subject], answer=token, kinds=["resid"], samples=1,
                          progress=False)  # fmt: skip
     assert abs(float(trace.clean_prob[0]) - float(logits.softmax(-1)[probe])) < 1e-5
     return {"logit_lens": probe, "patching": patch.meta["answer_ids"][0],
@@ -103,7 +103,7 @@ def every_api(model, name, token):
             progress=False),
         "dla": lambda: direct_logit_attribution(model, [clean], answer=token),
         "causal_trace": lambda: causal_trace(
-            model, [clean], [subject], token, samples=1, progress=False),
+            model, [clean], [subject], answer=token, samples=1, progress=False),
         "logit_lens": lambda: lens.logit_lens(model, [clean], targets=token),
     }  # fmt: skip
 

@@ -77,7 +77,7 @@ def test_translated_decoding_matches_hand_computation(native_model):
 def test_evaluate_kl_matches_hand_computation(native_model):
     model, tl = native_model, perturbed(native_model)
     docs = corpus(5)
-    res = lens.tuned_lens.evaluate(model, docs, tl)
+    res = lens.tuned_lens.evaluate(model, docs, translator=tl)
     kl_logit, kl_tuned, ce, n = np.zeros(3), np.zeros(3), 0.0, 0
     for doc in docs:
         _, cache = model.run_with_cache(torch.tensor([doc]))
@@ -107,8 +107,10 @@ def test_training_lowers_kl_and_round_trips(tmp_path, native_model):
     model = native_model
     tl = lens.tuned_lens.train(model, corpus(), steps=8, tokens_per_step=64, progress=False)
     assert tl.record["steps"] == 8 and tl.record["tokens"] >= 8 * 64
-    before = lens.tuned_lens.evaluate(model, corpus(6, seed=5), TunedLens.identity(model))
-    after = lens.tuned_lens.evaluate(model, corpus(6, seed=5), tl)
+    before = lens.tuned_lens.evaluate(
+        model, corpus(6, seed=5), translator=TunedLens.identity(model)
+    )
+    after = lens.tuned_lens.evaluate(model, corpus(6, seed=5), translator=tl)
     assert after.tuned_kl_bits[0] < before.tuned_kl_bits[0]
     loaded = lens.tuned_lens.load(tl.save(tmp_path / "tl"))
     assert loaded.layers == tl.layers and loaded.record == tl.record
@@ -179,7 +181,7 @@ def test_translators_of_another_model_are_refused():
         with pytest.raises(ValueError, match=match):
             lens.logit_lens(other, PROMPTS, translator=tl)
         with pytest.raises(ValueError, match=match):
-            lens.tuned_lens.evaluate(other, corpus(2), tl)
+            lens.tuned_lens.evaluate(other, corpus(2), translator=tl)
         assert lens.count_hooks(other) == 0
     with torch.no_grad():  # an in-place edit of the weights is caught too
         next(model.parameters()).add_(0.01)

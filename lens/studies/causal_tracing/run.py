@@ -83,9 +83,9 @@ def trace_language(
         return {"n_prompts": 0}
     prompts = [p for p, _, _ in known]
     res = causal_trace(
-        model, prompts, [s for _, s, _ in known], [a for _, _, a in known],
+        model, prompts, [s for _, s, _ in known], answer=[a for _, _, a in known],
         window=window, noise=config.noise, noise_from=subjects, samples=config.samples,
-        seed=config.seed, batch_size=config.batch_size, progress=False,
+        seed=config.seed, batch_size=config.batch_size, progress=config.progress,
     )  # fmt: skip
     by_role = {k: res.by_role(k) for k in ("resid", "mlp", "attn")}
     mlp_last = by_role["mlp"][:, LAST_SUBJECT]

@@ -62,6 +62,7 @@ def group_losses(
     batch: Batch,
     groups: Int[Tensor, " batch"],
     n_groups: int,
+    *,
     interventions: list[Any] | tuple = (),
     batch_size: int = 64,
 ) -> Float[Tensor, " group"]:
@@ -111,7 +112,14 @@ def deactivation_matrix(
     for i, neurons in enumerate(tqdm(sets, desc=desc, leave=False)):
         if not neurons:
             continue
-        loss = group_losses(model, batch, groups, n, [NeuronDeactivation(neurons)], batch_size)
+        loss = group_losses(
+            model,
+            batch,
+            groups,
+            n,
+            interventions=[NeuronDeactivation(neurons)],
+            batch_size=batch_size,
+        )
         out[i] = (loss - base).numpy()
     return out
 
@@ -174,7 +182,7 @@ def run(model: Any, config: Config) -> Result:
     # 1-2: statistics and LAPE
     corpus = [pair for lang in langs for pair in labelled(stat_texts[lang], lang)]
     stats = activation_probabilities(
-        model, corpus, langs, batch_size=config.batch_size, progress=True
+        model, corpus, langs, batch_size=config.batch_size, progress=config.progress
     )
     found = lape(
         stats,
@@ -189,7 +197,9 @@ def run(model: Any, config: Config) -> Result:
     rows = [t for lang in langs for t in eval_texts[lang]]
     groups = torch.tensor([k for k, lang in enumerate(langs) for _ in eval_texts[lang]])
     batch = make_batch(model, rows, padding_side="right")
-    base = group_losses(model, batch, groups, len(langs), (), config.batch_size)
+    base = group_losses(
+        model, batch, groups, len(langs), interventions=(), batch_size=config.batch_size
+    )
     increase = deactivation_matrix(model, sets, batch, groups, base, config.batch_size)
     width = int(model.cfg.d_mlp)
     random_runs = []

@@ -47,7 +47,6 @@ class Config(StudyConfig):
             and logits differ by at most this.
         world: folder or world.json of the organism's world (None = the model's folder when it
             has a world.json, else the shipped world).
-        progress: tqdm bars.
     """
 
     data_kind: ClassVar[str | None] = "requests"
@@ -71,7 +70,6 @@ class Config(StudyConfig):
     min_induced: Annotated[float, Range(0, 1)] = 0.5
     max_logit_diff: Annotated[float, Range(0)] = 1e-3
     world: str | None = None
-    progress: bool = True
     min_baseline_refusal: Annotated[float, Range(0, 1)] = 0.5
     refusal_phrases: dict[str, list[str]] | None = None
     chat_template: bool = True

@@ -15,6 +15,7 @@ def refusal_flags(
     model: Any,
     prompts: list[str],
     phrases: list[list[int]] | list[list[list[int]]],
+    *,
     interventions: list[Any] | tuple[Any, ...] = (),
     batch_size: int = 64,
     min_tokens: int = 1,

@@ -119,7 +119,7 @@ def _select(model: Any, req: Requests, lang: str, config: Config) -> dict[str, A
             usable,
             val_harmful,
             val_harmless,
-            refusal_tokens,
+            refusal_tokens=refusal_tokens,
             kl_threshold=config.kl_threshold,
             max_layer_frac=config.max_layer_frac,
             induce_filter=config.induce_filter,
@@ -246,9 +246,11 @@ def run(model: Any, config: Config) -> Result:
     r = directions[pivot]
     every = [p for g in langs for p in harmful[g] + harmless[g]]
     refs = [phrase_ids[g] for g in langs for _ in harmful[g] + harmless[g]]
-    hooked_reply = refusal_flags(model, every, refs, [DirectionAblation(r)], bs)[2]
+    hooked_reply = refusal_flags(
+        model, every, refs, interventions=[DirectionAblation(r)], batch_size=bs
+    )[2]
     with orthogonalize(model, r):
-        baked_reply = refusal_flags(model, every, refs, [], bs)[2]
+        baked_reply = refusal_flags(model, every, refs, interventions=[], batch_size=bs)[2]
     agree = [bool((a == b).all()) for a, b in zip(hooked_reply, baked_reply)]
     ortho = {
         "direction_of": pivot,
@@ -313,7 +315,9 @@ def _by_lang(
     """``refusal_flags`` of every language's prompts in one pass, split back per language."""
     flat = [p for g in prompts for p in prompts[g]]
     refs = [phrase_ids[g] for g in prompts for _ in prompts[g]]
-    whole, first, reply = refusal_flags(model, flat, refs, interventions, batch_size)
+    whole, first, reply = refusal_flags(
+        model, flat, refs, interventions=interventions, batch_size=batch_size
+    )
     out, i = {}, 0
     for g, items in prompts.items():
         n = len(items)

@@ -66,13 +66,14 @@ def make_queries(
 def correct(
     model: Any,
     queries: Queries,
+    *,
     interventions: list[Any] | tuple = (),
     batch_size: int = 128,
     scoring: AnswerScoring = "first_token",
 ) -> Bool[Tensor, " n"]:
     """Whether each query is answered correctly (``scoring``), under ``interventions``."""
     return score_answers(
-        model, queries.answers, *interventions, scoring=scoring, batch_size=batch_size
+        model, queries.answers, interventions=interventions, scoring=scoring, batch_size=batch_size
     ).hit
 
 
@@ -99,7 +100,13 @@ def drops(
     n_lang, n_rel = shape
     out = np.zeros((n_lang, len(sets), n_rel))
     for i, neurons in enumerate(tqdm(sets, desc=desc, leave=False)):
-        ok = correct(model, queries, [NeuronDeactivation(neurons)], batch_size, scoring)
+        ok = correct(
+            model,
+            queries,
+            interventions=[NeuronDeactivation(neurons)],
+            batch_size=batch_size,
+            scoring=scoring,
+        )
         out[:, i, :] = base - accuracy_table(ok, queries, n_lang, n_rel)
     return out
 
@@ -174,7 +181,7 @@ def run(model: Any, config: Config) -> Result:
         neg_ratio=config.neg_ratio,
         seed=config.seed,
         batch_size=config.batch_size,
-        progress=True,
+        progress=config.progress,
     )
     top = {r: ap.top[r] for r in relations}
     sets = [neurons_by_layer(top[r][:k]) for r in relations]
@@ -185,7 +192,7 @@ def run(model: Any, config: Config) -> Result:
     queries = make_queries(model, qs, langs, relations)
     shape = (len(langs), len(relations))
     base = accuracy_table(
-        correct(model, queries, (), batch_size=bs, scoring=scoring), queries, *shape
+        correct(model, queries, interventions=(), batch_size=bs, scoring=scoring), queries, *shape
     )
     base_lang = [float(np.nanmean(row)) if not np.isnan(row).all() else 0.0 for row in base]
     near_zero = [x for x, b in zip(langs, base_lang) if b < config.min_accuracy]
@@ -233,7 +240,7 @@ def run(model: Any, config: Config) -> Result:
                 if len(per_rel[i]) == 0:
                     continue
                 dea = NeuronDeactivation(random_like(n, width, gen))
-                ok = correct(model, per_rel[i], [dea], batch_size=bs, scoring=scoring)
+                ok = correct(model, per_rel[i], interventions=[dea], batch_size=bs, scoring=scoring)
                 vals.append(base[0, i] - float(ok.double().mean()))
         rcurve.append(float(np.mean(vals)) if vals else None)
 
