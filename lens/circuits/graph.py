@@ -64,6 +64,9 @@ class Circuit:
     def n_edges(self) -> int:
         return int(self.mask.sum())
 
+    def __repr__(self) -> str:
+        return f"Circuit({self.n_edges} edges)"
+
     @property
     def edges(self) -> list[tuple[str, str]]:
         """``(writer, reader)`` names of the circuit's edges."""
@@ -95,6 +98,13 @@ class Graph:
     method: str = "eap"
     steps: int = 1
     n_pairs: int = 1
+
+    def __repr__(self) -> str:
+        shape = f"{len(self.layout.writers)} writers x {len(self.layout.readers)} readers"
+        return (
+            f"Graph({self.n_edges} edges of {shape}, method={self.method!r}, "
+            f"steps={self.steps}, pairs={self.n_pairs})"
+        )
 
     @property
     def mask(self) -> Bool[Tensor, "writers readers"]:
