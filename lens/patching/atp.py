@@ -17,9 +17,9 @@ from lens.inputs import check_metric_gap, forward_bytes, rows_per_forward
 from lens.patching.exact import (
     SITES,
     check_sites,
-    last_token_logits,
     metric_view,
     source_values,
+    unembed_last_only,
 )
 from lens.patching.pairs import Direction, Metric, Token, check_metric_output, prepare
 from lens.patching.result import PatchingResult, inputs_record
@@ -87,7 +87,7 @@ def attribution_patching(
     acts = {k: Probe(hook_name(*k)) for k in keys}
     grads = {k: GradProbe(hook_name(*k)) for k in keys}
     track = TrackGrad()
-    last_only = last_token_logits(pairs.metric, target)  # no unembedding of other positions
+    last_only = unembed_last_only(pairs.metric, target)  # no unembedding of other positions
     probes = [*acts.values(), *grads.values()]
     with (
         torch.enable_grad(),

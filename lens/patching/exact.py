@@ -70,7 +70,7 @@ def source_values(
 ) -> tuple[dict[tuple[str, int], Tensor], Tensor | None]:
     """Every (site, layer) activation of one run, and ``metric`` of it (``[rows]``)."""
     probes = {(s, layer): Probe(hook_name(s, layer)) for s in sites for layer in layers}
-    last = last_token_logits(metric, run)
+    last = unembed_last_only(metric, run)
     with (
         torch.no_grad(),
         apply(model, *interventions, *last, probes=list(probes.values())),
@@ -82,7 +82,7 @@ def source_values(
     return {key: p.value for key, p in probes.items()}, value
 
 
-def last_token_logits(metric: Any, run: Batch) -> list[Any]:
+def unembed_last_only(metric: Any, run: Batch) -> list[Any]:
     """``[LastTokenLogits]`` when ``metric`` reads only the last token, else ``[]``."""
     if getattr(metric, "last_token_only", False):
         return [LastTokenLogits(run.last_positions)]
@@ -218,7 +218,7 @@ def run_cells(
         if not late:
             grow, tokens, mask = [], big.tokens, big.attention_mask
         patch = CellPatch(chunk, source, pairs.slots, n)
-        last_only = last_token_logits(pairs.metric, big)
+        last_only = unembed_last_only(pairs.metric, big)
         with (
             torch.no_grad(),
             apply(model, *interventions, *grow, patch, *last_only),

@@ -100,7 +100,7 @@ def test_collect_under_interventions(tiny, builders, corpus, batch_size, positio
         res = lens.collect(
             tiny,
             corpus,
-            [acc],
+            accumulators=[acc],
             batch_size=batch_size,
             positions=positions,
             interventions=made,

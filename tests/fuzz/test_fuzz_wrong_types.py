@@ -77,7 +77,7 @@ def _collect(model, arg, value):
             corpus = value
         else:
             kw[arg] = value
-        return lens.collect(model, corpus, [acc], progress=False, **kw)
+        return lens.collect(model, corpus, accumulators=[acc], progress=False, **kw)
 
     return run
 
