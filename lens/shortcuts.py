@@ -9,9 +9,9 @@ through ``lens.apply``, ``lens.Probe`` and ``lens.tokens``. Two estimators:
   ``b = mean (z_i - J_i h_i)``.
 * ``"lstsq"`` -- ridge least squares on the collected ``(h, z)`` pairs (bias unpenalised).
 
-:func:`predict` stops the forward after block ``src`` (``stop_at_layer``), so later layers
-never run, and decodes ``z_hat`` at the positions asked for only. Used as an intervention
-(``lens.apply(model, shortcut)``) the layers still run; with ``dst`` the last
+:func:`predict` stops the forward after block ``src`` (``lens.hooks.forward_until``), so
+later layers never run, and decodes ``z_hat`` at the positions asked for only. Used as an
+intervention (``lens.apply(model, shortcut)``) the layers still run; with ``dst`` the last
 layer both give the same logits.
 """
 
@@ -29,9 +29,9 @@ from interventions._common import finite_float
 from interventions.base import HookPair, Positions
 from interventions.shortcuts import LinearShortcut
 from interventions.sites import hook_name, resolve_layer
-from lens.hooks import Probe, apply
+from lens.hooks import Probe, StoppingProbe, apply, forward_until, hook_points_after
 from lens.readout import decode, last_token_logits
-from lens.tokens import Batch, batch
+from lens.tokens import Batch, as_batch, batch
 
 FitMethod = Literal["jacobian", "lstsq"]
 FitPositions = Literal["last", "all"]
@@ -61,28 +61,6 @@ class _Hooks:
 
 def _resid(layer: int) -> str:
     return hook_name("resid_post", layer)
-
-
-def _stop(model: Any, layer: int) -> int | None:
-    """``stop_at_layer`` that still runs block ``layer`` (None: the whole model)."""
-    return layer + 1 if layer + 1 < int(model.cfg.n_layers) else None
-
-
-def _as_batch(model: Any, prompts: Any) -> Batch:
-    """A Batch as is; a ``[batch, pos]`` tensor (no padding); texts or token-id lists padded."""
-    if isinstance(prompts, Batch):
-        b = prompts
-    elif isinstance(prompts, Tensor):
-        t = prompts if prompts.ndim == 2 else prompts[None]
-        b = Batch(t, torch.ones_like(t), "left")
-    else:
-        items = [prompts] if isinstance(prompts, str) else list(prompts)
-        if not items:
-            raise ValueError("no prompts given")
-        b = batch(model, items, padding_side="left")
-    if len(b) == 0:
-        raise ValueError("no prompts given")
-    return b
 
 
 def _rows(b: Batch) -> list[list[int]]:
@@ -128,16 +106,13 @@ def predict(
         tokens = inputs if inputs.ndim == 2 else inputs[None]
         mask = attention_mask
     else:
-        b = _as_batch(model, inputs)
+        b = as_batch(model, inputs)
         tokens, mask = b.tokens, b.attention_mask
-    stop = _stop(model, shortcut.src_layer)
-    if stop is not None and isinstance(positions, str) and positions == "all":
-        h = model(tokens, attention_mask=mask, stop_at_layer=stop)  # the residual itself
-    else:
-        probe = Probe(_resid(shortcut.src_layer), positions=positions)
-        with apply(model, probes=[probe]):
-            model(tokens, attention_mask=mask, stop_at_layer=stop)
-        h = probe.value
+    probe = StoppingProbe(_resid(shortcut.src_layer), positions=positions)
+    later = hook_points_after(model, shortcut.src_layer, same_block=False)
+    with apply(model, probes=[probe]) as handle:  # the forward ends after block src
+        forward_until(model, probe, later, handle, tokens, attention_mask=mask)
+    h = probe.value
     return decode(model, shortcut.transform(h.float()))  # float32 logits, also on bf16 models
 
 
@@ -156,7 +131,7 @@ def faithfulness(
         1.0
     """
     shortcut.check(model)
-    rows = _rows(_as_batch(model, prompts))
+    rows = _rows(as_batch(model, prompts))
     ours, theirs = [], []
     for start in range(0, len(rows), batch_size):
         b = batch(model, rows[start : start + batch_size], padding_side="left")
@@ -220,7 +195,7 @@ def fit(
         raise ValueError(f"ridge must be >= 0, got {ridge}")
     if int(chunk) < 1 or int(batch_size) < 1:
         raise ValueError("chunk and batch_size must be >= 1")
-    rows = _rows(_as_batch(model, prompts))
+    rows = _rows(as_batch(model, prompts))
     meta: dict[str, Any] = {
         "site": "resid_post",
         "method": method,
@@ -252,12 +227,14 @@ def _fit_lstsq(
     progress: bool,
 ) -> tuple[Tensor, Tensor, int]:
     hs, zs = [], []
-    probes = [Probe(_resid(src)), Probe(_resid(dst))]
+    stop = StoppingProbe(_resid(dst))
+    probes = [Probe(_resid(src)), stop]
+    later = hook_points_after(model, dst, same_block=False)
     starts = range(0, len(rows), batch_size)
-    with torch.no_grad(), apply(model, probes=probes):
+    with torch.no_grad(), apply(model, probes=probes) as handle:
         for start in tqdm(starts, desc="lstsq", disable=not progress, leave=False):
             b = batch(model, rows[start : start + batch_size], padding_side="left")
-            model(b.tokens, attention_mask=b.attention_mask, stop_at_layer=_stop(model, dst))
+            forward_until(model, stop, later, handle, b.tokens, attention_mask=b.attention_mask)
             keep = b.positions("last" if positions == "last" else "all")
             hs.append(probes[0].values.pop()[keep].double().cpu())
             zs.append(probes[1].values.pop()[keep].double().cpu())
@@ -296,11 +273,14 @@ def _fit_jacobian(
         out[:, at["p"]] = leaf
         return out
 
+    stop = StoppingProbe(_resid(dst))  # ends each forward once block dst has run
+    later = hook_points_after(model, dst, same_block=False)
+
     def store(act: Tensor, hook: Any) -> None:
         box["z"] = act
 
     taps = _Hooks([(_resid(src), inject), (_resid(dst), store)])
-    with apply(model, taps):
+    with apply(model, taps, probes=[stop]) as handle:
         for row in tqdm(rows, desc="jacobian", disable=not progress, leave=False):
             tokens = torch.tensor(row, device=device)[None]
             for p in [len(row) - 1] if positions == "last" else range(len(row)):
@@ -309,7 +289,8 @@ def _fit_jacobian(
                 for k0 in range(0, d, chunk):
                     c = min(chunk, d - k0)
                     with torch.enable_grad():
-                        model(tokens.expand(c, -1), stop_at_layer=_stop(model, dst))
+                        forward_until(model, stop, later, handle, tokens.expand(c, -1))
+                        stop.values.clear()
                         z = box["z"][:, p]  # [c, d]
                         picked = z[torch.arange(c), torch.arange(k0, k0 + c)].sum()
                         (grad,) = torch.autograd.grad(picked, box["h"])

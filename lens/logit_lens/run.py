@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
 from interventions.sites import hook_name
-from lens.hooks import Probe, apply, hook_points_after
+from lens.hooks import Probe, StoppingProbe, apply, forward_until, hook_points_after
 from lens.logit_lens.args import (
     SITES,
     LensSite,
@@ -259,26 +259,6 @@ def token_strings(model: Any, ids: Sequence[int]) -> dict[int, str]:
 # ---------------------------------------------------------------------- helpers
 
 
-class _StopForward(Exception):
-    """Raised by the deepest probe: nothing after it is needed."""
-
-
-class _StoppingProbe(Probe):
-    """A probe that ends the forward right after its capture (while ``active``)."""
-
-    active: bool = True
-
-    def hook(self, model: Any) -> Any:
-        capture = super().hook(model)
-
-        def capture_then_stop(act: Tensor, hook: Any) -> None:
-            capture(act, hook)
-            if self.active:
-                raise _StopForward
-
-        return capture_then_stop
-
-
 def _capture(
     model: Any,
     b: Batch,
@@ -295,18 +275,15 @@ def _capture(
     ``stop``: (index of the probe that may end the forward, the hook points after it)."""
     probe_pos = _probe_positions(positions, pos_index[rows])
     probes = [Probe(name, positions=probe_pos) for name in hook_names]
-    stopper: _StoppingProbe | None = None
+    stopper: StoppingProbe | None = None
     later: list[Any] = []
     if stop is not None:  # the deepest probe ends the forward once it has captured
         index, later = stop
-        stopper = probes[index] = _StoppingProbe(hook_names[index], positions=probe_pos)
+        stopper = probes[index] = StoppingProbe(hook_names[index], positions=probe_pos)
     with apply(model, *interventions, probes=probes) as handle:
-        if stopper is not None:  # someone else's hook after it: run to the end
-            stopper.active = not handle.others_hooked(later)
-        try:
-            model(b.tokens[rows], attention_mask=b.attention_mask[rows])
-        except _StopForward:
-            pass
+        forward_until(
+            model, stopper, later, handle, b.tokens[rows], attention_mask=b.attention_mask[rows]
+        )
     stack = torch.stack([_as_rows_pos(p.value, positions) for p in probes])
     keep = valid[rows]
     if bool(keep.all()):  # e.g. "last": no padding slot to drop

@@ -87,10 +87,22 @@ def test_predict_matches_hook_form_and_stops_early(model):
     with lens.apply(model, sc):
         hooked = model(tokens, attention_mask=mask)
     calls = []
-    spy = _Spy(calls)
-    with lens.apply(model, spy):
+    # plain torch hooks on the attention modules (not hook points, so they do not stop the early
+    # exit): block 1 must not run for src=0
+    handles = [
+        model.blocks[i].attn.register_forward_hook(lambda *_, i=i: calls.append(i)) for i in (0, 1)
+    ]
+    try:
         fast = lens.shortcuts.predict(model, sc, tokens, attention_mask=mask)
+    finally:
+        for h in handles:
+            h.remove()
     assert calls == [0], "blocks after src ran during predict"
+    # a hook of an outer apply after src is never skipped: the forward then runs to the end
+    spied: list[int] = []
+    with lens.apply(model, _Spy(spied)):
+        outer = lens.shortcuts.predict(model, sc, tokens, attention_mask=mask)
+    assert spied == [0, 1] and torch.equal(outer, fast)
     assert (fast - hooked)[mask.bool()].abs().max() <= 1e-4
     # independent: decode(beta W h + b) from a probe of h
     probe = lens.Probe("blocks.0.hook_resid_post")
@@ -101,7 +113,7 @@ def test_predict_matches_hook_form_and_stops_early(model):
 
 
 class _Spy:
-    """Records which of blocks 0 and 1 computed attention (block 1 must not, for src=0)."""
+    """Records which of blocks 0 and 1 computed attention (an outer apply's hooks)."""
 
     def __init__(self, calls):
         self.calls = calls
