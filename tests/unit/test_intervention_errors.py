@@ -141,10 +141,20 @@ def test_fit_empty_prompts(native_model):
 def test_fit_failure_inside_forward_leaves_no_hook(native_model):
     model = native_model
     before = lens.count_hooks(model)
-    with pytest.raises(IndexError):  # token id beyond the vocabulary
-        lens.shortcuts.fit(model, [[1, 2, 10_000]], src_layer=0, method="jacobian", progress=False)
-    with pytest.raises(IndexError):
-        lens.shortcuts.fit(model, [[1, 2, 10_000]], src_layer=0, method="lstsq", progress=False)
+    for method in ("jacobian", "lstsq"):  # a token id beyond the vocabulary: the input gate
+        with pytest.raises(lens.inputs.InputError, match="token id 10000"):
+            lens.shortcuts.fit(model, [[1, 2, 10_000]], src_layer=0, method=method)
+
+    class Boom:  # fails inside every forward, in block 0
+        def hooks(self, model):
+            def boom(act, hook):
+                raise RuntimeError("boom")
+
+            return [("blocks.0.hook_resid_pre", boom)]
+
+    for method in ("jacobian", "lstsq"):
+        with pytest.raises(RuntimeError, match="boom"), lens.apply(model, Boom()):
+            lens.shortcuts.fit(model, [[1, 2, 3]], src_layer=0, method=method)
     assert lens.count_hooks(model) == before
 
 
