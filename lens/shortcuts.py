@@ -9,7 +9,7 @@ through ``lens.apply``, ``lens.Probe`` and ``lens.tokens``. Two estimators:
   ``b = mean (z_i - J_i h_i)``.
 * ``"lstsq"`` -- ridge least squares on the collected ``(h, z)`` pairs (bias unpenalised).
 
-:func:`predict` stops the forward after block ``src`` (``lens.hooks.forward_until``), so
+:func:`predict` stops the forward after block ``src`` (``lens.early_stop.forward_until``), so
 later layers never run, and decodes ``z_hat`` at the positions asked for only. Used as an
 intervention (``lens.apply(model, shortcut)``) the layers still run; with ``dst`` the last
 layer both give the same logits.
@@ -29,7 +29,8 @@ from interventions._common import finite_float
 from interventions.base import HookPair, Positions
 from interventions.shortcuts import LinearShortcut
 from interventions.sites import hook_name, resolve_layer
-from lens.hooks import Probe, StoppingProbe, apply, forward_until, hook_points_after
+from lens.early_stop import StoppingProbe, forward_until
+from lens.hooks import Probe, apply, hook_points_after
 from lens.readout import decode, last_token_logits
 from lens.tokens import Batch, as_batch, batch
 

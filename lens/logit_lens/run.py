@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from interventions.base import Positions, validate_positions
 from interventions.sites import hook_name
-from lens.hooks import Probe, StoppingProbe, apply, forward_until, hook_points_after
+from lens.early_stop import StoppingProbe, forward_until
+from lens.hooks import Probe, apply, hook_points_after
 from lens.logit_lens.args import (
     SITES,
     LensSite,
