@@ -111,8 +111,10 @@ def _examples(args: argparse.Namespace) -> int:
     print(format_examples(items))
     print(
         '\ntry: lens lens organism "the job of alice is" --target lawyer\n'
-        'natural case and punctuation work too ("The job of Alice is"); words outside the '
-        "world's vocabulary become <unk> and are warned about"
+        'natural case works too ("The job of Alice is"); . , ? ( ) become words of their own '
+        'that the model reads as part of the prompt, so "The job of Alice is?" is not a fact '
+        "prompt (those end with their relation word); words outside the world's vocabulary "
+        "become <unk> and are warned about"
     )
     return 0
 

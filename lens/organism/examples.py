@@ -1,6 +1,8 @@
 """A few valid organism prompts per language and task, with the answers the world expects
-(``lens organism examples``). Every word is in the organism's vocabulary; natural case and
-punctuation are accepted too (``The job of Alice is``), see ``tokenizer.text_normalizer``."""
+(``lens organism examples``). Every word is in the organism's vocabulary; natural case is
+accepted too (``The job of Alice is``), and ``. , ? ( )`` are split into words of their own,
+which the model reads as part of the prompt (``The job of Alice is?`` is not a fact prompt:
+those end with their relation word), see ``tokenizer.text_normalizer``."""
 
 from __future__ import annotations
 
