@@ -74,6 +74,8 @@ def as_layers(value: str | int | Sequence[int], what: str = "layers") -> str | l
         return value
     if isinstance(value, int):
         return [as_layer(value, what, from_end=True)]  # as_layer rejects bools
+    if not isinstance(value, Sequence):
+        raise TypeError(f"{what} must be 'all', an int or a list of ints, got {value!r}")
     items = [as_layer(v, what, from_end=True) for v in value]
     if not items:
         raise ValueError(f"{what} is empty: nothing would be changed")

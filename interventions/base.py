@@ -240,6 +240,11 @@ def validate_positions(positions: Positions) -> Positions:
         return positions
     if isinstance(positions, int):
         return positions
+    if not isinstance(positions, Sequence):
+        raise TypeError(
+            "positions must be 'all', 'last', an int, a list of ints or a tensor, "
+            f"got {positions!r}"
+        )
     items = list(positions)
     if not items:
         raise ValueError("positions is empty: nothing would be changed")

@@ -201,6 +201,10 @@ def collect(
     pos = normalize_positions(positions, from_end)
     accs = _validate(model, accumulators, pos, batch_size, checkpoint_every)
     interventions = list(interventions)
+    if not isinstance(corpus, Iterable):
+        raise TypeError(
+            f"corpus must be an iterable of (text or token ids, label) pairs, got {corpus!r}"
+        )
     if isinstance(corpus, Sequence):
         _check_sequence(corpus, accs)
     device = next(model.parameters()).device

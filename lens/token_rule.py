@@ -10,6 +10,7 @@ text is taken as written. Several tokens are refused (``multi="error"``) or the 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -200,6 +201,11 @@ def token_ids(
     """
     if isinstance(tokens, Tensor):
         tokens = tokens.tolist()
+    if not isinstance(tokens, (str, int, np.integer, Sequence, np.ndarray)):
+        raise TokenError(
+            f"{what} must be a token (an int id, 'id:N' or text) or a list of them, "
+            f"one per prompt; got {type(tokens).__name__} {tokens!r}"
+        )
     items = [tokens] * n if isinstance(tokens, (str, int, np.integer)) else list(tokens)
     if len(items) != n:
         raise TokenError(f"{what} has {len(items)} entries for {n} prompts (or give one)")

@@ -189,6 +189,11 @@ def batch(
     """
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    if not isinstance(prompts, (str, Sequence, Tensor)):
+        raise TypeError(
+            "prompts must be a string, a list of strings or a list of token-id lists, "
+            f"got {type(prompts).__name__} {prompts!r}"
+        )
     items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
     if not items:
         raise InputError("no prompts given: pass at least one")

@@ -5,7 +5,7 @@ Everything here runs before any hook is installed, so bad input raises with noth
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -91,6 +91,11 @@ def target_token_ids(model: Any, targets: Any, n_rows: int) -> Tensor | None:
         targets = [targets] * n_rows
     if isinstance(targets, Tensor):
         targets = targets.tolist()
+    if not isinstance(targets, (Sequence, np.ndarray)):
+        raise TypeError(
+            "targets must be None, a token (int id, 'id:N' or text) or a list of them, "
+            f"one per prompt; got {targets!r}"
+        )
     targets = list(targets)
     if len(targets) != n_rows:
         raise ValueError(f"got {len(targets)} targets for {n_rows} prompts (or pass one)")

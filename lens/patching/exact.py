@@ -33,6 +33,10 @@ ALL_SITES = PATCH_SITES  # resid_pre, resid_post, attn_out, mlp_out, z (per head
 
 
 def check_sites(sites: Sequence[str]) -> list[str]:
+    if not isinstance(sites, (str, Sequence)):
+        raise TypeError(
+            f"sites must be a site name or a list of them from {list(ALL_SITES)}, got {sites!r}"
+        )
     sites = [sites] if isinstance(sites, str) else list(sites)
     if not sites:
         raise ValueError(f"sites is empty; patching knows {list(ALL_SITES)}")

@@ -92,9 +92,12 @@ def _slots(positions: Any, pairs: Batch) -> tuple[Tensor, list[int] | None]:
         if positions == "last":
             return pairs.last_positions[None].cpu(), None
         raise ValueError(f"positions must be 'all', 'last' or indices, got {positions!r}")
-    idx = [positions] if isinstance(positions, int) else list(positions)
+    ok = isinstance(positions, (int, Sequence)) and not isinstance(positions, bool)
+    idx = [positions] if isinstance(positions, int) else list(positions) if ok else []
     if not idx or not all(isinstance(p, int) and not isinstance(p, bool) for p in idx):
-        raise ValueError(f"positions must be 'all', 'last' or a non-empty list of ints: {idx!r}")
+        raise ValueError(
+            f"positions must be 'all', 'last' or a non-empty list of ints, got {positions!r}"
+        )
     bad = [p for p in idx if not -seq <= p < seq]
     if bad:
         raise ValueError(f"positions {bad} out of range; these prompts have positions 0..{seq - 1}")

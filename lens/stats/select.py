@@ -50,8 +50,8 @@ class SlotSpec:
 def _ints(values: Any, what: str) -> tuple[int, ...]:
     if isinstance(values, int) and not isinstance(values, bool):
         values = [values]
-    if isinstance(values, (str, bytes, Tensor)):
-        raise ValueError(f"{what} must be a list of ints, got {values!r}")
+    if isinstance(values, (str, bytes, Tensor)) or not isinstance(values, Sequence):
+        raise ValueError(f"{what} must be an int or a list of ints, got {values!r}")
     items = tuple(values)
     if not items:
         raise ValueError(f"{what} is empty")
