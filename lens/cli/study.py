@@ -45,18 +45,12 @@ def check_config_json(path: str | None) -> None:
     (its keys and values are checked against the study's config after the imports)."""
     if path is None:
         return
+    from lens.config_file import read_json_object
+
     try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ValueError(f"config {path}: cannot read it ({exc.strerror})") from None
-    try:
-        values = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(
-            f"config {path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
-        ) from None
-    if not isinstance(values, dict):
-        raise ValueError(f"config {path}: a config file must hold a JSON object")
+        read_json_object(path)
+    except ValueError as exc:
+        raise ValueError(f"config {exc}") from None
 
 
 def load_config(module: Any, path: str | None) -> Any:

@@ -17,6 +17,7 @@ from typing import Annotated, Any, ClassVar, TypeVar
 
 import numpy as np
 
+from lens.config_file import read_json_object
 from lens.studies.config_types import (
     Range,
     StudyConfigError,
@@ -138,24 +139,9 @@ class StudyConfig:
     def from_json(cls, path: str | Path) -> StudyConfig:
         """Build from a JSON file holding an object of overrides; errors name the file."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as err:
-            raise StudyConfigError(
-                f"{path}: cannot read the config file ({err.strerror})"
-            ) from None
-        except UnicodeDecodeError as err:
-            raise StudyConfigError(
-                f"{path}: not UTF-8 text (byte 0x{err.object[err.start]:02x} at offset "
-                f"{err.start}); a config file holds a JSON object"
-            ) from None
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise StudyConfigError(
-                f"{path}: not valid JSON ({err.msg} at line {err.lineno}, column {err.colno})"
-            ) from None
-        if not isinstance(values, dict):
-            raise StudyConfigError(f"{path}: a config file must hold a JSON object")
+            values = read_json_object(path)
+        except ValueError as err:
+            raise StudyConfigError(str(err)) from None
         try:
             return cls.from_dict(values)
         except StudyConfigError as err:
