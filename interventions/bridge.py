@@ -141,6 +141,27 @@ def forward_hook_count(model: Any) -> int:
     return len(model._forward_hooks)
 
 
+def add_forward_hook(hook_point: Any, fn: Any) -> Any:
+    """Add ``fn`` as a forward hook of a HookPoint; returns the handle to remove it with."""
+    return hook_point.add_hook(fn, dir="fwd")
+
+
+def remove_forward_hook(hook_point: Any, handle: Any) -> None:
+    """Remove exactly the hook behind ``handle`` (TransformerLens keeps a list of its own)."""
+    handle.hook.remove()
+    hook_point.fwd_hooks[:] = [h for h in hook_point.fwd_hooks if h is not handle]
+
+
+def forward_hooks_on(hook_point: Any) -> int:
+    """Forward hooks a HookPoint runs, whoever added them (TransformerLens or plain torch)."""
+    return len(hook_point._forward_hooks)
+
+
+def hooks_on(hook_point: Any) -> int:
+    """Forward and backward hooks TransformerLens lists on a HookPoint (for leak checks)."""
+    return len(hook_point.fwd_hooks) + len(hook_point.bwd_hooks)
+
+
 def hook_registry(model: Any) -> dict[str, Any]:
     """The live canonical hook name -> HookPoint registry (not a copy: read it, never edit)."""
     return model._hook_registry

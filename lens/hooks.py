@@ -243,15 +243,12 @@ class HookHandle:
         self._recording = False
 
     def _add(self, hook_point: Any, fn: HookFn) -> None:
-        handle = hook_point.add_hook(fn, dir="fwd")
-        self._installed.append((hook_point, handle))
+        self._installed.append((hook_point, bridge.add_forward_hook(hook_point, fn)))
 
     def remove(self) -> None:
         """Remove exactly the hooks this handle installed (idempotent)."""
         while self._installed:
-            hook_point, handle = self._installed.pop()
-            handle.hook.remove()
-            hook_point.fwd_hooks[:] = [h for h in hook_point.fwd_hooks if h is not handle]
+            bridge.remove_forward_hook(*self._installed.pop())
         if self._recording:
             self._recording = False
             _release_recorder(self.model)
@@ -262,7 +259,7 @@ class HookHandle:
         own: dict[int, int] = {}
         for hook_point, _ in self._installed:
             own[id(hook_point)] = own.get(id(hook_point), 0) + 1
-        return any(len(hp._forward_hooks) > own.get(id(hp), 0) for hp in hook_points)
+        return any(bridge.forward_hooks_on(hp) > own.get(id(hp), 0) for hp in hook_points)
 
     @property
     def n_hooks(self) -> int:
@@ -386,5 +383,5 @@ def apply(model: Any, *interventions: Intervention, probes: Sequence[Probe] = ()
 def count_hooks(model: Any) -> int:
     """Total forward and backward hooks on the model's hook points (for leak checks)."""
     unique = {id(hp): hp for hp in model.hook_dict.values()}.values()
-    hooks = sum(len(hp.fwd_hooks) + len(hp.bwd_hooks) for hp in unique)
+    hooks = sum(bridge.hooks_on(hp) for hp in unique)
     return hooks + bridge.forward_pre_hook_count(model) + bridge.forward_hook_count(model)
