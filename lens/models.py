@@ -21,7 +21,7 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 from lens.hf_folder import hub_offline, load_hf_folder, quiet_weight_loading
-from lens.sources import ACCEPTED, ModelLoadError, check_source, hub_reachable
+from lens.sources import ACCEPTED, ModelLoadError, check_hub_id, check_source
 from lens.sources import cached_on_disk as _cached_on_disk
 
 
@@ -165,16 +165,8 @@ def _from_name(name: str, device: str | None, dtype: torch.dtype, tokenizer: Any
 def _from_hub(
     name: str, device: str | None, dtype: torch.dtype, tokenizer: Any, **placement: Any
 ) -> Any:
-    cached = _cached_on_disk(name)
-    if not cached and not hub_reachable():
-        raise ModelLoadError(
-            f"{name!r} looks like a Hugging Face id, but the hub is unreachable (or "
-            "HF_HUB_OFFLINE=1) and it is not in the local HF cache. Load a local folder "
-            "instead: lens.load_model('/path/to/folder') with config.json, model.safetensors "
-            "and tokenizer files, or use 'organism' / 'smollm2-135m-instruct'. "
-            f"Otherwise: {ACCEPTED}"
-        )
-    if not cached:
+    check_hub_id(name)  # cached, or the hub answers; else the one error the CLI gives too
+    if not _cached_on_disk(name):
         return TransformerBridge.boot_transformers(
             name, device=device, dtype=dtype, tokenizer=tokenizer, **placement
         )

@@ -95,7 +95,10 @@ def test_cached_hub_id_runs_offline_and_restores_the_setting(monkeypatch):
         seen.append(os.environ.get("HF_HUB_OFFLINE"))
         raise RuntimeError("stop here")
 
+    from lens import sources
+
     monkeypatch.setattr(models, "_cached_on_disk", lambda name: True)
+    monkeypatch.setattr(sources, "cached_on_disk", lambda name: True)  # check_hub_id's lookup
     monkeypatch.setattr(models.TransformerBridge, "boot_transformers", fake_boot)
     for before in (None, "0"):
         if before is None:
