@@ -16,13 +16,6 @@ SITES = ("resid_pre", "attn_out", "mlp_out", "z")
 BAND = 0.05  # cells within 5 % of the strongest are reported together
 
 
-def parse_token(text: str | None) -> str | int | None:
-    """``"id:42"`` -> 42; any other string is kept as text (it must be one token)."""
-    if text is not None and text.startswith("id:") and text[3:].isdigit():
-        return int(text[3:])
-    return text
-
-
 def metric_name(answer: str, wrong: str | None) -> str:
     """The default metric in words.
 
@@ -89,8 +82,8 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
     model = load_source(args.source)
     lens.models.small_model_threads(model)
     kw = dict(
-        answer=parse_token(args.answer),
-        wrong=parse_token(args.wrong),
+        answer=args.answer,  # lens.tokens.token_id reads 'id:N' too
+        wrong=args.wrong,
         sites=args.sites,
         positions=args.positions,
         direction=args.direction,
