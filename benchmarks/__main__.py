@@ -11,8 +11,12 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from benchmarks.suites import SUITES, run_suites
+
+if TYPE_CHECKING:
+    from lens.output import OutputFolder
 
 COLUMNS = [
     "model",
@@ -84,9 +88,17 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in names if n not in SUITES]
     if unknown:
         parser.error(f"unknown suites {unknown}; valid: {list(SUITES)}")
-    from lens.cli.paths import check_out_dir
+    from lens.output import OutputFolder
 
-    out = check_out_dir(args.out)  # before any work
+    folder = OutputFolder(args.out)  # checked before any work; written in place at the end
+    try:
+        return _run(args, names, folder)
+    except BaseException:
+        folder.abort()
+        raise
+
+
+def _run(args: argparse.Namespace, names: list[str], folder: OutputFolder) -> int:
     import torch
 
     from benchmarks.harness import machine_info
@@ -103,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(sections[name]), flush=True)
 
     results = run_suites(names, quick=args.quick, on_suite=show)
-    out.mkdir(parents=True, exist_ok=True)
+    out = folder.path
     all_rows = [r for rows in results.values() for r in rows]
     payload = {
         "machine": info,
@@ -115,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = header + [line for name in results for line in sections[name]]
     (out / "results.md").write_text("\n".join(parts))
     plot_ratios(all_rows, out / "ratios.png")
-    print(f"wrote {out}/results.json, results.md, ratios.png")
+    folder.commit()
+    print(f"wrote {folder.shown}/results.json, results.md, ratios.png")
     return 1 if any("error" in r for r in all_rows) else 0
 
 

@@ -52,8 +52,11 @@ def unit(vector: Tensor, what: str) -> Tensor:
 
 def as_layer(value: Any, what: str, *, from_end: bool = False) -> int:
     """An int (numpy/torch ints accepted); ``>= 0`` unless ``from_end`` allows a layer
-    counted from the end (negative; :func:`interventions.sites.resolve_layers` resolves it)."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    counted from the end (negative; :func:`interventions.sites.resolve_layers` resolves it).
+    A bool is refused: ``True`` is not layer 1."""
+    if isinstance(value, bool):
+        raise TypeError(f"{what} must be an integer layer, got {value!r}")
+    if not isinstance(value, int):
         try:
             if isinstance(value, str) or int(value) != value:
                 raise TypeError

@@ -238,9 +238,9 @@ def validate_positions(positions: Positions) -> Positions:
         if positions.dtype not in (torch.int64, torch.int32, torch.bool):
             raise ValueError("positions tensor must hold integer indices or a boolean mask")
         return positions
-    if isinstance(positions, int):
+    if isinstance(positions, int) and not isinstance(positions, bool):
         return positions
-    if not isinstance(positions, Sequence):
+    if isinstance(positions, bool) or not isinstance(positions, Sequence):
         raise TypeError(
             "positions must be 'all', 'last', an int, a list of ints or a tensor, "
             f"got {positions!r}"
@@ -248,7 +248,7 @@ def validate_positions(positions: Positions) -> Positions:
     items = list(positions)
     if not items:
         raise ValueError("positions is empty: nothing would be changed")
-    if not all(isinstance(p, int) for p in items):
+    if not all(isinstance(p, int) and not isinstance(p, bool) for p in items):
         raise ValueError(f"positions must be integers, got {items!r}")
     return positions
 

@@ -168,6 +168,7 @@ def batch(
     prepend_bos: bool | None = None,
     max_length: int | None = None,
     device: torch.device | str | None = None,
+    what: str = "prompts",
 ) -> Batch:
     """Tokenize and pad ``prompts`` (strings, or lists of token ids taken as they are),
     through the input gate (:mod:`lens.inputs`): no empty prompt, none beyond the context.
@@ -179,6 +180,7 @@ def batch(
         prepend_bos: prepend the tokenizer's BOS to text prompts; None = model default.
         max_length: truncate each prompt to its last ``max_length`` tokens (None = keep all).
         device: where to put the tensors (default: the model's device).
+        what: the argument's name in error messages (``"clean"``, ``"corrupt"``, ...).
 
     Example:
         >>> import lens
@@ -191,12 +193,12 @@ def batch(
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     if not isinstance(prompts, (str, Sequence, Tensor)):
         raise TypeError(
-            "prompts must be a string, a list of strings or a list of token-id lists, "
+            f"{what} must be a string, a list of strings or a list of token-id lists, "
             f"got {type(prompts).__name__} {prompts!r}"
         )
     items: list[Any] = [prompts] if isinstance(prompts, str) else list(prompts)
     if not items:
-        raise InputError("no prompts given: pass at least one")
+        raise InputError(f"{what} is empty: no prompts given, pass at least one")
     is_text = all(isinstance(p, str) for p in items)
     if is_text:
         check_texts(model, items)  # empty, or far too long: refused before tokenizing
@@ -226,7 +228,7 @@ def batch(
             if isinstance(p, Tensor):
                 p = p.tolist()
             if not all(isinstance(t, int) for t in p):
-                raise ValueError("prompts must be all strings or all lists of token ids")
+                raise ValueError(f"{what} must be all strings or all lists of token ids")
             rows.append(list(p))
     if max_length is not None:
         if offsets is not None and any(len(r) > max_length for r in rows):
@@ -249,8 +251,11 @@ def batch(
     return Batch(tokens, mask, padding_side, offsets, texts, bos_added).to(device)
 
 
-def as_batch(model: Any, prompts_or_batch: Any, *, padding_side: PaddingSide = "left") -> Batch:
-    """Pass a Batch through; tokenize anything else with :func:`batch`."""
+def as_batch(
+    model: Any, prompts_or_batch: Any, *, padding_side: PaddingSide = "left", what: str = "prompts"
+) -> Batch:
+    """Pass a Batch through; tokenize anything else with :func:`batch` (``what`` names the
+    argument in error messages)."""
     if isinstance(prompts_or_batch, Batch):
         return prompts_or_batch
     if isinstance(prompts_or_batch, Tensor):
@@ -264,4 +269,4 @@ def as_batch(model: Any, prompts_or_batch: Any, *, padding_side: PaddingSide = "
             "Pass a lens.tokens.Batch instead (lens.tokens.batch(model, prompts)).",
         )
         return Batch(t, torch.ones_like(t), padding_side)
-    return batch(model, prompts_or_batch, padding_side=padding_side)
+    return batch(model, prompts_or_batch, padding_side=padding_side, what=what)

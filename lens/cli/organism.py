@@ -27,7 +27,10 @@ def _train(args: argparse.Namespace) -> int:
         cfg.steps = args.steps
     if args.tiny:
         cfg.n_layers, cfg.d_model, cfg.d_mlp, cfg.batch_size = 1, 32, 64, 8
-    result = train(cfg, args.out, progress=not args.quiet)
+    from lens.output import OutputFolder
+
+    with OutputFolder(args.out) as folder:  # an interrupted run leaves no half-trained model
+        result = train(cfg, folder.path, progress=not args.quiet)
     from lens.organism.evaluate import summary_line
 
     print(summary_line(result))

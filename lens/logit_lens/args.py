@@ -36,7 +36,7 @@ def check_args(
     if norm not in NORMS:
         raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
     vocab = int(model.cfg.d_vocab)
-    if not isinstance(top_k, int) or not 1 <= top_k <= vocab:
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or not 1 <= top_k <= vocab:
         raise ValueError(f"top_k must be an int in 1..{vocab} (the vocabulary), got {top_k!r}")
     if batch_size < 1 or chunk_size < 1:
         raise ValueError("batch_size and chunk_size must be >= 1")

@@ -129,8 +129,8 @@ def prepare(
 ) -> Pairs:
     """Tokenize (left padding), check equal lengths per pair, build the metric and slots."""
     device = getattr(model.cfg, "device", None) or "cpu"
-    clean_b = as_batch(model, clean, padding_side="left").to(device)
-    corrupt_b = as_batch(model, corrupt, padding_side="left").to(device)
+    clean_b = as_batch(model, clean, padding_side="left", what="clean").to(device)
+    corrupt_b = as_batch(model, corrupt, padding_side="left", what="corrupt").to(device)
     if len(clean_b) != len(corrupt_b):
         raise ValueError(f"{len(clean_b)} clean prompts but {len(corrupt_b)} corrupt prompts")
     for i, (a, b) in enumerate(

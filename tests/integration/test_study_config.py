@@ -4,6 +4,7 @@ No model is needed."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 
@@ -146,12 +147,15 @@ def test_every_field_declares_its_range_next_to_its_type(name):
 @pytest.mark.parametrize(
     ("values", "parts"),
     [
-        ({"samples": -3}, ["'samples'", ">= 1", "-3"]),
-        ({"noise": -1, "batch_size": 0}, ["'noise'", "> 0", "-1", "'batch_size'", ">= 1", "0"]),
+        ({"samples": -3}, ["'samples'", "in [1, 1000]", "-3"]),
+        (
+            {"noise": -1, "batch_size": 0},
+            ["'noise'", "> 0", "-1", "'batch_size'", "in [1, 65536]", "0"],
+        ),
         ({"noise": 0.0}, ["'noise'", "> 0"]),
         ({"noise": float("nan")}, ["'noise'", "nan"]),
         ({"noise": float("inf")}, ["'noise'", "inf"]),
-        ({"prompts_per_language": 0}, ["'prompts_per_language'", ">= 1"]),
+        ({"prompts_per_language": 0}, ["'prompts_per_language'", "in [1, 100000]"]),
         ({"window": 0}, ["'window'", ">= 1"]),
         ({"languages": []}, ["'languages'", "at least 1 entry"]),
         ({"languages": ["en", "en"]}, ["'languages'", "'en' twice"]),
@@ -186,7 +190,14 @@ def test_issue_cases_and_ranges_of_causal_tracing(values, parts):
         ("relation_neurons", {"k_multipliers": [1.0, -2.0]}, ["'k_multipliers'", "> 0", "-2.0"]),
         ("relation_neurons", {"neg_ratio": 0}, ["'neg_ratio'", "> 0"]),
         ("concept_space", {"min_mass": -0.1}, ["'min_mass'", "in [0, 1]"]),
-        ("concept_space", {"n_shots": -1}, ["'n_shots'", ">= 0"]),
+        ("concept_space", {"n_shots": -1}, ["'n_shots'", "in [0, 64]"]),
+        # counts have an upper bound too: a typo like 10**9 is refused before any work
+        ("causal_tracing", {"samples": 10**9}, ["'samples'", "in [1, 1000]", "1000000000"]),
+        ("causal_tracing", {"batch_size": 10**7}, ["'batch_size'", "in [1, 65536]"]),
+        ("language_neurons", {"n_random_seeds": 10**6}, ["'n_random_seeds'", "in [1, 100]"]),
+        ("relation_neurons", {"n_random_seeds": 101}, ["'n_random_seeds'", "in [1, 100]"]),
+        ("concept_space", {"n_shots": 65}, ["'n_shots'", "in [0, 64]"]),
+        ("refusal", {"example_tokens": 10**5}, ["'example_tokens'", "in [1, 4096]"]),
     ],
 )
 def test_out_of_range_values_name_key_value_and_range(study, values, parts):
@@ -211,9 +222,9 @@ def test_direct_construction_and_replace_are_range_checked():
 
     from lens.studies import causal_tracing
 
-    with pytest.raises(StudyConfigError, match="'samples' must be >= 1"):
+    with pytest.raises(StudyConfigError, match=r"'samples' must be in \[1, 1000\]"):
         causal_tracing.Config(samples=0)
-    with pytest.raises(StudyConfigError, match="'batch_size' must be >= 1"):
+    with pytest.raises(StudyConfigError, match=r"'batch_size' must be in \[1, 65536\]"):
         dataclasses.replace(causal_tracing.quick_config(), batch_size=-5)
 
 
@@ -238,5 +249,23 @@ def test_layers_are_checked_against_the_model_when_the_study_runs():
     # a value changed after construction is caught when the study starts
     changed = refusal.Config()
     changed.batch_size = 0
-    with pytest.raises(StudyConfigError, match="'batch_size' must be >= 1"):
+    with pytest.raises(StudyConfigError, match=r"'batch_size' must be in \[1, 65536\]"):
         changed.for_model(model)
+
+
+def test_causal_tracing_window_is_checked_against_the_model_before_any_work(monkeypatch):
+    import lens
+    from lens.studies import causal_tracing
+
+    ct_run = importlib.import_module("lens.studies.causal_tracing.run")
+
+    model = lens.load_model(lens.tiny_config("llama"))
+    n = int(model.cfg.n_layers)
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the study started work before checking its window")
+
+    monkeypatch.setattr(ct_run, "facts_by_language", no_work)
+    with pytest.raises(StudyConfigError, match=rf"'window' is {n + 1}, .* only {n} layers"):
+        causal_tracing.run(model, causal_tracing.Config(window=n + 1))
+    assert causal_tracing.Config(window=n).window == n  # the full depth is allowed

@@ -116,3 +116,37 @@ def test_out_whose_parent_is_not_writable_works_inside_out(tmp_path, monkeypatch
         assert folder.path.parent == out
         (folder.path / "r.json").write_text("{}")
     assert _listing(out) == ["keep.txt", MARKER, "r.json"]
+
+
+def test_interrupted_organism_training_leaves_no_half_model(tmp_path, monkeypatch):
+    """``lens organism train`` writes into a temporary folder: a run stopped after its first
+    files leaves nothing at ``--out`` that could be loaded as a model."""
+    import lens.organism.train
+    from lens.cli import main
+
+    def stopped(cfg, out, *, progress=False):
+        (Path(out) / "world.json").write_text("{}")
+        (Path(out) / "train_log.jsonl").write_text("{}\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(lens.organism.train, "train", stopped)
+    out = tmp_path / "org"
+    assert main(["organism", "train", "--out", str(out), "--tiny", "--quiet"]) == 130
+    assert _listing(tmp_path) == []
+
+
+def test_interrupted_bench_keeps_the_previous_results(tmp_path, monkeypatch):
+    import benchmarks.__main__ as bench
+
+    out = tmp_path / "bench"
+    out.mkdir()
+    (out / "results.json").write_text("old")
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "run_suites", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        bench.main(["hooks", "--quick", "--out", str(out)])
+    assert _listing(out) == ["results.json"] and (out / "results.json").read_text() == "old"
+    assert _listing(tmp_path) == ["bench"]

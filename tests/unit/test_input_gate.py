@@ -73,6 +73,21 @@ def test_degenerate_patching_input_is_refused(no_forward, clean, corrupt, kw, er
             patch(no_forward, clean, corrupt, **kw)
 
 
+@pytest.mark.parametrize(
+    "clean, corrupt, match",
+    [
+        (3, [[1, 2]], "clean must be a string"),
+        ([[1, 2]], None, "corrupt must be a string"),
+        ([[1, 2]], [["a"]], "corrupt must be all strings"),
+        ([], [[1, 2]], "clean is empty"),
+    ],
+)
+def test_patching_names_the_bad_argument(no_forward, clean, corrupt, match):
+    for patch in (activation_patching, attribution_patching):
+        with pytest.raises((TypeError, ValueError), match=match):
+            patch(no_forward, clean, corrupt, answer="lawyer")
+
+
 def test_equal_metrics_are_refused_not_nan(organism):
     def constant(logits, batch):  # a metric the prompts cannot move: no finite effect
         return logits[:, 0, 0] * 0 + 1.0

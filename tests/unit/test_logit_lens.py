@@ -346,6 +346,7 @@ class Boom:
         (dict(norm="cached"), ValueError),
         (dict(top_k=0), ValueError),
         (dict(top_k=10_000), ValueError),
+        (dict(top_k=True), ValueError),  # a bool is not a count (it reached torch before)
         (dict(layers=[0, 7]), ValueError),
         (dict(layers="some"), ValueError),
         (dict(targets=[1, 2]), ValueError),

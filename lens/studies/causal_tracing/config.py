@@ -28,12 +28,12 @@ class Config(StudyConfig):
     """
 
     languages: Annotated[list[str] | None, Items(1, unique=True)] = None
-    prompts_per_language: Annotated[int, Range(1)] = 8
-    samples: Annotated[int, Range(1)] = 5
+    prompts_per_language: Annotated[int, Range(1, 100_000)] = 8
+    samples: Annotated[int, Range(1, 1000)] = 5
     noise: Annotated[float, Range(0, open_low=True)] = 3.0
     noise_from: Literal["subjects", "prompts"] = "subjects"
     window: Annotated[int | None, Range(1)] = None
-    batch_size: Annotated[int, Range(1)] = 128
+    batch_size: Annotated[int, Range(1, 65536)] = 128
 
 
 def quick_config() -> Config:

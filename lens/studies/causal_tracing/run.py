@@ -14,6 +14,7 @@ from lens.studies.causal_tracing.config import Config
 from lens.studies.causal_tracing.data import CausalTracingData
 from lens.studies.causal_tracing.findings import findings
 from lens.studies.causal_tracing.report import Result
+from lens.studies.config_types import StudyConfigError
 from lens.tokens import TokenError, batch, token_id
 
 # Prompts written for lens (prompt, subject, answer) for English-speaking real models.
@@ -117,6 +118,11 @@ def run(model: Any, config: Config) -> Result:
     """
     n_layers = int(model.cfg.n_layers)
     window = config.window or max(1, round(n_layers / 5))
+    if window > n_layers:
+        raise StudyConfigError(
+            f"causal_tracing: config key 'window' is {window}, but this model has only "
+            f"{n_layers} layers; use a window of 1..{n_layers}"
+        )
     by_language = facts_by_language(model, config)
     languages = {
         lang: trace_language(

@@ -54,13 +54,13 @@ class Config(StudyConfig):
     fact_heldout: bool | None = False
     max_facts: Annotated[int | None, Range(1)] = None
     min_mass: Annotated[float, Range(0, 1)] = 0.05
-    batch_size: Annotated[int, Range(1)] = 256
+    batch_size: Annotated[int, Range(1, 65536)] = 256
     organism_folder: str | None = None
     pivot: str = "en"
     tasks: Annotated[list[Task], Items(1, unique=True)] = field(
         default_factory=lambda: ["translation", "repetition"]
     )
-    n_shots: Annotated[int, Range(0)] = 4
+    n_shots: Annotated[int, Range(0, 64)] = 4
     code_languages: Annotated[list[str], Items(0, unique=True)] = field(
         default_factory=lambda: ["python", "javascript"]
     )

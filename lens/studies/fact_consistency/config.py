@@ -44,7 +44,7 @@ class Config(StudyConfig):
     shortcut_ridge: Annotated[float, Range(0)] = 1e-3
     fit_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
     min_recall: Annotated[float, Range(0, 1)] = 0.05
-    batch_size: Annotated[int, Range(1)] = 256
+    batch_size: Annotated[int, Range(1, 65536)] = 256
     organism_folder: str | None = None
 
 

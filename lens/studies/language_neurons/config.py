@@ -36,8 +36,8 @@ class Config(StudyConfig):
     filter_rate: Annotated[float, Range(0, 1)] = 0.95
     activation_bar_ratio: Annotated[float, Range(0, 1)] = 0.95
     exclusive_only: bool = False
-    n_random_seeds: Annotated[int, Range(1)] = 3
-    batch_size: Annotated[int, Range(1)] = 64
+    n_random_seeds: Annotated[int, Range(1, 100)] = 3
+    batch_size: Annotated[int, Range(1, 65536)] = 64
 
 
 def quick_config() -> Config:

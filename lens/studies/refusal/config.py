@@ -63,7 +63,7 @@ class Config(StudyConfig):
     n_val: Annotated[int | None, Range(1)] = None
     n_heldout: Annotated[int | None, Range(1)] = None
     addition_coeff: Annotated[float, Range()] = 1.0
-    batch_size: Annotated[int, Range(1)] = 64
+    batch_size: Annotated[int, Range(1, 65536)] = 64
     min_drop: Annotated[float, Range(0, 1)] = 0.8
     max_harmless_rise: Annotated[float, Range(0, 1)] = 0.1
     min_cosine: Annotated[float, Range(-1, 1)] = 0.5
@@ -75,8 +75,8 @@ class Config(StudyConfig):
     chat_template: bool = True
     train_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
     val_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.25
-    example_tokens: Annotated[int, Range(1)] = 12
-    n_examples: Annotated[int, Range(0)] = 3
+    example_tokens: Annotated[int, Range(1, 4096)] = 12
+    n_examples: Annotated[int, Range(0, 1000)] = 3
 
     def __post_init__(self) -> None:
         super().__post_init__()

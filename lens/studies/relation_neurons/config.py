@@ -39,9 +39,9 @@ class Config(StudyConfig):
     neg_ratio: Annotated[float, Range(0, open_low=True)] = 4.0
     selection_fraction: Annotated[float, Range(0, 1, open_low=True, open_high=True)] = 0.5
     transfer_languages: Annotated[list[str] | None, Items(1, unique=True)] = None
-    n_random_seeds: Annotated[int, Range(1)] = 3
+    n_random_seeds: Annotated[int, Range(1, 100)] = 3
     min_accuracy: Annotated[float, Range(0, 1)] = 0.05
-    batch_size: Annotated[int, Range(1)] = 128
+    batch_size: Annotated[int, Range(1, 65536)] = 128
 
     def multipliers(self) -> list[float]:
         return list(self.k_multipliers or [0.25, 0.5, 1.0, 2.0, 4.0, 8.0])
