@@ -27,7 +27,7 @@ def _train(args: argparse.Namespace) -> int:
         cfg.steps = args.steps
     if args.tiny:
         cfg.n_layers, cfg.d_model, cfg.d_mlp, cfg.batch_size = 1, 32, 64, 8
-    from lens.output import OutputFolder
+    from lens.cli.paths import OutputFolder
 
     with OutputFolder(args.out) as folder:  # an interrupted run leaves no half-trained model
         result = train(cfg, folder.path, progress=not args.quiet)

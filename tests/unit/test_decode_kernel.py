@@ -123,7 +123,7 @@ def test_blocked_equals_float64_reference(models, family, vocab, k):
     cats = torch.rand(vocab, 3, generator=gen)
     x = hand_norm(model, h)
     ref = reference(x, weight, bias, k=k, targets=targets, categories=cats)
-    for block in (64, 8):
+    for block in (64, 8, 150):  # 150: two groups of GROUP=64 tokens and a tail of 22
         out = decode_stack(
             model, h, top_k=k, target_ids=targets, category_matrix=cats,
             chunk_size=48, weight=weight, bias=bias, block_size=block,
@@ -175,7 +175,7 @@ def test_exact_ties_go_to_the_lower_id(models, vocab):
     targets[10:20] = vocab - 1  # tied with id 5
     k = 8
     ref = reference(h, weight, k=k, targets=targets)
-    for block in (64, 4, 3):
+    for block in (64, 4, 3, 100):  # 100: one group of 64 tokens and a tail of 36
         out = decode_stack(
             model, h, top_k=k, target_ids=targets, norm="none",
             chunk_size=32, weight=weight, block_size=block,
