@@ -324,9 +324,10 @@ def _empty(x: Tensor, k: int, targets: bool, categories: Tensor | None) -> dict[
 
 
 def unembed_parts(model: Any) -> tuple[Tensor, Tensor | None]:
-    """W_U as [vocab, d_model] and b_U, in float32 (converted once when the model is not)."""
+    """W_U as [vocab, d_model] and b_U, in float32 (converted once when the model is not);
+    an all-zero b_U (TransformerLens's native Llama) is returned as None: adding it is a no-op."""
     head = bridge.unembed_module(model)
     weight = head.weight.detach()
     bias = getattr(head, "bias", None)
-    bias = None if bias is None else bias.detach().float()
+    bias = None if bias is None or not bool(bias.detach().any()) else bias.detach().float()
     return weight.float(), bias
