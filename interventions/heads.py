@@ -21,14 +21,13 @@ from interventions._common import as_layer, at_positions, tensor_from_json, tens
 from interventions.base import (
     HookPair,
     Positions,
-    check_layers,
     position_mask,
     positions_from_json,
     positions_to_json,
     register,
     validate_positions,
 )
-from interventions.sites import check_site, hook_name, resolve_layer
+from interventions.sites import check_site, hook_name, resolve_layer, resolve_layers
 
 # Sites an ActivationPatch writes: "z" is per head (heads= picks some), the rest whole vectors.
 PatchSite = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "z"]
@@ -53,7 +52,7 @@ def _as_heads(heads: Any) -> dict[int, list[int]]:
             raise ValueError(f"heads[{layer}] is empty")
         if len(set(items)) != len(items):
             raise ValueError(f"heads[{layer}] has duplicates: {items}")
-        out[as_layer(layer, "head layer")] = items
+        out[as_layer(layer, "head layer", from_end=True)] = items
     if not out:
         raise ValueError("heads is empty: nothing would be ablated")
     return dict(sorted(out.items()))
@@ -104,7 +103,7 @@ class HeadAblation:
     """Replace chosen heads' outputs (their ``hook_z`` slice) by zero or by their mean.
 
     Args:
-        heads: ``{layer: [head indices]}``.
+        heads: ``{layer: [head indices]}`` (negative layers count from the end).
         mode: ``"zero"`` or ``"mean"`` (then ``means`` is required).
         means: ``{layer: tensor [n_heads, d_head]}``, e.g. the mean of
             ``blocks.{l}.attn.hook_z`` from ``lens.collect``; only the listed heads are used.
@@ -129,7 +128,7 @@ class HeadAblation:
         if self.mode == "mean":
             if not isinstance(self.means, Mapping):
                 raise ValueError("mode='mean' needs means={layer: tensor [n_heads, d_head]}")
-            means = {as_layer(k, "means layer"): v for k, v in self.means.items()}
+            means = {as_layer(k, "means layer", from_end=True): v for k, v in self.means.items()}
             missing = sorted(set(self.heads) - set(means))
             if missing:
                 raise ValueError(f"means lacks layers {missing}")
@@ -142,7 +141,7 @@ class HeadAblation:
         self.positions = validate_positions(self.positions)
 
     def hooks(self, model: Any) -> list[HookPair]:
-        check_layers(model, list(self.heads), what="HeadAblation")
+        layers = resolve_layers(model, list(self.heads), what="HeadAblation layers")
         for layer, idx in self.heads.items():
             check_heads(model, idx, what=f"HeadAblation at layer {layer}")
             if self.means is not None:
@@ -152,7 +151,10 @@ class HeadAblation:
                         f"means[{layer}] has shape {tuple(self.means[layer].shape)}, "
                         f"this model needs {want}"
                     )
-        return [(hb.z_hook(layer), self._hook(layer, model)) for layer in self.heads]
+        return [
+            (hb.z_hook(layer), self._hook(key, model))
+            for key, layer in zip(self.heads, layers, strict=True)
+        ]
 
     def _hook(self, layer: int, model: Any) -> Any:
         index = torch.tensor(self.heads[layer], dtype=torch.long)

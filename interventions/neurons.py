@@ -44,7 +44,7 @@ def neurons_by_layer(pairs: Iterable[tuple[int, int]]) -> dict[int, list[int]]:
 def _as_neurons(neurons: Any) -> dict[int, list[int]]:
     """{layer: [indices]} or [(layer, index)] -> sorted {layer: [indices]}, validated."""
     if isinstance(neurons, Mapping):
-        items = [(as_layer(k, "neuron layer"), v) for k, v in neurons.items()]
+        items = [(as_layer(k, "neuron layer", from_end=True), v) for k, v in neurons.items()]
         out: dict[int, list[int]] = {}
         for layer, idx in items:
             if isinstance(idx, Tensor):
@@ -59,7 +59,7 @@ def _as_neurons(neurons: Any) -> dict[int, list[int]]:
         for pair in neurons.tolist() if isinstance(neurons, Tensor) else neurons:
             if not isinstance(pair, (tuple, list)) or len(pair) != 2:
                 raise TypeError(f"neurons list items must be (layer, index) pairs, got {pair!r}")
-            layer = as_layer(pair[0], "neuron layer")
+            layer = as_layer(pair[0], "neuron layer", from_end=True)
             checked.append((layer, as_layer(pair[1], f"neuron index at layer {layer}")))
         out = neurons_by_layer(checked)
     if not out or not any(out.values()):
@@ -78,7 +78,9 @@ class NeuronDeactivation:
     """Overwrite chosen MLP neurons' activations (``[batch, pos, d_mlp]``) at chosen positions.
 
     Args:
-        neurons: ``{layer: [indices]}`` or ``[(layer, index), ...]``.
+        neurons: ``{layer: [indices]}`` or ``[(layer, index), ...]`` (negative layers count
+            from the end; ``{-1: [...], 5: [...]}`` on a 6-layer model is refused as a
+            duplicate).
         value: ``"zero"``, one float for every neuron, or ``{layer: tensor}`` holding one value
             per listed neuron of that layer (e.g. their means), in the order given.
         positions: ``"all"``, ``"last"`` (mask-aware) or explicit indices.
@@ -106,7 +108,7 @@ class NeuronDeactivation:
                     f"value must be 'zero', a float or {{layer: tensor}}, got {self.value!r}"
                 )
         elif isinstance(self.value, Mapping):
-            values = {as_layer(k, "value layer"): v for k, v in self.value.items()}
+            values = {as_layer(k, "value layer", from_end=True): v for k, v in self.value.items()}
             if set(values) != set(self.neurons):
                 raise ValueError(
                     f"value has layers {sorted(values)}, neurons have layers {sorted(self.neurons)}"
@@ -127,7 +129,7 @@ class NeuronDeactivation:
 
     def hooks(self, model: Any) -> list[HookPair]:
         neurons = self.by_layer
-        resolve_layers(model, list(neurons), what="NeuronDeactivation layers")
+        layers = resolve_layers(model, list(neurons), what="NeuronDeactivation layers")
         width = int(model.cfg.d_mlp)
         for layer, idx in neurons.items():
             bad = [i for i in idx if i >= width]
@@ -136,7 +138,10 @@ class NeuronDeactivation:
                     f"NeuronDeactivation: neurons {bad} at layer {layer} out of range; "
                     f"this model has neurons 0..{width - 1}"
                 )
-        return [(hook_name(self.site, layer), self._hook(layer, model)) for layer in neurons]
+        return [
+            (hook_name(self.site, layer), self._hook(key, model))
+            for key, layer in zip(neurons, layers, strict=True)
+        ]
 
     def _hook(self, layer: int, model: Any) -> Any:
         index = torch.tensor(self.by_layer[layer], dtype=torch.long)

@@ -23,7 +23,7 @@ CONSTRUCTOR_ERRORS = [
     (lambda: NeuronDeactivation({}), "empty"),
     (lambda: NeuronDeactivation([]), "empty"),
     (lambda: NeuronDeactivation({1: []}), "empty"),
-    (lambda: NeuronDeactivation({-1: [0]}), ">= 0"),
+    (lambda: NeuronDeactivation({1: [0]}, value={-1: torch.zeros(1)}), "layers"),
     (lambda: NeuronDeactivation({1: [-3]}), ">= 0"),
     (lambda: NeuronDeactivation({1: [2, 2]}), "duplicate"),
     (lambda: NeuronDeactivation([(1, 2, 3)]), "pairs"),
@@ -80,6 +80,8 @@ def test_constructor_errors(make, match):
 
 INSTALL_ERRORS = [
     (lambda: NeuronDeactivation({3: [0]}), "layers 0..2"),
+    (lambda: NeuronDeactivation({-4: [0]}), "layers 0..2"),
+    (lambda: NeuronDeactivation({-1: [0], 2: [1]}), "means layers \\[2, 2\\]"),
     (lambda: NeuronDeactivation({1: [5, 128]}), "neurons 0..127"),
     (lambda: DirectionAblation(torch.ones(32)), "d_model=64"),
     (lambda: DirectionAblation(V, layers=[0, 7]), "layers 0..2"),
@@ -170,3 +172,26 @@ def test_shortcut_fit_text_needs_a_tokenizer(native_model):
     with pytest.raises(ValueError, match="no tokenizer"):
         lens.shortcuts.fit(native_model, ["some text"], src_layer=0, progress=False)
     assert lens.count_hooks(native_model) == before
+
+
+def test_negative_layers_count_from_the_end_in_neuron_and_head_ablations():
+    """``{-1: ...}`` means the last layer, as everywhere else; compared with the same
+    ablation written with the layer's number, and with the clean forward (it changes it)."""
+    from interventions import HeadAblation
+
+    model = lens.load_model(lens.tiny_config("llama"))
+    tokens = torch.tensor([[1, 2, 3, 4]])
+    last = int(model.cfg.n_layers) - 1
+    clean = model(tokens)
+    pairs = [
+        (NeuronDeactivation({-1: [3, 5]}), NeuronDeactivation({last: [3, 5]})),
+        (NeuronDeactivation([(-1, 7)]), NeuronDeactivation([(last, 7)])),
+        (HeadAblation({-1: [1]}), HeadAblation({last: [1]})),
+    ]
+    for negative, explicit in pairs:
+        with lens.apply(model, negative):
+            a = model(tokens)
+        with lens.apply(model, explicit):
+            b = model(tokens)
+        assert torch.equal(a, b) and not torch.allclose(a, clean)
+        assert type(negative).from_dict(negative.to_dict()).to_dict() == negative.to_dict()
