@@ -82,7 +82,8 @@ class PageLoad:
         seconds: wall time of ``driver.get`` until every view had been drawn.
         ready_ms: the page's own clock (``performance.now()``) when the views were drawn.
         errors: console messages of level SEVERE (script errors, blocked loads).
-        requests: URLs of every network request other than the page itself.
+        requests: URLs of every request other than the page itself (``data:`` URIs, which
+            hold inline images and fetch nothing, are left out).
         resources: ``performance.getEntriesByType("resource")`` names (0 expected).
     """
 
@@ -100,7 +101,7 @@ def _requests(driver: Any, url: str) -> list[str]:
         msg = json.loads(entry["message"])["message"]
         if msg.get("method") == "Network.requestWillBeSent":
             req = msg["params"]["request"]["url"]
-            if req != url:
+            if req != url and not req.startswith("data:"):  # inline data is not fetched
                 out.append(req)
     return out
 
