@@ -25,13 +25,15 @@ def markdown_html(text: str) -> str:
     shown as their alt text (the page loads nothing).
 
     Example:
+        >>> markdown_html("![plot](p.png) <b>")
+        '<p>plot &lt;b&gt;</p>\\n'
         >>> markdown_html("| a |\\n|---|\\n| <b> |")
         '<table>\\n<thead>\\n<tr>\\n<th>a</th>\\n</tr>\\n</thead>\\n<tbody>\\n<tr>\\n<td>&lt;b&gt;</td>\\n</tr>\\n</tbody>\\n</table>\\n'
     """  # noqa: E501
     from markdown_it import MarkdownIt
 
     md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    md.add_render_rule("image", lambda tokens, idx, *_: html.escape(tokens[idx].content))
+    md.add_render_rule("image", lambda _self, tokens, idx, *_: html.escape(tokens[idx].content))
     return str(md.render(text))
 
 
