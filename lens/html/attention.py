@@ -86,6 +86,7 @@ def attention_view(
     }
     note = (
         f"{arr.shape[0]} layers x {arr.shape[1]} heads over {n} tokens; rows are queries, "
-        "columns keys; weights stored as float16."
+        "columns keys; colour ~ sqrt(weight) so small weights stay visible; hover for the "
+        "weight (stored as float16)."
     )
     return View("attention", title, data, note)

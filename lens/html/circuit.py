@@ -18,15 +18,16 @@ _HEAD = re.compile(r"^a(\d+)\.(h|kv)(\d+)")
 _MLP = re.compile(r"^m(\d+)$")
 
 
-def _node(name: str, n_layers: int, n_heads: int) -> tuple[str, int, int]:
-    """(node id, column, row) of a writer or reader name."""
+def _node(name: str, n_layers: int, n_heads: int, middle: float) -> tuple[str, int, float]:
+    """(node id, column, row) of a writer or reader name (input, MLPs and logits sit on the
+    middle row of the heads)."""
     if name == "input":
-        return "input", 0, 0
+        return "input", 0, middle
     if name == "logits":
-        return "logits", 2 * n_layers + 1, 0
+        return "logits", 2 * n_layers + 1, middle
     m = _MLP.match(name)
     if m:
-        return name, 2 + 2 * int(m.group(1)), 0
+        return name, 2 + 2 * int(m.group(1)), middle
     h = _HEAD.match(name)
     if h is None:
         raise ValueError(f"unknown graph node {name!r}")
@@ -83,8 +84,11 @@ def circuit_view(
     nodes: dict[str, int] = {}
     node_list: list[dict[str, Any]] = []
 
+    rows = lay.n_heads + (lay.n_kv if lay.kv_tag == "kv" else 0)
+    middle = (rows - 1) / 2
+
     def node(name: str) -> int:
-        key, col, row = _node(name, lay.n_layers, lay.n_heads)
+        key, col, row = _node(name, lay.n_layers, lay.n_heads, middle)
         if key not in nodes:
             nodes[key] = len(node_list)
             node_list.append({"label": key, "col": col, "row": row})

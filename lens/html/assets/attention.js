@@ -33,7 +33,7 @@ LENS.views.attention = function (body, d) {
       for (let k = 0; k < n; k++) {
         if (d.causal && k > q) continue;
         const v = at(q, k);
-        s.appendChild(LENS.svg("rect", {x: left + k * cs, y: top + q * cs, width: cs - 0.5, height: cs - 0.5, fill: LENS.mix(white, ink, v), "data-q": q, "data-k": k, class: "cell"}));
+        s.appendChild(LENS.svg("rect", {x: left + k * cs, y: top + q * cs, width: cs - 0.5, height: cs - 0.5, fill: LENS.mix(white, ink, Math.sqrt(v)), "data-q": q, "data-k": k, class: "cell"}));
       }
     }
     s.addEventListener("mousemove", (ev) => {

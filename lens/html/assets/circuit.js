@@ -2,7 +2,7 @@
    precomputed circuit size and updates the edges drawn and the faithfulness read-out. */
 "use strict";
 LENS.views.circuit = function (body, d) {
-  const nrows = Math.max(1, ...d.nodes.map((n) => n.row + 1));
+  const nrows = Math.max(1, ...d.nodes.map((n) => Math.ceil(n.row) + 1));
   const colW = Math.max(18, Math.min(90, Math.floor(1100 / Math.max(1, d.ncols))));
   const rowH = Math.max(12, Math.min(34, Math.floor(520 / nrows)));
   const L = 30, T = 24, W = L + d.ncols * colW + 30, H = T + nrows * rowH + 30;
