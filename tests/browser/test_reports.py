@@ -225,3 +225,31 @@ def test_the_checks_catch_requests_and_errors(browser, tmp_path):
     loaded = load(browser, page.write(tmp_path / "blocked.html"))
     assert loaded.requests == ["http://127.0.0.1:9/x.png"]
     assert any("Content Security Policy" in e for e in loaded.errors)
+
+
+def test_cli_reports_match_their_saved_results(browser, tmp_path, shots):
+    """``lens lens --out`` and ``lens patch``: the hover text of the report.html they wrote
+    equals the number in the result files written beside it."""
+    import json
+
+    from lens.cli import main
+
+    out = tmp_path / "lens"
+    assert main(["lens", "random:llama", 'a<b>"&', "--top-k", "4", "--out", str(out)]) == 0
+    saved = lens.LogitLensResult.load(out)
+    open_clean(browser, Report("unused"), tmp_path / "blank.html")  # fresh logs
+    loaded = load(browser, out / "report.html")
+    assert loaded.errors == [] and loaded.requests == []
+    pos = int(np.nonzero(saved.valid[0])[0][3])
+    cell = css(browser, 'svg.lens-heatmap rect.cell[data-r="2"][data-c="3"]')[0]
+    assert hover(browser, cell) == f"{saved.top_probs[2, 0, pos, 0]:.4f}"
+    assert len(css(browser, "svg.lens-attention rect.cell")) > 0
+
+    out = tmp_path / "patch"
+    args = ["patch", "random:llama", "--clean", "abcd", "--corrupt", "abce", "--answer", "id:5"]
+    assert main([*args, "--wrong", "id:6", "--sites", "resid_pre", "--out", str(out)]) == 0
+    values = json.loads((out / "result.json").read_text())["values"]["resid_pre"]
+    loaded = load(browser, out / "report.html")
+    assert loaded.errors == [] and loaded.requests == []
+    cell = css(browser, 'rect.cell[data-r="1"][data-c="3"]')[0]
+    assert hover(browser, cell) == f"{values[1][3]:.4f}"
