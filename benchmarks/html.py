@@ -116,13 +116,13 @@ def run(quick: bool = False, rounds: int = 5, keep: str | None = None) -> list[d
     rows: list[dict[str, Any]] = []
     for view in views:
         one = Report(view.title).add(view).to_html()
-        rows.append({"case": f"html view: {view.kind}", "mb": len(one.encode()) / 1e6})
+        rows.append({"case": f"html view: {view.kind}", "size_mb": len(one.encode()) / 1e6})
     path = Report("SmolLM2-sized report", source).add(*views).write(folder / "report.html")
     size = path.stat().st_size / 1e6
     if keep:
         Path(keep).write_bytes(path.read_bytes())
     rows.append(
-        {"case": "html report: size (lens + attention + circuit)", "mb": size, "data": source,
+        {"case": "html report: size (lens + attention + circuit)", "size_mb": size, "data": source,
          "target": "<= 5 MB", "ok": size <= 5.0}
     )  # fmt: skip
     why = missing()
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     rows = run(quick=args.quick, rounds=args.rounds, keep=args.keep)
     print(json.dumps(machine_info()))
-    columns = ["case", "mb", "seconds_median", "seconds_min", "seconds_max", "ready_ms_median"]
+    columns = ["case", "size_mb", "seconds_median", "seconds_min", "seconds_max", "ready_ms_median"]
     print(markdown_table(rows, [*columns, "console_errors", "requests", "target", "data"]))
     return 0
 
