@@ -62,8 +62,8 @@ def _vector(v: Any) -> bool:
 
 def array_views(data: Any, *, limit: int = MAX_PLOTS) -> list[View]:
     """Interactive views of the numeric arrays in a study's data: each 2-D array a heatmap,
-    the 1-D arrays of one dict that share a length one line plot (x: a ``layers`` list of that
-    length when the dict has one, else the index)."""
+    the 1-D arrays of one dict that share a length one line plot (rows / x: a ``layers`` list
+    of that length when the dict has one, else the index)."""
     views: list[View] = []
 
     def walk(node: Any, path: str) -> None:
@@ -71,15 +71,18 @@ def array_views(data: Any, *, limit: int = MAX_PLOTS) -> list[View]:
             return
         if isinstance(node, dict):
             vectors: dict[int, dict[str, Any]] = {}
+            layers: Any = node.get("layers")
             for key, value in node.items():
                 where = f"{path}.{key}" if path else str(key)
                 if _matrix(value) and len(value) <= 256 and len(value[0]) <= 256:
+                    by_layer = isinstance(layers, list) and len(layers) == len(value)
                     views.append(
                         heatmap_view(
                             np.array(value, dtype=float),
-                            rows=list(range(len(value))),
+                            rows=layers if by_layer else list(range(len(value))),
                             cols=list(range(len(value[0]))),
                             title=where,
+                            row_title="layer" if by_layer else "row",
                         )
                     )
                 elif _vector(value) and len(value) <= 4096 and key != "layers":
@@ -87,7 +90,6 @@ def array_views(data: Any, *, limit: int = MAX_PLOTS) -> list[View]:
                 else:
                     walk(value, where)
             for n, series in vectors.items():
-                layers = node.get("layers")
                 x = layers if isinstance(layers, list) and len(layers) == n else list(range(n))
                 name = f"{path}: " if path else ""
                 views.append(

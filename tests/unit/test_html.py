@@ -71,3 +71,20 @@ def test_cli_writes_report_html_and_view_finds_it(tmp_path, capsys):
     assert not (bare / "report.html").exists() and (bare / "result.json").exists()
     assert main(["view", str(bare)]) == 2
     assert "no report.html" in capsys.readouterr().err
+
+
+def test_study_arrays_become_views():
+    from lens.html.study import array_views
+
+    data = {
+        "per_layer": {"layers": [4, 5, 6], "a": [0.1, 0.2, 0.3], "b": [1, 2, 3], "m": [[1, 2]] * 3},
+        "runs": [{"grid": [[0.5, None], [0.25, 1.0]]}],
+        "labels": ["x", "y", "z"],
+        "flag": True,
+    }
+    views = {v.title: v for v in array_views(data)}
+    assert set(views) == {"per_layer.m", "per_layer: a, b", "runs[0].grid"}
+    assert views["per_layer.m"].data["rows"] == ["4", "5", "6"]
+    lines = views["per_layer: a, b"].data
+    assert lines["x"] == ["4", "5", "6"] and [s["name"] for s in lines["series"]] == ["a", "b"]
+    assert views["runs[0].grid"].data["panels"][0]["z"] == [[0.5, None], [0.25, 1.0]]
