@@ -229,7 +229,7 @@ def _html(model: Any, prompt_batch: Any, result: Any, args: Any, targets: Any, o
             site=args.site, norm=args.norm,
         )  # fmt: skip
         results = [plain, result]
-    return lens_report(model, prompt_batch, results, out)
+    return lens_report(model, prompt_batch, results=results, folder=out)
 
 
 def register(sub: Any) -> None:

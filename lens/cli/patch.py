@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
     if not args.no_html:
         from lens.html.reports import patch_report
 
-        patch_report(result, folder.path)
+        patch_report(result, folder=folder.path)
     out = folder.commit()
     print(f"wrote {folder.shown} ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0

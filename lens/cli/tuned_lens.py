@@ -116,7 +116,7 @@ def _html(model: Any, tuned: Any, docs: list[str], result: Any, out: Path) -> No
         b = batch(model, [ids])
         plain = lens.logit_lens(model, b, positions="all", top_k=5)
         views = [plain, lens.logit_lens(model, b, positions="all", top_k=5, translator=tuned)]
-    tuned_eval_report(result, out, views)
+    tuned_eval_report(result, folder=out, lens_results=views)
 
 
 def register(sub: Any) -> None:

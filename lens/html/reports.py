@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ REPORT = "report.html"
 
 
 def lens_report(
-    model: Any, prompt: Any, results: list[Any], folder: str | Path, *, attention: bool = True
+    model: Any, prompt: Any, *, results: list[Any], folder: str | Path, attention: bool = True
 ) -> Path:
     """``folder/report.html`` for ``lens lens``: the lens heatmap(s) of the prompt (logit and
     tuned lens as tabs when both are given) and, with ``attention``, every head's pattern.
@@ -28,7 +29,7 @@ def lens_report(
         >>> import lens, tempfile
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> res = lens.logit_lens(model, [[1, 2, 3]], positions="all")
-        >>> lens_report(model, [[1, 2, 3]], [res], tempfile.mkdtemp()).name
+        >>> lens_report(model, [[1, 2, 3]], results=[res], folder=tempfile.mkdtemp()).name
         'report.html'
     """
     first = results[0]
@@ -44,7 +45,7 @@ def lens_report(
     return page.write(Path(folder) / REPORT)
 
 
-def patch_report(result: Any, folder: str | Path) -> Path:
+def patch_report(result: Any, *, folder: str | Path) -> Path:
     """``folder/report.html`` for ``lens patch``: one tab per patched site.
 
     Example:
@@ -52,7 +53,7 @@ def patch_report(result: Any, folder: str | Path) -> Path:
         >>> from lens.patching import activation_patching
         >>> model = lens.load_model(lens.tiny_config("llama"))
         >>> res = activation_patching(model, [[1, 2, 3]], [[1, 4, 3]], answer=5, sites=["z"])
-        >>> patch_report(res, tempfile.mkdtemp()).name
+        >>> patch_report(res, folder=tempfile.mkdtemp()).name
         'report.html'
     """
     meta = result.meta or {}
@@ -65,7 +66,9 @@ def patch_report(result: Any, folder: str | Path) -> Path:
     return page.write(Path(folder) / REPORT)
 
 
-def tuned_eval_report(comparison: Any, folder: str | Path, lens_results: list[Any]) -> Path:
+def tuned_eval_report(
+    comparison: Any, *, folder: str | Path, lens_results: Sequence[Any] = ()
+) -> Path:
     """``folder/report.html`` for ``lens tuned-lens eval``: KL and cross-entropy per layer
     (logit vs tuned lens), and the two lenses of one held-out text with a toggle."""
     c = comparison
@@ -86,6 +89,6 @@ def tuned_eval_report(comparison: Any, folder: str | Path, lens_results: list[An
         ),
     )
     if lens_results:
-        page.add(logit_lens_view(lens_results, title="One held-out text"))
+        page.add(logit_lens_view(list(lens_results), title="One held-out text"))
     page.add(View("static", "Table", html=f"<pre>{html.escape(c.table())}</pre>"))
     return page.write(Path(folder) / REPORT)

@@ -126,7 +126,7 @@ def _image(path: Path) -> str:
     )
 
 
-def study_page(result: Any, plots: Sequence[Path] = ()) -> Report:
+def study_page(result: Any, *, plots: Sequence[Path] = ()) -> Report:
     """The page of one study result (:class:`lens.studies.base.StudyResult`)."""
     page = Report(result.title, f"model {result.model} · {result.headline()}")
     page.add(View("static", "Findings", html=_findings_html(result.findings)))
@@ -142,18 +142,18 @@ def study_page(result: Any, plots: Sequence[Path] = ()) -> Report:
     return page
 
 
-def write_study_html(result: Any, folder: str | Path, plots: Sequence[Path] = ()) -> Path:
+def write_study_html(result: Any, *, folder: str | Path, plots: Sequence[Path] = ()) -> Path:
     """Write ``folder/report.html`` for a study result; return its path."""
-    return study_page(result, plots).write(Path(folder) / "report.html")
+    return study_page(result, plots=plots).write(Path(folder) / "report.html")
 
 
-def index_page(rows: Sequence[tuple[str, Any, float]], model: str) -> Report:
+def index_page(rows: Sequence[tuple[str, Any, float]], *, model: str) -> Report:
     """The demo index: one row per study (name, result, seconds) linking ``NAME/report.html``.
 
     Example:
         >>> from lens.studies.base import Finding, StudyResult
         >>> r = StudyResult(config={}, model="m", data={}, findings=[Finding("c", True, "e")])
-        >>> "study/report.html" in index_page([("study", r, 1.0)], "m").to_html()
+        >>> "study/report.html" in index_page([("study", r, 1.0)], model="m").to_html()
         True
     """
     page = Report(f"lens demo on {model}", "each study's page opens from the link")

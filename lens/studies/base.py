@@ -255,7 +255,7 @@ class StudyResult:
         if html:
             from lens.html.study import write_study_html
 
-            written.append(write_study_html(self, out, plots))
+            written.append(write_study_html(self, folder=out, plots=plots))
         return written
 
     def save(self, out: str | Path, *, html: bool = True) -> Path:

@@ -60,7 +60,7 @@ def run_all(
             from lens.html.study import index_page
 
             links = [(name, result, seconds) for name, result, seconds, _ in rows]
-            index_page(links, str(model_source)).write(folder.path / "report.html")
+            index_page(links, model=str(model_source)).write(folder.path / "report.html")
     return Path(out) / "report.md"
 
 

@@ -205,7 +205,7 @@ def test_feature_cards_and_study_pages(browser, tmp_path, shots):
     assert css(browser, "td")[1].text == NASTY[0]
     rows = css(browser, "section.lens-static table")[1].text
     assert "<script>x</script>" in rows
-    index = index_page([("study", result, 1.0)], "tiny")
+    index = index_page([("study", result, 1.0)], model="tiny")
     open_clean(browser, index, tmp_path / "report.html")
     link = css(browser, "a")[0]
     assert link.get_attribute("href") == (study / "report.html").as_uri()
