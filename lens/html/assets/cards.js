@@ -42,7 +42,7 @@ LENS.views.cards = function (body, d) {
     const W = 260, H = 110, n = h.counts.length, top = Math.max(1, ...h.counts);
     const s = LENS.svg("svg", {width: W, height: H, class: "lens-hist"});
     h.counts.forEach((c, i) => {
-      const bh = 80 * c / top, x = 10 + i * (W - 20) / n;
+      const bh = 80 * Math.log1p(c) / Math.log1p(top), x = 10 + i * (W - 20) / n;  // log scale
       const r = LENS.svg("rect", {x: x, y: 90 - bh, width: Math.max(1, (W - 20) / n - 1), height: bh, class: "bar", "data-i": i});
       r.addEventListener("mousemove", (ev) => LENS.tip.show(ev, [["activation", LENS.fmt(h.edges[i], 3) + " .. " + LENS.fmt(h.edges[i + 1], 3)], ["count", String(c), "value"]]));
       r.addEventListener("mouseleave", () => LENS.tip.hide());
@@ -50,6 +50,7 @@ LENS.views.cards = function (body, d) {
     });
     s.appendChild(LENS.svg("text", {x: 10, y: 104, class: "axis"}, LENS.fmt(h.edges[0], 2)));
     s.appendChild(LENS.svg("text", {x: W - 10, y: 104, "text-anchor": "end", class: "axis"}, LENS.fmt(h.edges[n], 2)));
+    s.appendChild(LENS.svg("text", {x: W / 2, y: 104, "text-anchor": "middle", class: "axis"}, "count (log scale)"));
     return s;
   }
   function logits(lg) {
