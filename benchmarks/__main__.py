@@ -27,6 +27,7 @@ COLUMNS = [
     "seconds_median",
     "peak_mb",
     "extra_peak_mb",
+    "size_mb",
     "top1_agreement_with_lens",
     "target",
     "miss",

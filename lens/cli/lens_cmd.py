@@ -209,10 +209,27 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
         written = [result.plot_grid(folder.path / "grid.png")]
         if targets is not None:
             written.append(result.plot_mass(folder.path / "mass.png", row=0, position=last))
+        if not args.no_html:
+            written.append(_html(model, prompt_batch, result, args, targets, folder.path))
         folder.commit()
         names = ", ".join(p.name for p in written)
         print(f"saved result.json, arrays.npz and {names} in {folder.shown}")
     return 0
+
+
+def _html(model: Any, prompt_batch: Any, result: Any, args: Any, targets: Any, out: Any) -> Any:
+    """report.html: with --tuned, the plain logit lens too (a toggle in the page)."""
+    import lens
+    from lens.html.reports import lens_report
+
+    results = [result]
+    if args.tuned:
+        plain = lens.logit_lens(
+            model, prompt_batch, positions="all", top_k=args.top_k, targets=targets,
+            site=args.site, norm=args.norm,
+        )  # fmt: skip
+        results = [plain, result]
+    return lens_report(model, prompt_batch, results=results, folder=out)
 
 
 def register(sub: Any) -> None:
@@ -243,7 +260,8 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--out",
         default=None,
-        help="folder for result.json, arrays.npz and plots (default: none, table only)",
+        help="folder for result.json, arrays.npz, plots and report.html (default: none, "
+        "table only)",
     )
     p.add_argument(
         "--tuned",
@@ -251,4 +269,7 @@ def register(sub: Any) -> None:
         help="decode with a tuned lens: a translators folder (lens tuned-lens train) or "
         "organism (the shipped ones); default: none, the plain logit lens",
     )
+    from lens.cli.view import add_no_html
+
+    add_no_html(p)
     p.set_defaults(func=run)

@@ -104,6 +104,10 @@ def _run(args: argparse.Namespace, folder: Any) -> int:
         line = strongest(result.values(site), result.dims(site), result.position_labels)
         print(f"{site:>9}: {line}")
         result.plot(site, folder.path / f"{site}.png")
+    if not args.no_html:
+        from lens.html.reports import patch_report
+
+        patch_report(result, folder=folder.path)
     out = folder.commit()
     print(f"wrote {folder.shown} ({', '.join(sorted(p.name for p in out.iterdir()))})")
     return 0
@@ -162,4 +166,7 @@ def register(sub: Any) -> None:
         help="output folder for result.json, arrays.npz and one heatmap per site "
         "(default results/patch)",
     )
+    from lens.cli.view import add_no_html
+
+    add_no_html(p)
     p.set_defaults(func=run)

@@ -112,9 +112,10 @@ def run_study(args: argparse.Namespace) -> int:
         model = _load(args.model)
         print(f"running {args.name} …", flush=True)
         result = module.run(model, config)
-        result.write(folder.path)
+        result.write(folder.path, html=not args.no_html)
         out = folder.commit()
-    print(f"{args.name}: {result.headline()}\nwrote {out}/report.md")
+    html = "" if args.no_html else f" and {out}/report.html"
+    print(f"{args.name}: {result.headline()}\nwrote {out}/report.md{html}")
     return 0
 
 
@@ -124,7 +125,9 @@ def run_demo(args: argparse.Namespace) -> int:
     announce_source(args.model)
     from lens.studies import demo
 
-    out = demo.run_all(Path(args.out), model_source=args.model, quick=args.quick)
+    out = demo.run_all(
+        Path(args.out), model_source=args.model, quick=args.quick, html=not args.no_html
+    )
     print(f"wrote {out}")
     return 0
 
@@ -135,6 +138,8 @@ MODEL_HELP = (
 
 
 def register(sub: Any) -> None:
+    from lens.cli.view import add_no_html
+
     p = sub.add_parser("study", help="run one study and write results.json, report.md, plots")
     p.add_argument(
         "name",
@@ -150,10 +155,12 @@ def register(sub: Any) -> None:
         help="dataset: a JSONL file (see `lens data check`) or a built-in name such as facts "
         "(default: the organism's own data on the organism, lens's real data elsewhere)",
     )
+    add_no_html(p)
     p.set_defaults(func=run_study)
 
     d = sub.add_parser("demo", help="all studies on the organism, with an index report")
     d.add_argument("--out", default="results", help="output folder (default: results)")
     d.add_argument("--model", default="organism", help=MODEL_HELP)
     d.add_argument("--quick", action="store_true", help="reduced configs (seconds, for tests)")
+    add_no_html(d)
     d.set_defaults(func=run_demo)

@@ -93,11 +93,30 @@ def _eval_into(args: argparse.Namespace, folder: Any) -> int:
     if folder is not None:
         result.save(folder.path / "comparison.json")
         result.plot(folder.path / "kl.png", title=f"{args.source}: logit lens vs tuned lens")
+        if not args.no_html:
+            _html(model, tuned, docs, result, folder.path)
         folder.commit()
-        print(f"saved comparison.json and kl.png in {folder.shown}")
+        html = "" if args.no_html else " and report.html"
+        print(f"saved comparison.json, kl.png{html} in {folder.shown}")
     if args.json:
         print(json.dumps(result.to_dict()))
     return 0
+
+
+def _html(model: Any, tuned: Any, docs: list[str], result: Any, out: Path) -> None:
+    """report.html: the KL / CE curves and both lenses of the first held-out text (its
+    first 32 tokens) with a toggle."""
+    import lens
+    from lens.html.reports import tuned_eval_report
+    from lens.tokens import batch
+
+    views = []
+    if docs:
+        ids = batch(model, [docs[0][:400]]).tokens[0, :32].tolist()  # BOS included if any
+        b = batch(model, [ids])
+        plain = lens.logit_lens(model, b, positions="all", top_k=5)
+        views = [plain, lens.logit_lens(model, b, positions="all", top_k=5, translator=tuned)]
+    tuned_eval_report(result, folder=out, lens_results=views)
 
 
 def register(sub: Any) -> None:
@@ -138,8 +157,11 @@ def register(sub: Any) -> None:
     e.add_argument(
         "--out",
         default=None,
-        help="folder for comparison.json and kl.png (default: none, table only)",
+        help="folder for comparison.json, kl.png and report.html (default: none, table only)",
     )
+    from lens.cli.view import add_no_html
+
+    add_no_html(e)
     e.add_argument("--json", action="store_true", help="also print the JSON")
     e.add_argument("--quiet", action="store_true", help="no progress bar")
     e.set_defaults(func=_eval)

@@ -242,24 +242,30 @@ class StudyResult:
             "findings": [f.to_dict() for f in self.findings],
         }
 
-    def write(self, out: str | Path) -> list[Path]:
-        """Write results.json, the PNG plots and report.md into the folder ``out`` (created)
-        as they come; return the files written. :meth:`save` is the atomic form."""
+    def write(self, out: str | Path, *, html: bool = True) -> list[Path]:
+        """Write results.json, the PNG plots, report.md and (unless ``html=False``) the
+        self-contained report.html into the folder ``out`` (created) as they come; return the
+        files written. :meth:`save` is the atomic form."""
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps(self.to_dict(), indent=1))
         plots = self.plots(out)
         (out / "report.md").write_text(self.report(plots))
-        return [out / "results.json", *plots, out / "report.md"]
+        written = [out / "results.json", *plots, out / "report.md"]
+        if html:
+            from lens.html.study import write_study_html
 
-    def save(self, out: str | Path) -> Path:
-        """Write results.json, the PNG plots and report.md into ``out`` all at once (through
-        :class:`lens.output.OutputFolder`: a temporary folder beside it, moved in when
-        complete, so an error leaves older results untouched); return ``out``."""
+            written.append(write_study_html(self, folder=out, plots=plots))
+        return written
+
+    def save(self, out: str | Path, *, html: bool = True) -> Path:
+        """Write results.json, the PNG plots, report.md and report.html into ``out`` all at
+        once (through :class:`lens.output.OutputFolder`: a temporary folder beside it, moved in
+        when complete, so an error leaves older results untouched); return ``out``."""
         from lens.output import OutputFolder
 
         with OutputFolder(out, option="out") as folder:
-            self.write(folder.path)
+            self.write(folder.path, html=html)
         return Path(out)
 
     def report(self, plots: list[Path]) -> str:

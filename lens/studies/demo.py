@@ -20,10 +20,16 @@ ORDER = [
 
 
 def run_all(
-    out: Path, model_source: Any = "organism", quick: bool = False, studies: list[str] | None = None
+    out: Path,
+    model_source: Any = "organism",
+    quick: bool = False,
+    studies: list[str] | None = None,
+    html: bool = True,
 ) -> Path:
     """Run the studies (full configs, or each module's ``quick_config()``) and write
-    ``out/NAME/{results.json,report.md,*.png}`` and ``out/report.md``; return the index.
+    ``out/NAME/{results.json,report.md,report.html,*.png}`` and ``out/report.md`` (and the
+    index page ``out/report.html`` linking each study's page unless ``html=False``); return the
+    index.
 
     Everything is written into a temporary folder beside ``out`` and moved in when every
     study has finished (:class:`lens.output.OutputFolder`): an error or Ctrl-C leaves older
@@ -46,10 +52,15 @@ def run_all(
             start = time.perf_counter()
             print(f"== {name} ({i}/{len(names)})", flush=True)
             result = module.run(model, config)
-            written = result.write(folder.path / name)
+            written = result.write(folder.path / name, html=html)
             pngs = [p.name for p in written if p.suffix == ".png"]
             rows.append((name, result, time.perf_counter() - start, pngs))
         (folder.path / "report.md").write_text(index_report(rows, str(model_source)))
+        if html:
+            from lens.html.study import index_page
+
+            links = [(name, result, seconds) for name, result, seconds, _ in rows]
+            index_page(links, model=str(model_source)).write(folder.path / "report.html")
     return Path(out) / "report.md"
 
 

@@ -36,6 +36,8 @@ def test_every_study_wrote_results_report_and_plots(demo_dir):
         pngs = list(folder.glob("*.png"))
         assert pngs and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
         assert f"({name}/report.md)" in index
+        assert (folder / "report.html").read_text().startswith("<!doctype html>")
+        assert f'href="{name}/report.html"' in (demo_dir / "report.html").read_text()
 
 
 def test_pivot_ablation_removes_harmful_refusal(demo_dir):

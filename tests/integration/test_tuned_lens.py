@@ -69,6 +69,8 @@ def test_cli_train_eval_and_lens_tuned(tmp_path, capsys, model):
     e_args = ["tuned-lens", "eval", "organism", "organism", "--out", str(tmp_path / "e")]
     assert cli_main([*e_args, "--quiet"]) == 0
     assert (tmp_path / "e" / "kl.png").is_file()
+    page = (tmp_path / "e" / "report.html").read_text(encoding="utf-8")
+    assert page.count('data-kind="lines"') == 2 and "tuned lens: top-1 probability" in page
     saved = json.loads((tmp_path / "e" / "comparison.json").read_text())
     assert saved["tuned_kl_bits"][0] < saved["logit_kl_bits"][0]
     prompt = organism.fact_queries(organism.world(), "en")[0].prompt

@@ -90,8 +90,10 @@ def test_interrupted_move_is_marked_and_refused_by_load(tmp_path):
 def test_study_save_writes_results_report_and_marker(tmp_path):
     result = StudyResult(config={"seed": 1}, model="m", data={"x": 1.5}, findings=[])
     out = result.save(tmp_path / "s")
-    assert _listing(out) == [MARKER, "report.md", "results.json"]
+    assert _listing(out) == [MARKER, "report.html", "report.md", "results.json"]
     assert json.loads((out / "results.json").read_text())["data"] == {"x": 1.5}
+    bare = result.save(tmp_path / "t", html=False)
+    assert _listing(bare) == [MARKER, "report.md", "results.json"]
 
 
 def test_out_whose_parent_is_not_writable_works_inside_out(tmp_path, monkeypatch):
