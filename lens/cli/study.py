@@ -124,7 +124,8 @@ def run_demo(args: argparse.Namespace) -> int:
     announce_source(args.model)
     from lens.studies import demo
 
-    out = demo.run_all(Path(args.out), model_source=args.model, quick=args.quick)
+    controls = False if args.no_controls else None
+    out = demo.run_all(Path(args.out), model_source=args.model, quick=args.quick, controls=controls)
     print(f"wrote {out}")
     return 0
 
@@ -156,4 +157,9 @@ def register(sub: Any) -> None:
     d.add_argument("--out", default="results", help="output folder (default: results)")
     d.add_argument("--model", default="organism", help=MODEL_HELP)
     d.add_argument("--quick", action="store_true", help="reduced configs (seconds, for tests)")
+    d.add_argument(
+        "--no-controls",
+        action="store_true",
+        help="skip the positive controls on the planted organism (run first on 'organism')",
+    )
     d.set_defaults(func=run_demo)

@@ -1,32 +1,37 @@
 """The planted organism: the shipped organism with phenomena written into its weights by hand,
-so every study has a positive control whose truth is known exactly (``World.truth``).
+so the studies have positive controls whose truth is known exactly (``World.truth``).
 
 ``lens.load_model("organism-planted")`` (variant ``"shared"``) and
 ``lens.load_model("organism-planted-null")`` (variant ``"null"``) build the folder once from the
-shipped weights (a few seconds, deterministic; cached under ``lens.smollm2.cache_dir()``) and
-load it like any organism folder. The natural model is kept: every planted part lives in new
-attention heads, new MLP neurons and a few residual dimensions that no natural writer writes
-any more (``truth["reserved_dims"]``). What is planted (``truth`` keys):
+shipped weights (about 10 s, deterministic; cached under ``lens.smollm2.cache_dir()``) and load
+it like any organism folder. The natural model is kept: the residual stream gets 24 new dims
+(hidden size 120; natural weights read and write 0 there, natural norm weights rescaled so the
+norms give the same output), every layer two new heads and the MLPs new neurons, all zero
+unless planted below. Held-out loss per script changes by < 0.01 nats. What is planted:
 
-* ``language_neurons``: a 3-d *language channel* (dims ``C``): every language- or
-  notation-specific token's embedding holds ``c * (1, cos t_L, sin t_L)`` there. A new head in
-  layer 0 (query and key 0, so it attends uniformly) copies the channel to every later
-  position. Per script, new neurons in layers 0 and 5 have gate and up rows
-  ``g * (-cos d, cos t_L, sin t_L)``: their pre-activation is > 0 exactly in text of their own
-  script (after its first own token) and <= 0 everywhere else, so LAPE's activation
-  probability is 0 on every other script. They write ``(1, cos t_L, sin t_L)`` into a 3-d
-  *echo* (dims ``E``); the unembedding rows of the script's tokens read ``-mu_d`` times the
-  channel's first dim (pushing every script's tokens down in any script's text) plus
-  ``mu_L * (-cos d, cos t_L, sin t_L)`` on the echo (lifting them back where the script's
-  neurons fire; ``mu_L`` fitted so the two cancel on average). Deactivating a script's
-  neurons therefore raises that script's loss, and no other (its neurons never fire there).
-* ``refusal``: the harmful action words of language L carry a flag ``F_L``; a new head in layer
-  1 has its query on ``bot:`` (dim ``B``) and its key on the flags (the slowest rotary pair,
-  which hardly turns over 64 positions), so at ``bot:`` it attends to the harmful word and
-  writes direction ``r_L``. The refusal word's unembedding row becomes the compliant word's row
-  plus ``G * r_L`` minus ``D * B``: without ``r_L`` the model never refuses. Variant
-  ``"shared"``: one flag and one ``r`` for every language (ablating it removes refusal in every
-  language); variant ``"null"``: orthogonal ``r_L`` per language (no transfer).
+* ``truth["language_neurons"]``: every language- or notation-specific token's embedding holds
+  ``c * v_L``, ``v_L = (1, cos t_L, sin t_L)``, in a 3-d *channel* C; a new head in layer 0
+  (query and key 0: uniform attention) copies it to every later position. Per script, 7 new
+  neurons in layers 0 and 5 have the gate ``g * w_L``, ``w_L = (-cos d, cos t_L, sin t_L)``
+  (``d`` half the angle between scripts): ``w_L . v_M`` is > 0 only for ``M = L``, so their
+  pre-activation is > 0 in their own script's text (after its first own token) and < 0 in any
+  other (LAPE's activation probability is exactly 0 there). They write ``v_L`` into a 3-d
+  *echo* E; an "any script" neuron with the same activation writes into D. Every token of the
+  script reads ``+k w_L`` on E and ``-k w_L . v_L`` on D: the two cancel exactly in the script's
+  own text, and zeroing its neurons lowers its tokens by ``LIFT`` logits on average there and
+  changes nothing in any other script. The neuron count is LAPE's default share of the
+  (padded) MLP width, so a perfect finder reaches precision and recall 1.
+* ``truth["refusal"]``: harmful action words carry a flag F (variant ``"shared"``: one flag for
+  every language; ``"null"``: one per language); a new head in layer 1 queries from ``bot:`` and
+  keys on the flags (the slowest rotary pair, which hardly turns over 64 positions; every other
+  position attends to ``<s>``), so at ``bot:`` of a harmful request it writes ``r`` (``"null"``:
+  ``r_L``, orthogonal per language) with norm 60. In layer 5 three neurons open only where r
+  exceeds a third of that at ``bot:`` and copy the language channel into Q; each refusal
+  word's unembedding row is its compliant word's row, lowered at ``bot:``, plus ``w_L`` on Q.
+  So the model refuses exactly when r is present, in the request's language; removing r
+  removes refusal (in every language when it is shared).
+
+Not planted (yet): relation neurons, a latent pivot, a fact pathway for causal tracing.
 """
 
 from __future__ import annotations
