@@ -29,6 +29,19 @@ CONTROLS = {
 NOT_PLANTED = "no planted truth yet"
 
 
+def control_config(name: str, quick: bool) -> Any:
+    """The config a positive control runs with: lighter than the full one (the planted effects
+    are large), every language kept; ``quick``: the study's ``quick_config()``."""
+    module = STUDIES[name]
+    if quick:
+        return module.quick_config()
+    if name == "language_neurons":
+        return module.Config(max_texts=100, n_random_seeds=1)
+    if name == "refusal":
+        return module.Config(positions=[-1], n_train=24, n_heldout=12)
+    return module.Config()
+
+
 def run_all(
     out: Path,
     model_source: Any = "organism",
@@ -88,10 +101,9 @@ def _run_controls(
         model = lens.load_model(source)
         lens.models.small_model_threads(model)
         for name in [n for n in names if source in CONTROLS.get(n, [])]:
-            module = STUDIES[name]
             start = time.perf_counter()
             print(f"== control: {name} on {source}", flush=True)
-            result = module.run(model, module.quick_config() if quick else module.Config())
+            result = STUDIES[name].run(model, control_config(name, quick))
             result.write(root / "controls" / source / name)
             rows.append((name, source, result, time.perf_counter() - start))
     return rows
