@@ -47,7 +47,7 @@ import torch
 
 Variant = Literal["shared", "null"]
 VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
-VERSION = 6
+VERSION = 8
 LANGUAGE_LAYERS = (0, 5)
 NEURONS_PER_LAYER = 7  # per script and layer
 LAPE_TOP_RATE = 0.05  # the language-neuron study's default share of kept neurons
@@ -204,8 +204,8 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     sd[p1 + "self_attn.k_proj.weight"][hd + ROTARY_DIM - 1, S] = 3000.0 / g1[S]
     for i, f in enumerate(F):
         sd[p1 + "self_attn.k_proj.weight"][hd + ROTARY_DIM, f] = 600.0 / g1[f]
-        sd[p1 + "self_attn.v_proj.weight"][hd + i, f] = 1.0 / g1[f]
-        sd[p1 + "self_attn.o_proj.weight"][R[i], hd + i] = REFUSAL_NORM * RMS1 / c
+        sd[p1 + "self_attn.v_proj.weight"][hd + i, f] = 100.0 / g1[f]
+        sd[p1 + "self_attn.o_proj.weight"][R[i], hd + i] = REFUSAL_NORM * RMS1 / c / 100.0
     for g in langs:
         for action in world.harmful_actions:
             emb[vocab[world.word(g, f"action:{action}")], flag_of[g]] = c
@@ -222,7 +222,7 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     for name in ("tokenizer.json", "tokenizer_config.json", "generation_config.json"):
         if (src / name).is_file():
             shutil.copy(src / name, out / name)
-    kappa = _fit_readout(out, world, scripts, [D])[0] / cos_d
+    kappa = {s: k / cos_d for s, k in _fit_readout(out, world, scripts, D).items()}
     # three "r AND bot:" neurons: the gate opens where r exceeds a third of its planted norm
     # at bot: (B stands in for a bias there), so what ablating a direction near r leaves of r
     # does not open it; the up copies the language channel, so they write C into Q only there.
@@ -237,9 +237,9 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
         sd[p2 + "mlp.down_proj.weight"][Q[i], n] = 1.0
     for s in scripts:  # lift on the echo minus the same on D: exactly 0 in the script's text
         ids = token_sets[s]
-        head[ids, D] -= kappa * cos_d / gf[D]
+        head[ids, D] -= kappa[s] * cos_d / gf[D]
         for i, dim in enumerate(E):
-            head[ids, dim] += kappa * float(gate[s][i]) / gf[dim]
+            head[ids, dim] += kappa[s] * float(gate[s][i]) / gf[dim]
     sd["lm_head.weight"] = head.contiguous()
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
@@ -286,10 +286,11 @@ def _padded_width(width: int, planted: int, n_layers: int) -> int:
     return w
 
 
-def _fit_readout(out: Path, world: Any, scripts: list[str], dims: list[int]) -> list[float]:
-    """The readout scale that lowers a script's tokens by ``LIFT`` logits at a mean position of
-    its own text when its neurons are off (from one forward of the folder written so far: the
-    unembedding does not change the residual stream)."""
+def _fit_readout(out: Path, world: Any, scripts: list[str], dim: int) -> dict[str, float]:
+    """Per script, the readout scale that lowers its tokens by ``LIFT`` logits at a mean
+    position of its own text when its neurons are off (``dim`` holds the "any script" neurons'
+    output; one forward of the folder written so far: the unembedding does not change the
+    residual stream)."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
     from lens.organism.prompts import corpus
@@ -298,19 +299,19 @@ def _fit_readout(out: Path, world: Any, scripts: list[str], dims: list[int]) -> 
     tok = AutoTokenizer.from_pretrained(str(out))
     seen: list[torch.Tensor] = []
     hook = model.model.norm.register_forward_hook(lambda m, i, o: seen.append(i[0]))
+    scale = {}
     try:
-        texts = [t for s in scripts for t in corpus(world, s, n=20)]
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=True)
-        model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+        for s in scripts:
+            seen.clear()
+            enc = tok(corpus(world, s, n=20), return_tensors="pt", padding=True)
+            model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+            x = seen[0]
+            rms = x.pow(2).mean(-1).add(model.config.rms_norm_eps).sqrt()
+            b = (x[..., dim] / rms)[enc["attention_mask"].bool()]
+            scale[s] = LIFT / float(b[b > 0].mean())
     finally:
         hook.remove()
-    x = seen[0]
-    rms = x.pow(2).mean(-1).add(model.config.rms_norm_eps).sqrt()
-    out_ = []
-    for dim in dims:
-        b = (x[..., dim] / rms)[enc["attention_mask"].bool()]
-        out_.append(LIFT / float(b[b > 0].mean()))
-    return out_
+    return scale
 
 
 def _channel_at_bot(out: Path, world: Any, layer: int, c0: int, b: int) -> tuple[float, float]:
