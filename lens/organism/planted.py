@@ -80,8 +80,14 @@ def planted_folder(variant: Variant = "shared") -> Path:
         tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         build_planted(tmp, variant=variant)
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
+        if folder.exists() and not (folder / "world.json").is_file():
+            shutil.rmtree(folder, ignore_errors=True)  # a leftover without its world
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished the same build first: keep its folder
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (folder / "world.json").is_file():
+                raise
     return folder
 
 
