@@ -299,9 +299,11 @@ def _fit_readout(out: Path, world: Any, scripts: list[str], dim: int) -> dict[st
     residual stream)."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
+    from lens.hf_folder import quiet_weight_loading
     from lens.organism.prompts import corpus
 
-    model = LlamaForCausalLM.from_pretrained(str(out)).eval()
+    with quiet_weight_loading():
+        model = LlamaForCausalLM.from_pretrained(str(out)).eval()
     tok = AutoTokenizer.from_pretrained(str(out))
     seen: list[torch.Tensor] = []
     hook = model.model.norm.register_forward_hook(lambda m, i, o: seen.append(i[0]))
@@ -325,9 +327,11 @@ def _channel_at_bot(out: Path, world: Any, layer: int, c0: int, b: int) -> tuple
     the copied channel over the bot: flag (C0 / B) and of C0 / rms."""
     from transformers import AutoTokenizer, LlamaForCausalLM
 
+    from lens.hf_folder import quiet_weight_loading
     from lens.organism.prompts import requests
 
-    model = LlamaForCausalLM.from_pretrained(str(out)).eval()
+    with quiet_weight_loading():
+        model = LlamaForCausalLM.from_pretrained(str(out)).eval()
     tok = AutoTokenizer.from_pretrained(str(out))
     seen: list[torch.Tensor] = []
     norm = model.model.layers[layer].post_attention_layernorm
