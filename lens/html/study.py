@@ -147,8 +147,11 @@ def write_study_html(result: Any, *, folder: str | Path, plots: Sequence[Path] =
     return study_page(result, plots=plots).write(Path(folder) / "report.html")
 
 
-def index_page(rows: Sequence[tuple[str, Any, float]], *, model: str) -> Report:
-    """The demo index: one row per study (name, result, seconds) linking ``NAME/report.html``.
+def index_page(
+    rows: Sequence[tuple[str, Any, float]], *, model: str, controls: str | None = None
+) -> Report:
+    """The demo index: one row per study (name, result, seconds) linking ``NAME/report.html``;
+    ``controls``, a markdown table of the positive controls (``lens.studies.demo``), first.
 
     Example:
         >>> from lens.studies.base import Finding, StudyResult
@@ -157,6 +160,10 @@ def index_page(rows: Sequence[tuple[str, Any, float]], *, model: str) -> Report:
         True
     """
     page = Report(f"lens demo on {model}", "each study's page opens from the link")
+    if controls:
+        page.add(
+            View("static", "Positive controls (planted organism)", html=markdown_html(controls))
+        )
     table = "".join(
         f'<tr><td><a href="{html.escape(name)}/report.html">{html.escape(result.title)}</a></td>'
         f'<td>{html.escape(result.headline())}</td><td class="num">{seconds:.0f}</td></tr>'

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 PIVOT = "en"
 LANGUAGES = ("en", "ka", "mu", "ro", "ze")
@@ -158,6 +159,8 @@ class World:
     things: list[str]
     request_splits: dict[str, dict[str, list[list[str]]]]
     tags: dict[str, str] = field(default_factory=dict)
+    # what was planted by hand (lens.organism.planted); empty for a trained organism
+    truth: dict[str, Any] = field(default_factory=dict)
 
     # -- basic lookups -------------------------------------------------------------------------
     @property

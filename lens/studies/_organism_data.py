@@ -70,6 +70,8 @@ def model_label(model: Any) -> str:
     path = Path(str(name))
     if path.resolve() == SHIPPED.resolve():
         return "organism"
+    if path.name.startswith("organism-planted-"):  # lens.organism.planted.planted_folder
+        return "organism-planted-null" if "-null-" in path.name else "organism-planted"
     return path.name if path.is_dir() else str(name)
 
 

@@ -233,6 +233,13 @@ class StudyResult:
         done = sum(f.reproduced for f in self.findings)
         return f"{done}/{len(self.findings)} findings reproduce"
 
+    def recovery(self) -> str:
+        """ "recovered planted X (...)" / "missed planted X (...)" when the model had planted
+        truth for this study (``data.recovery``, :mod:`lens.studies.recovery`), else ""."""
+        from lens.studies.recovery import recovery_line
+
+        return recovery_line(getattr(self.data, "recovery", None))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "study": self.study,
@@ -269,7 +276,10 @@ class StudyResult:
         return Path(out)
 
     def report(self, plots: list[Path]) -> str:
-        lines = [f"# {self.title}", "", f"Model: `{self.model}`", "", "## Findings", ""]
+        lines = [f"# {self.title}", "", f"Model: `{self.model}`", ""]
+        if self.recovery():
+            lines += [f"Positive control: **{self.recovery()}**", ""]
+        lines += ["## Findings", ""]
         for f in self.findings:
             mark = "reproduces" if f.reproduced else "does NOT reproduce"
             lines.append(f"- **{mark}** — {f.claim} {f.evidence}")

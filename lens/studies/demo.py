@@ -19,17 +19,45 @@ ORDER = [
 ]
 
 
+# Positive controls: the studies that can be scored against planted truth, and the models they
+# run on first (lens.organism.planted): the planted organism, and the negative variant where
+# the phenomenon's cross-lingual part is planted absent.
+CONTROLS = {
+    "language_neurons": ["organism-planted"],
+    "refusal": ["organism-planted", "organism-planted-null"],
+}
+NOT_PLANTED = "no planted truth yet"
+
+
+def control_config(name: str, quick: bool) -> Any:
+    """The config a positive control runs with: lighter than the full one (the planted effects
+    are large), every language kept; ``quick``: the study's ``quick_config()``."""
+    module = STUDIES[name]
+    if quick:
+        return module.quick_config()
+    if name == "language_neurons":
+        return module.Config(max_texts=100, n_random_seeds=1)
+    if name == "refusal":
+        return module.Config(positions=[-1], n_train=24, n_heldout=12)
+    return module.Config()
+
+
 def run_all(
     out: Path,
     model_source: Any = "organism",
     quick: bool = False,
     studies: list[str] | None = None,
     html: bool = True,
+    controls: bool | None = None,
 ) -> Path:
     """Run the studies (full configs, or each module's ``quick_config()``) and write
     ``out/NAME/{results.json,report.md,report.html,*.png}`` and ``out/report.md`` (and the
     index page ``out/report.html`` linking each study's page unless ``html=False``); return the
     index.
+
+    ``controls`` (default: when ``model_source`` is ``"organism"``) first runs the studies of
+    :data:`CONTROLS` on the planted organisms (``out/controls/MODEL/NAME/``), and the index
+    shows their recovery of the planted truth beside the natural model's headline.
 
     Everything is written into a temporary folder beside ``out`` and moved in when every
     study has finished (:class:`lens.output.OutputFolder`): an error or Ctrl-C leaves older
@@ -42,7 +70,10 @@ def run_all(
     unknown = [n for n in names if n not in STUDIES]
     if unknown:
         raise ValueError(f"unknown studies {unknown}; choose from {sorted(STUDIES)}")
+    if controls is None:
+        controls = model_source == "organism"
     with OutputFolder(out) as folder:
+        control_rows = _run_controls(folder.path, names, quick, html) if controls else None
         model = lens.load_model(model_source)
         lens.models.small_model_threads(model)
         rows: list[tuple[str, StudyResult, float, list[str]]] = []
@@ -55,18 +86,81 @@ def run_all(
             written = result.write(folder.path / name, html=html)
             pngs = [p.name for p in written if p.suffix == ".png"]
             rows.append((name, result, time.perf_counter() - start, pngs))
-        (folder.path / "report.md").write_text(index_report(rows, str(model_source)))
+        (folder.path / "report.md").write_text(
+            index_report(rows, str(model_source), controls=control_rows)
+        )
         if html:
             from lens.html.study import index_page
 
             links = [(name, result, seconds) for name, result, seconds, _ in rows]
-            index_page(links, model=str(model_source)).write(folder.path / "report.html")
+            table = controls_table(rows, control_rows) if control_rows else None
+            page = index_page(links, model=str(model_source), controls=table)
+            page.write(folder.path / "report.html")
     return Path(out) / "report.md"
 
 
-def index_report(rows: list[tuple[str, StudyResult, float, list[str]]], model: str) -> str:
+def _run_controls(
+    root: Path, names: list[str], quick: bool, html: bool
+) -> list[tuple[str, str, StudyResult, float]]:
+    """Every study of :data:`CONTROLS` among ``names`` on its planted models, written to
+    ``root/controls/MODEL/NAME``; rows of (name, model, result, seconds)."""
+    import lens
+
+    rows = []
+    for source in dict.fromkeys(m for n in names for m in CONTROLS.get(n, [])):
+        model = lens.load_model(source)
+        lens.models.small_model_threads(model)
+        for name in [n for n in names if source in CONTROLS.get(n, [])]:
+            start = time.perf_counter()
+            print(f"== control: {name} on {source}", flush=True)
+            result = STUDIES[name].run(model, control_config(name, quick))
+            result.write(root / "controls" / source / name, html=html)
+            rows.append((name, source, result, time.perf_counter() - start))
+    return rows
+
+
+def controls_table(
+    rows: list[tuple[str, StudyResult, float, list[str]]],
+    controls: list[tuple[str, str, StudyResult, float]],
+) -> str:
+    """Side by side per study: the recovery of planted truth on each planted model, then the
+    natural model's headline (a study without planted truth says so)."""
+    sources = list(dict.fromkeys(source for _, source, _, _ in controls))
+    by = {(name, source): result for name, source, result, _ in controls}
+    table = []
+    for name, result, _, _ in rows:
+        cells = []
+        for source in sources:
+            r = by.get((name, source))
+            if r is None:
+                cells.append(NOT_PLANTED if source == sources[0] else "")
+                continue
+            words = r.recovery() or "no recovery (no truth found)"
+            transfer = [f for f in r.findings if "every other language" in f.claim]
+            if source.endswith("-null") and transfer:
+                mark = "reproduces" if transfer[0].reproduced else "does not reproduce"
+                words += f"; transfer {mark}"
+            cells.append(f"[{words}](controls/{source}/{name}/report.md)")
+        table.append([result.title, *cells, result.headline()])
+    headers = [
+        "study",
+        *[
+            f"positive control `{s}`" if not s.endswith("-null") else f"negative control `{s}`"
+            for s in sources
+        ],
+        "natural organism",
+    ]
+    return markdown_table(headers, table)
+
+
+def index_report(
+    rows: list[tuple[str, StudyResult, float, list[str]]],
+    model: str,
+    controls: list[tuple[str, str, StudyResult, float]] | None = None,
+) -> str:
     """The index: one table row per study, then each study's findings and the plots it wrote
-    in this run (``rows``: name, result, seconds, PNG file names)."""
+    in this run (``rows``: name, result, seconds, PNG file names); with ``controls`` (rows of
+    name, planted model, result, seconds) first a side-by-side table of the positive controls."""
     table = markdown_table(
         ["study", "headline", "time (s)"],
         [
@@ -74,7 +168,22 @@ def index_report(rows: list[tuple[str, StudyResult, float, list[str]]], model: s
             for name, result, seconds, _ in rows
         ],
     )
-    lines = [f"# lens demo on `{model}`", "", table]
+    lines = [f"# lens demo on `{model}`", ""]
+    if controls:
+        seconds = sum(t for *_, t in controls)
+        lines += [
+            "## Positive controls",
+            "",
+            "The same studies on the organism with each phenomenon planted by hand "
+            "(`lens.organism.planted`; exact truth in its world), scored against that truth, "
+            f"beside the natural organism ({seconds:.0f} s).",
+            "",
+            controls_table(rows, controls),
+            "",
+            "## Natural organism",
+            "",
+        ]
+    lines.append(table)
     lines += ["", "## Findings", ""]
     for name, result, _, pngs in rows:
         lines.append(f"### {result.title}")

@@ -51,3 +51,21 @@ def test_relation_drop_matrix_diagonal_exceeds_off_diagonal(demo_dir):
     drop = np.asarray(data["drop"], dtype=float)[0]  # selection language's facts
     off = drop[~np.eye(len(drop), dtype=bool)]
     assert np.diag(drop).mean() > off.mean(), drop
+
+
+def test_positive_controls_recover_the_planted_truth(demo_dir):
+    index = (demo_dir / "report.md").read_text()
+    assert "## Positive controls" in index and "## Natural organism" in index
+    for name in ("language_neurons", "refusal"):
+        saved = demo_dir / "controls" / "organism-planted" / name / "results.json"
+        rec = json.loads(saved.read_text())["data"]["recovery"]
+        assert rec["recovered"], rec
+    null = demo_dir / "controls" / "organism-planted-null" / "refusal" / "results.json"
+    raw = json.loads(null.read_text())
+    assert raw["data"]["recovery"]["recovered"]
+    transfer = next(f for f in raw["findings"] if "every other language" in f["claim"])
+    assert not transfer["reproduced"]  # the negative control: no transfer planted, none found
+    assert "transfer does not reproduce" in index
+    page = (demo_dir / "report.html").read_text()  # the same table on the HTML index
+    assert "Positive controls" in page and "transfer does not reproduce" in page
+    assert index.count("no planted truth yet") == len(ORDER) - 2

@@ -56,3 +56,4 @@ class LanguageNeuronsData(StudyData):
     stats: dict[str, Any]
     random_stats: dict[str, Any]
     seconds: dict[str, float]
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

@@ -23,6 +23,11 @@ class Result(StudyResult):
     data: LanguageNeuronsData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """What zeroing a language's neurons does to its own loss, in words."""
         st, rs = self.data.stats, self.data.random_stats
         own, other, rand = st["diag_mean"], st["off_mean"], rs["diag_mean"]

@@ -26,6 +26,7 @@ from lens.studies.language_neurons.data import LanguageNeuronsData
 from lens.studies.language_neurons.findings import findings
 from lens.studies.language_neurons.report import Result
 from lens.studies.neuron_sets import random_like
+from lens.studies.recovery import neuron_recovery, planted_truth
 from lens.tokens import Batch
 from lens.tokens import batch as make_batch
 
@@ -249,6 +250,9 @@ def run(model: Any, config: Config) -> Result:
         "random_stats": diagonal_stats(random_mean),
         "seconds": {"selection": t_select, "total": time.perf_counter() - start},
     }
+    truth = planted_truth(model, "language_neurons")
+    if truth is not None:
+        data["recovery"] = neuron_recovery(pairs, truth["neurons"], "language neurons")
     # strict JSON (nan -> None), so a loaded result equals this one
     typed = LanguageNeuronsData.from_dict(jsonable(data))
     return Result(

@@ -82,3 +82,4 @@ class RefusalData(StudyData):
     baseline: dict[str, dict[str, Any]] | None = None
     min_baseline_refusal: float | None = None
     studied: bool = True
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

@@ -23,6 +23,11 @@ class Result(StudyResult):
     data: RefusalData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """What happened, in plain words, with the pivot's caveats first."""
         from lens.studies.refusal.findings import filter_failure
 

@@ -16,9 +16,11 @@ from lens.finders.select_direction import CandidateScore, NoDirectionFound, sele
 from lens.hooks import apply
 from lens.studies._organism_data import model_label
 from lens.studies.base import jsonable
+from lens.studies.recovery import planted_truth
 from lens.studies.refusal.config import Config
 from lens.studies.refusal.data import RefusalData
 from lens.studies.refusal.findings import findings
+from lens.studies.refusal.findings import transfer as transfer_finding
 from lens.studies.refusal.flags import refusal_flags
 from lens.studies.refusal.gate import baseline_refusal, not_studied, shared_fields
 from lens.studies.refusal.report import Result
@@ -296,6 +298,9 @@ def run(model: Any, config: Config) -> Result:
         },
         "orthogonalize": ortho,
     }
+    truth = planted_truth(model, "refusal")
+    if truth is not None:
+        data["recovery"] = _recovery(truth, data, config)
     typed = RefusalData.from_dict(jsonable(data))  # strict JSON, so a loaded result is equal
     return Result(
         config=config.to_dict(),
@@ -329,3 +334,17 @@ def _by_lang(
 def _cosine_matrix(vectors: Tensor) -> Tensor:
     unit = vectors.double() / vectors.double().norm(dim=-1, keepdim=True)
     return unit @ unit.T
+
+
+def _recovery(truth: dict[str, Any], data: dict[str, Any], config: Config) -> dict[str, Any]:
+    """Found directions vs the planted ones, and transfer found exactly when it was planted
+    (``truth["shared"]``: one direction for every language)."""
+    from lens.studies.recovery import direction_recovery
+
+    typed = RefusalData.from_dict(jsonable(data))
+    found = transfer_finding(typed, config).reproduced
+    what = "shared refusal direction" if truth["shared"] else "per-language refusal directions"
+    checks = {
+        ("transfer found" if truth["shared"] else "no transfer found"): (found == truth["shared"])
+    }
+    return direction_recovery(data["directions"], truth["directions"], what, checks=checks)

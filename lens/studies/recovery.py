@@ -1,0 +1,123 @@
+"""Positive controls: a study's findings scored against the truth planted in the model
+(``World.truth`` of ``lens.load_model("organism-planted")``; :mod:`lens.organism.planted`).
+
+Every study that can be scored calls :func:`planted_truth` and, when the model has truth for
+it, stores a ``recovery`` dict in its data (``None`` otherwise); :func:`recovery_line` turns it
+into the headline's "recovered planted X (precision p, recall r)" or "missed planted X".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+MIN_SCORE = 0.9  # precision, recall and cosine at least this count as recovered
+
+
+def planted_truth(model: Any, key: str) -> dict[str, Any] | None:
+    """The planted truth ``key`` of the model's world, or None (not an organism, or nothing
+    planted for ``key``).
+
+    Example:
+        >>> import lens
+        >>> planted_truth(lens.load_model("organism"), "refusal") is None
+        True
+    """
+    from lens.studies._organism_data import organism_world
+
+    world = organism_world(model, required=False)
+    truth = getattr(world, "truth", None) or {}
+    return truth.get(key)
+
+
+def neuron_recovery(
+    found: Mapping[str, Sequence[Sequence[int]]],
+    planted: Mapping[str, Sequence[Sequence[int]]],
+    what: str,
+) -> dict[str, Any]:
+    """Precision and recall of found ``{group: [[layer, neuron], ...]}`` against planted ones,
+    pooled over (group, layer, neuron) triples of the groups both know, and per group.
+
+    Example:
+        >>> r = neuron_recovery({"a": [[0, 1], [0, 2]]}, {"a": [[0, 1]]}, "x neurons")
+        >>> r["precision"], r["recall"]
+        (0.5, 1.0)
+    """
+    groups = [g for g in planted if g in found]
+    per: dict[str, dict[str, float | None]] = {}
+    hits = n_found = n_planted = 0
+    for g in groups:
+        f = {tuple(map(int, x)) for x in found[g]}
+        p = {tuple(map(int, x)) for x in planted[g]}
+        h = len(f & p)
+        per[g] = {
+            "precision": h / len(f) if f else None,
+            "recall": h / len(p) if p else None,
+        }
+        hits, n_found, n_planted = hits + h, n_found + len(f), n_planted + len(p)
+    precision = hits / n_found if n_found else 0.0
+    recall = hits / n_planted if n_planted else 0.0
+    return {
+        "what": what,
+        "kind": "neurons",
+        "precision": precision,
+        "recall": recall,
+        "n_found": n_found,
+        "n_planted": n_planted,
+        "per_group": per,
+        "recovered": precision >= MIN_SCORE and recall >= MIN_SCORE,
+    }
+
+
+def direction_recovery(
+    found: Mapping[str, Sequence[float]],
+    planted: Mapping[str, Sequence[float]],
+    what: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Cosine of each found direction with the planted one of the same group (restricted to
+    the planted model's residual width); recovered when the smallest is at least 0.9.
+
+    Example:
+        >>> r = direction_recovery({"a": [1.0, 1.0]}, {"a": [1.0, 0.0]}, "d")
+        >>> round(r["min_cosine"], 3), r["recovered"]
+        (0.707, False)
+    """
+    cos: dict[str, float] = {}
+    for g, p in planted.items():
+        if g not in found:
+            continue
+        a, b = np.asarray(found[g], dtype=float), np.asarray(p, dtype=float)
+        cos[g] = float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+    low = min(cos.values()) if cos else 0.0
+    return {
+        "what": what,
+        "kind": "direction",
+        "cosine": cos,
+        "min_cosine": low,
+        "recovered": bool(cos) and low >= MIN_SCORE and all(extra.get("checks", {}).values()),
+        **extra,
+    }
+
+
+def recovery_line(recovery: Mapping[str, Any] | None) -> str:
+    """The headline's words for a recovery dict ("" for None).
+
+    Example:
+        >>> recovery_line({"what": "x", "kind": "neurons", "precision": 1.0, "recall": 0.5,
+        ...                "recovered": False})
+        'missed planted x (precision 1.00, recall 0.50)'
+    """
+    if not recovery:
+        return ""
+    word = "recovered" if recovery["recovered"] else "missed"
+    if recovery["kind"] == "neurons":
+        score = f"precision {recovery['precision']:.2f}, recall {recovery['recall']:.2f}"
+    else:
+        score = f"min cosine {recovery['min_cosine']:.2f}"
+        checks = recovery.get("checks", {})
+        if checks:
+            score += ", " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in checks.items())
+    return f"{word} planted {recovery['what']} ({score})"

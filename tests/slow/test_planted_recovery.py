@@ -1,0 +1,54 @@
+"""Positive controls: each study run on the planted organism recovers the planted truth, and
+the negative variant gives "does not reproduce" where nothing was planted."""
+
+from __future__ import annotations
+
+import pytest
+
+import lens
+from lens.studies import language_neurons, refusal
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def planted():
+    return lens.load_model("organism-planted")
+
+
+@pytest.fixture(scope="module")
+def null():
+    return lens.load_model("organism-planted-null")
+
+
+def test_lape_recovers_planted_language_neurons(planted):
+    res = language_neurons.run(planted, language_neurons.quick_config())
+    rec = res.data.recovery
+    assert rec["precision"] >= 0.9 and rec["recall"] >= 0.9, rec
+    assert res.headline().startswith("recovered planted language neurons")
+    assert all(f.reproduced for f in res.findings)
+
+
+def test_lape_on_the_natural_organism_has_no_truth():
+    res = language_neurons.run(lens.load_model("organism"), language_neurons.quick_config())
+    assert res.data.recovery is None and not res.headline().startswith(("recovered", "missed"))
+
+
+def _transfer(res) -> bool:
+    return next(f for f in res.findings if "every other language" in f.claim).reproduced
+
+
+def test_refusal_recovers_the_shared_direction(planted):
+    res = refusal.run(planted, refusal.quick_config())
+    rec = res.data.recovery
+    assert rec["min_cosine"] >= 0.9 and rec["recovered"], rec
+    assert _transfer(res)
+    assert res.headline().startswith("recovered planted shared refusal direction")
+
+
+def test_refusal_finds_no_transfer_where_none_was_planted(null):
+    res = refusal.run(null, refusal.quick_config())
+    rec = res.data.recovery
+    assert rec["min_cosine"] >= 0.9 and rec["recovered"], rec
+    assert not _transfer(res)  # "does not reproduce": the study is not biased toward yes
+    assert not next(f for f in res.findings if "similar" in f.claim).reproduced
