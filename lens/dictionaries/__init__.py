@@ -16,6 +16,8 @@ from interventions.dictionary_edits import FeatureAblation, FeatureSteering, Spl
 from lens.dictionaries.build import binding, random_sae
 from lens.dictionaries.encode import TokenActivations, encode
 from lens.dictionaries.formats import load, save, save_saelens, sparsify_site
+from lens.dictionaries.training import Trainer
+from lens.dictionaries.training_run import train
 
 __all__ = [
     "SAE",
@@ -23,6 +25,7 @@ __all__ = [
     "FeatureSteering",
     "SpliceSAE",
     "TokenActivations",
+    "Trainer",
     "Transcoder",
     "binding",
     "encode",
@@ -31,4 +34,5 @@ __all__ = [
     "save",
     "save_saelens",
     "sparsify_site",
+    "train",
 ]
