@@ -15,12 +15,14 @@ from interventions.dictionary import SAE, Transcoder
 from interventions.dictionary_edits import FeatureAblation, FeatureSteering, SpliceSAE
 from lens.dictionaries.build import binding, random_sae
 from lens.dictionaries.encode import TokenActivations, encode
+from lens.dictionaries.evaluation import Evaluation, evaluate
 from lens.dictionaries.formats import load, save, save_saelens, sparsify_site
 from lens.dictionaries.training import Trainer
 from lens.dictionaries.training_run import train
 
 __all__ = [
     "SAE",
+    "Evaluation",
     "FeatureAblation",
     "FeatureSteering",
     "SpliceSAE",
@@ -29,6 +31,7 @@ __all__ = [
     "Transcoder",
     "binding",
     "encode",
+    "evaluate",
     "load",
     "random_sae",
     "save",
