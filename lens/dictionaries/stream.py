@@ -30,7 +30,7 @@ def doc_rows(model: Any, doc: Any, max_length: int) -> list[list[int]]:
         tok = model.tokenizer
         if tok is None:
             raise ValueError("this model has no tokenizer: give token-id lists, not texts")
-        ids = list(tok(doc, add_special_tokens=False)["input_ids"])
+        ids = list(tok.encode(doc, add_special_tokens=False))
         bos = getattr(tok, "bos_token_id", None)
         lead = [bos] if bos is not None and default_prepend_bos(model) else []
     else:
