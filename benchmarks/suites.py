@@ -61,6 +61,12 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
     "circuits": ("benchmarks.circuits", None, "edge EAP vs TL attribution_patch; EAP-IG cost"),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
+    "dictionaries": (
+        "benchmarks.dictionaries",
+        None,
+        "SpliceSAE overhead; SAE training tokens/s (reading vs updating; vs eai-sparsify's "
+        "update when installed); memory at 1x/8x corpus",
+    ),
     "tuned_lens": (
         "benchmarks.tuned_lens",
         None,
