@@ -132,7 +132,7 @@ def update_rows(d: int, n_latents: int, steps: int) -> list[dict[str, Any]]:
     cases["lens Trainer.step"] = lens_step
     note = "sparsify not installed"
     try:
-        from sparsify import SparseCoder, SparseCoderConfig  # type: ignore[import-not-found]
+        from sparsify import SparseCoder, SparseCoderConfig
 
         coder = SparseCoder(d, SparseCoderConfig(num_latents=n_latents, k=32))
         opt = torch.optim.Adam(coder.parameters(), lr=1e-3)
