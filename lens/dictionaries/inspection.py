@@ -115,54 +115,76 @@ def feature_card(
         >>> card.n_tokens, len(card.contexts) <= 1
         (7, True)
     """
-    if not 0 <= feature < sae.d_sae:
-        raise ValueError(f"feature {feature} does not exist; latents are 0..{sae.d_sae - 1}")
-    heap: list[tuple[float, int, Context]] = []
-    values: list[Tensor] = []
+    return feature_cards(
+        model, sae, [feature], prompts, top=top, window=window, batch_size=batch_size
+    )[0]
+
+
+def feature_cards(
+    model: Any,
+    sae: SAE,
+    features: list[int],
+    prompts: Iterable[Any],
+    *,
+    top: int = 8,
+    window: int = 12,
+    batch_size: int = 8,
+) -> list[FeatureCard]:
+    """:func:`feature_card` for several features from one pass over ``prompts``."""
+    for feature in features:
+        if not 0 <= feature < sae.d_sae:
+            raise ValueError(f"feature {feature} does not exist; latents are 0..{sae.d_sae - 1}")
+    heaps: list[list[tuple[float, int, Context]]] = [[] for _ in features]
+    values: list[list[Tensor]] = [[] for _ in features]
     n = 0
     for item in encode(model, sae, prompts, batch_size=batch_size):
-        a = item.acts[:, feature]
-        n += a.numel()
-        values.append(a[a > 0])
-        peak = int(a.argmax())
-        best = float(a[peak])
-        if best <= 0 or (len(heap) == top and best <= heap[0][0]):
-            continue
-        lo, hi = max(0, peak - window), min(a.numel(), peak + 4)
-        ctx = Context(
-            item.index,
-            [_token_str(model, int(t)) for t in item.tokens[lo:hi]],
-            [round(float(v), 5) for v in a[lo:hi]],
-            peak - lo,
-            best,
+        n += item.acts.shape[0]
+        words: list[str] | None = None
+        for slot, feature in enumerate(features):
+            a = item.acts[:, feature]
+            values[slot].append(a[a > 0])
+            peak = int(a.argmax())
+            best = float(a[peak])
+            heap = heaps[slot]
+            if best <= 0 or (len(heap) == top and best <= heap[0][0]):
+                continue
+            if words is None:
+                words = [_token_str(model, int(t)) for t in item.tokens]
+            lo, hi = max(0, peak - window), min(a.numel(), peak + 4)
+            ctx = Context(
+                item.index, words[lo:hi], [round(float(v), 5) for v in a[lo:hi]], peak - lo, best
+            )
+            entry = (best, -item.index, ctx)
+            if len(heap) < top:
+                heapq.heappush(heap, entry)
+            else:
+                heapq.heapreplace(heap, entry)
+    cards = []
+    for slot, feature in enumerate(features):
+        fired = torch.cat(values[slot]) if values[slot] else torch.zeros(0)
+        hi_edge = float(fired.max()) if fired.numel() else 1.0
+        edges = torch.linspace(0.0, hi_edge, HIST_BINS + 1)
+        hist = (
+            torch.histc(fired, bins=HIST_BINS, min=0.0, max=hi_edge)
+            if fired.numel()
+            else torch.zeros(HIST_BINS)
         )
-        entry = (best, -item.index, ctx)
-        if len(heap) < top:
-            heapq.heappush(heap, entry)
-        else:
-            heapq.heapreplace(heap, entry)
-    fired = torch.cat(values) if values else torch.zeros(0)
-    hi_edge = float(fired.max()) if fired.numel() else 1.0
-    edges = torch.linspace(0.0, hi_edge, HIST_BINS + 1)
-    hist = (
-        torch.histc(fired, bins=HIST_BINS, min=0.0, max=hi_edge)
-        if fired.numel()
-        else (torch.zeros(HIST_BINS))
-    )
-    up, down = (
-        logit_effects(model, sae, feature) if sae.d_in == int(model.cfg.d_model) else ([], [])
-    )
-    return FeatureCard(
-        feature,
-        sae.in_hook,
-        [c for _, _, c in sorted(heap, reverse=True)],
-        [int(v) for v in hist.tolist()],
-        [round(float(e), 6) for e in edges],
-        fired.numel() / max(n, 1),
-        n,
-        up,
-        down,
-    )
+        writes_stream = sae.d_in == int(model.cfg.d_model)
+        up, down = logit_effects(model, sae, feature) if writes_stream else ([], [])
+        cards.append(
+            FeatureCard(
+                feature,
+                sae.in_hook,
+                [c for _, _, c in sorted(heaps[slot], reverse=True)],
+                [int(v) for v in hist.tolist()],
+                [round(float(e), 6) for e in edges],
+                fired.numel() / max(n, 1),
+                n,
+                up,
+                down,
+            )
+        )
+    return cards
 
 
 def plot_card(card: FeatureCard, path: str | Path) -> Path:

@@ -29,14 +29,14 @@ ARGS = {
     "n_latents": 4608,
     "k": 32,
     "batch_size": 1024,
-    "buffer_tokens": 32768,
+    "buffer_tokens": 16384,
     "max_length": 128,
     "rows_per_forward": 16,
-    "steps": 1200,
-    "dead_after_tokens": 400_000,
+    "steps": 250,  # a reduced budget (a 2-core machine shared with other jobs)
+    "dead_after_tokens": 100_000,
     "seed": 0,
 }
-EVAL_DOCS = 240
+EVAL_DOCS = 120
 
 
 def corpus(split: str):
@@ -49,30 +49,60 @@ def train() -> None:
     WORK.mkdir(exist_ok=True)
     start = time.time()
     sae = lens.dictionaries.train(
-        model, corpus("train"), **ARGS, checkpoint=WORK / "ckpt", checkpoint_every=25, progress=True
+        model, corpus("train"), **ARGS, checkpoint=WORK / "ckpt", checkpoint_every=10, progress=True
     )
     sae.meta["training"]["wall_seconds_this_run"] = round(time.time() - start, 1)
     lens.dictionaries.save(sae, WORK / "sae")
     print("saved", WORK / "sae")
 
 
+def _trained(model):
+    """The finished SAE, or (when training was stopped for time) the last checkpoint's
+    state, folded the same way; its record says how many steps it had."""
+    if (WORK / "sae").is_dir():
+        return lens.dictionaries.load(WORK / "sae")
+    from lens.dictionaries.training import Trainer
+    from lens.dictionaries.training_run import CHECKPOINT_FORMAT
+    from lens.stats.checkpoint import load_tensors
+
+    tensors, meta = load_tensors(WORK / "ckpt", CHECKPOINT_FORMAT)
+    init = lens.dictionaries.random_sae(
+        model, site=ARGS["site"], layer=ARGS["layer"], n_latents=ARGS["n_latents"], k=ARGS["k"]
+    )
+    trainer = Trainer(init)
+    trainer.restore(tensors)
+    scales = tensors["scales"]
+    rec = {
+        **ARGS,
+        "steps": meta["steps_done"],
+        "planned_steps": ARGS["steps"],
+        "tokens": meta["steps_done"] * ARGS["batch_size"],
+        "stopped_early": True,
+        "seconds_reading": meta["seconds"][0],
+        "seconds_updating": meta["seconds"][1],
+        "log": meta["log"],
+        "last": meta["log"][-1] if meta["log"] else {},
+    }
+    return trainer.result(float(scales[0]), float(scales[1]), {"training": rec})
+
+
 def report() -> None:
-    from lens.dictionaries.inspection import feature_card, find_features, plot_card
+    from lens.dictionaries.inspection import feature_cards, find_features, plot_card
 
     torch.set_num_threads(2)
     model = lens.load_model("smollm2-135m-instruct")
-    sae = lens.dictionaries.load(WORK / "sae")
+    sae = _trained(model)
     held = [t for t in itertools.islice(corpus("heldout"), EVAL_DOCS)]
     ev = lens.dictionaries.evaluate(model, sae, held, batch_size=8, progress=True)
     (HERE / "evaluation.json").write_text(json.dumps(ev.to_json(), indent=2) + "\n")
     (HERE / "evaluation.md").write_text(ev.table() + "\n")
-    found = find_features(model, sae, batch_size=8)
+    found = find_features(model, sae, batch_size=8, code_docs=40)
     (HERE / "phenomena.json").write_text(json.dumps(found, indent=2) + "\n")
     cards = HERE / "cards"
     cards.mkdir(exist_ok=True)
     chosen = [f["feature"] for f in found["best"]][:8]
-    for f in chosen:
-        card = feature_card(model, sae, f, held, top=6)
+    for card in feature_cards(model, sae, chosen, held, top=6):
+        f = card.feature
         plot_card(card, cards / f"feature_{f}.png")
         (cards / f"feature_{f}.json").write_text(json.dumps(card.to_json(), indent=2) + "\n")
     rec = {k: v for k, v in sae.meta["training"].items() if k != "log"}
