@@ -270,11 +270,14 @@ def _doc_max(model: Any, sae: SAE, texts: list[str], batch_size: int) -> Tensor:
     )
 
 
-def find_features(model: Any, sae: SAE, *, batch_size: int = 8, code_docs: int = 120) -> dict:
+def find_features(
+    model: Any, sae: SAE, *, batch_size: int = 8, code_docs: int = 120, max_chars: int = 1000
+) -> dict:
     """The latents that best separate known properties of documents (max activation per
     document, AUROC): each language of lens's built-in texts against the others, Python code
     against English prose (held-out stdlib code vs docstrings/comments), and harmful against
-    harmless requests (all languages). Reports the best latent per property."""
+    harmless requests (all languages; code and prose documents cut to ``max_chars``).
+    Reports the best latent per property."""
     from lens.data.builtin import load_builtin  # noqa: PLC0415
     from lens.data.corpus import documents  # noqa: PLC0415
 
@@ -296,8 +299,8 @@ def find_features(model: Any, sae: SAE, *, batch_size: int = 8, code_docs: int =
             }
         )
     held = list(itertools.islice(documents(split="heldout", sources=["stdlib"]), 4 * code_docs))
-    code = [d.text for d in held if d.kind == "code"][:code_docs]
-    prose = [d.text for d in held if d.kind != "code"][:code_docs]
+    code = [d.text[:max_chars] for d in held if d.kind == "code"][:code_docs]
+    prose = [d.text[:max_chars] for d in held if d.kind != "code"][:code_docs]
     ca, pa = _doc_max(model, sae, code, batch_size), _doc_max(model, sae, prose, batch_size)
     score = auroc(ca, pa)
     f = int(score.argmax())

@@ -70,8 +70,12 @@ class Trainer:
         self.sae = sae
         self.k = sae.k
         self.subtract = sae.apply_b_dec_to_input
+        # the encoder is held as [d_sae, d_in] (one row per latent, as F.linear wants it)
         self.params = {
-            name: torch.nn.Parameter(getattr(sae, name).detach().clone().float()) for name in PARAMS
+            name: torch.nn.Parameter(
+                (sae.W_enc.T if name == "W_enc" else getattr(sae, name)).detach().float().clone()
+            )
+            for name in PARAMS
         }
         self.lr = default_lr(sae.d_sae) if lr is None else float(lr)
         self.opt = torch.optim.Adam(list(self.params.values()), lr=self.lr, eps=6.25e-10)
@@ -86,12 +90,16 @@ class Trainer:
         w = self.params["W_dec"]
         w.div_(w.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
-    def _encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
+    def _pre(self, x: Tensor) -> Tensor:
+        """Pre-activations of every latent (one dense matmul; its backward is the other)."""
         p = self.params
         inp = x - p["b_dec"] if self.subtract else x
-        pre = torch.relu(inp @ p["W_enc"] + p["b_enc"])
-        top = pre.topk(self.k, dim=-1)
-        return pre, torch.zeros_like(pre).scatter(-1, top.indices, top.values)
+        return torch.nn.functional.linear(inp, p["W_enc"], p["b_enc"])
+
+    def _decode(self, idx: Tensor, vals: Tensor) -> Tensor:
+        return torch.nn.functional.embedding_bag(
+            idx, self.params["W_dec"], per_sample_weights=vals, mode="sum"
+        )
 
     def step(self, x: Tensor, y: Tensor | None = None) -> dict[str, float]:
         """One Adam step on the batch ``x`` (reconstruct ``y``, default ``x``); returns the
@@ -103,8 +111,10 @@ class Trainer:
         p = self.params
         dead = self.since_fired > self.dead_after
         with torch.enable_grad():
-            pre, feats = self._encode(mine_x)
-            recon = feats @ p["W_dec"] + p["b_dec"]
+            pre = self._pre(mine_x)
+            idx = pre.detach().topk(self.k, dim=-1, sorted=False).indices
+            vals = torch.relu(pre.gather(-1, idx))
+            recon = self._decode(idx, vals) + p["b_dec"]
             err = mine_y - recon
             fvu = err.pow(2).sum() / total_var
             aux = torch.zeros(())
@@ -112,15 +122,18 @@ class Trainer:
             if n_dead and self.aux_coeff > 0 and mine_x.shape[0] > 0:
                 k_aux = min(x.shape[-1] // 2, n_dead)
                 scale = min(n_dead / (x.shape[-1] // 2), 1.0)
-                masked = torch.where(dead, pre, torch.full_like(pre, -math.inf))
-                top = masked.topk(k_aux, dim=-1)
-                aux_feats = torch.zeros_like(pre).scatter(-1, top.indices, top.values)
-                e_hat = aux_feats @ p["W_dec"]
+                masked = torch.where(dead, pre.detach(), torch.full_like(pre, -math.inf))
+                aux_idx = masked.topk(k_aux, dim=-1, sorted=False).indices
+                e_hat = self._decode(aux_idx, torch.relu(pre.gather(-1, aux_idx)))
                 aux = scale * (e_hat - err.detach()).pow(2).sum() / total_var
             loss = fvu + self.aux_coeff * aux
             grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
-        fired = (feats > 0).sum(0).long()
-        stats = torch.stack([fvu.detach(), aux.detach(), (feats > 0).sum().float()])
+        on = vals.detach() > 0
+        fired = torch.zeros(self.sae.d_sae, dtype=torch.long).index_add_(
+            0, idx[on], torch.ones(int(on.sum()), dtype=torch.long)
+        )
+        feats_active = on.sum().float()
+        stats = torch.stack([fvu.detach(), aux.detach(), feats_active])
         flat = torch.cat(
             [
                 g.flatten() if g is not None else torch.zeros(v.numel())
@@ -180,7 +193,7 @@ class Trainer:
         """The trained dictionary, reading raw activations: inputs were multiplied by
         ``scale_in`` and targets by ``scale_out`` during training; both are folded in."""
         p = {k: v.detach().clone() for k, v in self.params.items()}
-        w_enc = p["W_enc"] * (scale_in / scale_out)
+        w_enc = (p["W_enc"].T * (scale_in / scale_out)).contiguous()
         b_enc, b_dec = p["b_enc"] / scale_out, p["b_dec"] / scale_out
         sae = self.sae
         common: dict[str, Any] = {

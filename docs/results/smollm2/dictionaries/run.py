@@ -36,7 +36,8 @@ ARGS = {
     "dead_after_tokens": 100_000,
     "seed": 0,
 }
-EVAL_DOCS = 120
+EVAL_DOCS = 64
+EVAL_CHARS = 600  # each held-out document cut to its first 600 characters
 
 
 def corpus(split: str):
@@ -92,11 +93,11 @@ def report() -> None:
     torch.set_num_threads(2)
     model = lens.load_model("smollm2-135m-instruct")
     sae = _trained(model)
-    held = [t for t in itertools.islice(corpus("heldout"), EVAL_DOCS)]
+    held = [t[:EVAL_CHARS] for t in itertools.islice(corpus("heldout"), EVAL_DOCS)]
     ev = lens.dictionaries.evaluate(model, sae, held, batch_size=8, progress=True)
     (HERE / "evaluation.json").write_text(json.dumps(ev.to_json(), indent=2) + "\n")
     (HERE / "evaluation.md").write_text(ev.table() + "\n")
-    found = find_features(model, sae, batch_size=8, code_docs=40)
+    found = find_features(model, sae, batch_size=8, code_docs=30)
     (HERE / "phenomena.json").write_text(json.dumps(found, indent=2) + "\n")
     cards = HERE / "cards"
     cards.mkdir(exist_ok=True)
