@@ -265,8 +265,13 @@ def auroc(pos: Tensor, neg: Tensor) -> Tensor:
 
 
 def _doc_max(model: Any, sae: SAE, texts: list[str], batch_size: int) -> Tensor:
+    """Max activation per document over its first row of tokens (within the context)."""
+    from lens.dictionaries.stream import doc_rows  # noqa: PLC0415
+
+    width = min(int(getattr(model.cfg, "n_ctx", 256) or 256), 256)
+    rows = [doc_rows(model, t, width)[0] for t in texts]
     return torch.stack(
-        [a.acts.max(0).values for a in encode(model, sae, texts, batch_size=batch_size)]
+        [a.acts.max(0).values for a in encode(model, sae, rows, batch_size=batch_size)]
     )
 
 

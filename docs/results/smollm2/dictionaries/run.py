@@ -36,8 +36,8 @@ ARGS = {
     "dead_after_tokens": 100_000,
     "seed": 0,
 }
-EVAL_DOCS = 64
-EVAL_CHARS = 600  # each held-out document cut to its first 600 characters
+EVAL_DOCS = 16
+EVAL_CHARS = 400  # each held-out document cut to its first 400 characters
 
 
 def corpus(split: str):
@@ -97,7 +97,23 @@ def report() -> None:
     ev = lens.dictionaries.evaluate(model, sae, held, batch_size=8, progress=True)
     (HERE / "evaluation.json").write_text(json.dumps(ev.to_json(), indent=2) + "\n")
     (HERE / "evaluation.md").write_text(ev.table() + "\n")
-    found = find_features(model, sae, batch_size=8, code_docs=30)
+    found = find_features(model, sae, batch_size=8, code_docs=8)
+    # the same search over an untrained dictionary of the same width: the best of 4,608
+    # latents separates small sets by chance too, so this is the bar to clear
+    baseline = find_features(
+        model,
+        lens.dictionaries.random_sae(
+            model,
+            site=ARGS["site"],
+            layer=ARGS["layer"],
+            n_latents=ARGS["n_latents"],
+            k=ARGS["k"],
+            seed=1,
+        ),
+        batch_size=8,
+        code_docs=8,
+    )
+    found["untrained_baseline"] = baseline["best"]
     (HERE / "phenomena.json").write_text(json.dumps(found, indent=2) + "\n")
     cards = HERE / "cards"
     cards.mkdir(exist_ok=True)
