@@ -71,6 +71,10 @@ def _trained(model):
         model, site=ARGS["site"], layer=ARGS["layer"], n_latents=ARGS["n_latents"], k=ARGS["k"]
     )
     trainer = Trainer(init)
+    if tensors["param.W_enc"].shape[0] == init.d_in:  # written before the encoder was stored
+        tensors["param.W_enc"] = tensors["param.W_enc"].T.contiguous()  # [d_sae, d_in]
+        for key in ("exp_avg", "exp_avg_sq"):
+            tensors[f"adam.W_enc.{key}"] = tensors[f"adam.W_enc.{key}"].T.contiguous()
     trainer.restore(tensors)
     scales = tensors["scales"]
     rec = {
