@@ -131,6 +131,7 @@ def recovery(sae: SAE, truth: SyntheticFeatures, *, n: int = 4096, seed: int = 1
 
     Example:
         >>> truth = SyntheticFeatures.make(n_features=4, d=8, avg_active=1.0, seed=0)
+        >>> truth.directions = torch.linalg.qr(truth.directions.T)[0].T  # orthonormal
         >>> w = truth.directions
         >>> perfect = SAE(w.T.clone(), torch.zeros(4), w.clone(), torch.zeros(8),
         ...               site="resid_post", layer=0, activation="relu")
