@@ -84,7 +84,7 @@ def test_exact_dictionary_scores_perfect(model):
 
 def test_synthetic_ground_truth_is_recovered():
     truth = SyntheticFeatures.make(n_features=32, d=32, avg_active=3.0, seed=5)
-    sae = fit(truth, n_latents=64, k=4, steps=300, batch_size=512, lr=1e-2)
+    sae = fit(truth, n_latents=64, k=4, steps=200, batch_size=256, lr=1e-2)
     got = recovery(sae, truth)
     untrained = recovery(fit(truth, n_latents=64, k=4, steps=1), truth)
     assert got.mcc >= 0.9 and got.mean_max_cosine >= 0.95
