@@ -66,6 +66,12 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         None,
         "size and headless-Chromium load time of a SmolLM2-sized interactive report",
     ),
+    "dictionaries": (
+        "benchmarks.dictionaries",
+        None,
+        "SpliceSAE overhead; SAE training tokens/s (reading vs updating; vs eai-sparsify's "
+        "update when installed); memory at 1x/8x corpus",
+    ),
     "tuned_lens": (
         "benchmarks.tuned_lens",
         None,

@@ -6,6 +6,8 @@ context, position masks, the type registry) stay importable from :mod:`intervent
 """
 
 from interventions.base import HookFn, Intervention, Positions, from_dict
+from interventions.dictionary import SAE, Transcoder
+from interventions.dictionary_edits import FeatureAblation, FeatureSteering, SpliceSAE
 from interventions.directions import ActivationAddition, DirectionAblation, project_out
 from interventions.edges import EdgePatch
 from interventions.heads import ActivationPatch, HeadAblation
@@ -18,6 +20,8 @@ __all__ = [
     "ActivationPatch",
     "DirectionAblation",
     "EdgePatch",
+    "FeatureAblation",
+    "FeatureSteering",
     "HeadAblation",
     "HookFn",
     "Intervention",
@@ -25,6 +29,9 @@ __all__ = [
     "NeuronDeactivation",
     "Orthogonalization",
     "Positions",
+    "SAE",
+    "SpliceSAE",
+    "Transcoder",
     "from_dict",
     "neurons_by_layer",
     "orthogonalize",

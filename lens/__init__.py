@@ -48,6 +48,7 @@ _SUBMODULES = (
     "attribution",
     "circuits",
     "data",
+    "dictionaries",
     "finders",
     "generate",
     "models",
@@ -71,6 +72,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs; never executed
     from lens import (  # noqa: F401
         attribution,
         data,
+        dictionaries,
         finders,
         generate,
         models,

@@ -25,6 +25,7 @@ COMMANDS = [
     "lens.cli.tuned_lens",
     "lens.cli.patch",
     "lens.cli.view",
+    "lens.cli.sae",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

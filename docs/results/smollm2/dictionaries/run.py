@@ -1,0 +1,137 @@
+"""The SmolLM2 dictionaries study: a TopK SAE on a middle residual layer of
+SmolLM2-135M-Instruct, trained on the offline corpus (lens.data.corpus), evaluated on its
+held-out split, with feature cards and a search for language / code / refusal features.
+
+    PYTHONPATH=. nice python docs/results/smollm2/dictionaries/run.py train   # resumable
+    PYTHONPATH=. nice python docs/results/smollm2/dictionaries/run.py report
+
+Arguments are fixed here so the committed results say exactly how they were made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import lens
+from lens.data.corpus import documents
+
+HERE = Path(__file__).resolve().parent
+WORK = Path("/tmp/lens-sae-study")  # checkpoint (not committed)
+ARGS = {
+    "site": "resid_post",
+    "layer": 15,  # of 30
+    "n_latents": 4608,
+    "k": 32,
+    "batch_size": 1024,
+    "buffer_tokens": 16384,
+    "max_length": 128,
+    "rows_per_forward": 16,
+    "steps": 250,  # a reduced budget (a 2-core machine shared with other jobs)
+    "dead_after_tokens": 100_000,
+    "seed": 0,
+}
+EVAL_DOCS = 16
+EVAL_CHARS = 400  # each held-out document cut to its first 400 characters
+
+
+def corpus(split: str):
+    return (d.text for d in documents(split=split))
+
+
+def train() -> None:
+    torch.set_num_threads(2)
+    model = lens.load_model("smollm2-135m-instruct")
+    WORK.mkdir(exist_ok=True)
+    start = time.time()
+    sae = lens.dictionaries.train(
+        model, corpus("train"), **ARGS, checkpoint=WORK / "ckpt", checkpoint_every=10, progress=True
+    )
+    sae.meta["training"]["wall_seconds_this_run"] = round(time.time() - start, 1)
+    lens.dictionaries.save(sae, WORK / "sae")
+    print("saved", WORK / "sae")
+
+
+def _trained(model):
+    """The finished SAE, or (when training was stopped for time) the last checkpoint's
+    state, folded the same way; its record says how many steps it had."""
+    if (WORK / "sae").is_dir():
+        return lens.dictionaries.load(WORK / "sae")
+    from lens.dictionaries.training import Trainer
+    from lens.dictionaries.training_run import CHECKPOINT_FORMAT
+    from lens.stats.checkpoint import load_tensors
+
+    tensors, meta = load_tensors(WORK / "ckpt", CHECKPOINT_FORMAT)
+    init = lens.dictionaries.random_sae(
+        model, site=ARGS["site"], layer=ARGS["layer"], n_latents=ARGS["n_latents"], k=ARGS["k"]
+    )
+    trainer = Trainer(init)
+    if tensors["param.W_enc"].shape[0] == init.d_in:  # written before the encoder was stored
+        tensors["param.W_enc"] = tensors["param.W_enc"].T.contiguous()  # [d_sae, d_in]
+        for key in ("exp_avg", "exp_avg_sq"):
+            tensors[f"adam.W_enc.{key}"] = tensors[f"adam.W_enc.{key}"].T.contiguous()
+    trainer.restore(tensors)
+    scales = tensors["scales"]
+    rec = {
+        **ARGS,
+        "steps": meta["steps_done"],
+        "planned_steps": ARGS["steps"],
+        "tokens": meta["steps_done"] * ARGS["batch_size"],
+        "stopped_early": True,
+        "seconds_reading": meta["seconds"][0],
+        "seconds_updating": meta["seconds"][1],
+        "log": meta["log"],
+        "last": meta["log"][-1] if meta["log"] else {},
+    }
+    return trainer.result(float(scales[0]), float(scales[1]), {"training": rec})
+
+
+def report() -> None:
+    from lens.dictionaries.inspection import feature_cards, find_features, plot_card
+
+    torch.set_num_threads(2)
+    model = lens.load_model("smollm2-135m-instruct")
+    sae = _trained(model)
+    held = [t[:EVAL_CHARS] for t in itertools.islice(corpus("heldout"), EVAL_DOCS)]
+    ev = lens.dictionaries.evaluate(model, sae, held, batch_size=8, progress=True)
+    (HERE / "evaluation.json").write_text(json.dumps(ev.to_json(), indent=2) + "\n")
+    (HERE / "evaluation.md").write_text(ev.table() + "\n")
+    found = find_features(model, sae, batch_size=8, code_docs=8)
+    # the same search over an untrained dictionary of the same width: the best of 4,608
+    # latents separates small sets by chance too, so this is the bar to clear
+    baseline = find_features(
+        model,
+        lens.dictionaries.random_sae(
+            model,
+            site=ARGS["site"],
+            layer=ARGS["layer"],
+            n_latents=ARGS["n_latents"],
+            k=ARGS["k"],
+            seed=1,
+        ),
+        batch_size=8,
+        code_docs=8,
+    )
+    found["untrained_baseline"] = baseline["best"]
+    (HERE / "phenomena.json").write_text(json.dumps(found, indent=2) + "\n")
+    cards = HERE / "cards"
+    cards.mkdir(exist_ok=True)
+    chosen = [f["feature"] for f in found["best"]][:8]
+    for card in feature_cards(model, sae, chosen, held, top=6):
+        f = card.feature
+        plot_card(card, cards / f"feature_{f}.png")
+        (cards / f"feature_{f}.json").write_text(json.dumps(card.to_json(), indent=2) + "\n")
+    rec = {k: v for k, v in sae.meta["training"].items() if k != "log"}
+    (HERE / "training.json").write_text(
+        json.dumps({**rec, "log": sae.meta["training"]["log"]}, indent=2) + "\n"
+    )
+    print(ev.table())
+
+
+if __name__ == "__main__":
+    {"train": train, "report": report}[sys.argv[1]]()
