@@ -15,12 +15,14 @@ Native ``boot_native`` bridges (no Hugging Face model) have no KV cache at all.
 
 from __future__ import annotations
 
+import copy
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from interventions import bridge
 
@@ -114,3 +116,30 @@ def _cached_vs_full(model: Any) -> float:
     cached = torch.cat([logits[:, -1:], step1[:, -1:], step2[:, -1:]], dim=1).float()
     want = full[:, 4:7].float()
     return float((cached - want).abs().max() / want.abs().max().clamp_min(1e-6))
+
+
+@torch.no_grad()
+def prefix_cache(model: Any, tokens: Tensor, attention_mask: Tensor) -> Any:
+    """The KV cache of one forward over ``tokens`` (a shared prefix), for later forwards
+    that continue from it (see :func:`repeat_cache`). Hooks installed now fire on it. Only
+    for models whose :func:`cache_problem` is None."""
+    with cache_routing(model):
+        _, cache = bridge.forward_with_cache(model, tokens, attention_mask, None)
+    return cache
+
+
+def repeat_cache(cache: Any, repeats: int) -> Any:
+    """A copy of a one-row (or n-row) cache with each row repeated ``repeats`` times.
+
+    Example:
+        >>> import torch
+        >>> from transformers import DynamicCache
+        >>> cache = DynamicCache()
+        >>> _ = cache.update(torch.zeros(1, 2, 3, 4), torch.zeros(1, 2, 3, 4), 0)
+        >>> tuple(repeat_cache(cache, 5).layers[0].keys.shape), cache.layers[0].keys.shape[0]
+        ((5, 2, 3, 4), 1)
+    """
+    out = copy.deepcopy(cache)
+    if repeats != 1:
+        out.batch_repeat_interleave(repeats)
+    return out
