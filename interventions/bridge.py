@@ -27,6 +27,7 @@ imports neither). Add new accessors here, one small function each.
 
 from __future__ import annotations
 
+import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -386,12 +387,15 @@ def attention_bridges(model: Any) -> list[Module]:
 
 
 def forward_with_cache(
-    model: Any, tokens: Tensor, attention_mask: Tensor, cache: Any
+    model: Any, tokens: Tensor, attention_mask: Tensor | None, cache: Any
 ) -> tuple[Tensor, Any]:
     """One bridge forward that extends a Hugging Face KV cache: ``(logits, cache)``.
-    ``cache`` None starts one; ``attention_mask`` spans the cached columns and ``tokens``."""
+    ``cache`` None starts one; ``attention_mask`` spans the cached columns and ``tokens``
+    (None: no padding)."""
     kw: dict[str, Any] = {"attention_mask": attention_mask, "return_type": "logits_and_cache"}
     if cache is not None:
         kw["past_key_values"] = cache
-    logits, cache = model(tokens, **kw)
+    with warnings.catch_warnings():  # transformers 5 prefers cache=, which the bridge ignores
+        warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+        logits, cache = model(tokens, **kw)
     return logits, cache

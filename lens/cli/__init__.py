@@ -24,6 +24,8 @@ COMMANDS = [
     "lens.cli.data",
     "lens.cli.tuned_lens",
     "lens.cli.patch",
+    "lens.cli.generate",
+    "lens.cli.patchscope",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

@@ -81,10 +81,5 @@ def forward_from(model: Any, tokens: Tensor, mask: Tensor | None, cache: Any, st
     """Logits of a forward over the columns from ``start`` on, the earlier ones read from
     ``cache`` (``mask`` spans all columns; None: an unpadded batch)."""
     with cache_routing(model):
-        if mask is None:
-            logits, _ = model(
-                tokens[:, start:], past_key_values=cache, return_type="logits_and_cache"
-            )
-            return logits
         logits, _ = bridge.forward_with_cache(model, tokens[:, start:], mask, cache)
     return logits
