@@ -61,6 +61,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
     "circuits": ("benchmarks.circuits", None, "edge EAP vs TL attribution_patch; EAP-IG cost"),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
+    "generate": (
+        "benchmarks.generate",
+        None,
+        "KV-cached generation vs the uncached loop and transformers; patchscope; prefix reuse",
+    ),
     "tuned_lens": (
         "benchmarks.tuned_lens",
         None,
