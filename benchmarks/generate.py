@@ -2,7 +2,8 @@
 
 Per model (the organism and SmolLM2-135M-Instruct; ``--quick``: a random 2-layer Hugging Face
 llama, built here), one batch of 8 left-padded prompts (token ids, 6-13 tokens), 128 new
-tokens, greedy, EOS ignored (2 prompts and 16 tokens with ``--quick``):
+tokens (fewer where the context ends first: the organism's is 64), greedy, EOS ignored (2
+prompts and 16 tokens with ``--quick``):
 
     transformers generate         the same weights as a plain transformers model: the baseline
     lens cached                   lens.generate.generate_tokens (KV cache through the bridge)
@@ -93,6 +94,7 @@ def generation_rows(label: str, model: Any, hf: Any, quick: bool) -> list[dict[s
 
     batch, new = (QUICK_BATCH, QUICK_NEW) if quick else (BATCH, NEW)
     b = prompts(model, batch)
+    new = min(new, int(model.cfg.n_ctx) - b.tokens.shape[1])  # the organism's context is 64
     vec = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1))
     steer = ActivationAddition(vec, layer=model.cfg.n_layers // 2, positions="all")
     kw = dict(max_new_tokens=new, stop_at_eos=False)
@@ -121,7 +123,7 @@ def generation_rows(label: str, model: Any, hf: Any, quick: bool) -> list[dict[s
     seconds = {r["case"]: r["seconds_median"] for r in rows}
     targets = {"lens cached": "<= 1.3x"}
     for row in rows:
-        row.update(model=label, target=targets.get(row["case"], ""))
+        row.update(model=label, target=targets.get(row["case"], ""), new_tokens=new, batch=batch)
         row["tokens_equal"] = {"lens cached": f"hf {same_hf}, loop {same_loop}"}.get(
             row["case"], ""
         )
@@ -256,8 +258,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     rows = run(quick=args.quick, models=args.models.split(",") if args.models else None)
     print(json.dumps(machine_info()))
-    columns = ["model", "case", "ratio_median", "seconds_median", "tokens_equal",
-               "max_abs_diff_vs_tl", "target"]  # fmt: skip
+    columns = ["model", "case", "batch", "new_tokens", "ratio_median", "seconds_median",
+               "tokens_equal", "max_abs_diff_vs_tl", "target"]  # fmt: skip
     print(markdown_table(rows, columns))
     return 0
 
