@@ -229,3 +229,26 @@ def test_bad_input_is_refused_with_nothing_left_installed(random_hf, kw, error, 
     with pytest.raises(error, match=match):
         lens.generate.generate_tokens(model, IDS, **kw)
     assert count_hooks(model) == before
+
+
+@pytest.mark.parametrize(
+    "positions", ["last", "prompt", "generated", 3, [-1, 0], [1, 4], torch.tensor([3, 4])]
+)
+def test_cached_forward_positions_are_the_full_forward_columns(positions):
+    """A forward over columns 3..4 after 3 cached ones touches exactly columns 3..4 of what
+    the same positions touch in one forward over all 5 columns."""
+    from interventions.base import ForwardContext, pop_forward, position_mask, push_forward
+
+    owner = torch.nn.Linear(1, 1)
+    mask = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
+    results = []
+    for past, width in ((0, 5), (3, 2)):
+        push_forward(owner, ForwardContext(mask, past=past, prompt_columns=4))
+        try:
+            got = position_mask(owner, positions, torch.zeros(2, width, 8))
+        finally:
+            pop_forward(owner)
+        results.append(torch.ones(2, width, dtype=torch.bool) if got is None else got)
+    full, cached = results
+    assert torch.equal(cached, full[:, 3:])
+    assert full.any() and not full.all()
