@@ -89,10 +89,12 @@ def prompts(model: Any, batch: int) -> lens.tokens.Batch:
     return lens.tokens.batch(model, ids)
 
 
-def generation_rows(label: str, model: Any, hf: Any, quick: bool) -> list[dict[str, Any]]:
+def generation_rows(
+    label: str, model: Any, hf: Any, quick: bool, new_tokens: int | None = None
+) -> list[dict[str, Any]]:
     from interventions import ActivationAddition
 
-    batch, new = (QUICK_BATCH, QUICK_NEW) if quick else (BATCH, NEW)
+    batch, new = (QUICK_BATCH, QUICK_NEW) if quick else (BATCH, new_tokens or NEW)
     b = prompts(model, batch)
     new = min(new, int(model.cfg.n_ctx) - b.tokens.shape[1])  # the organism's context is 64
     vec = torch.randn(model.cfg.d_model, generator=torch.Generator().manual_seed(1))
@@ -117,7 +119,7 @@ def generation_rows(label: str, model: Any, hf: Any, quick: bool) -> list[dict[s
         "lens uncached loop": lens_run("uncached", use_cache=False),
     }
     rows = interleaved(cases, baseline="transformers generate", rounds=1 if not quick else 3,
-                       warmup=1)  # fmt: skip
+                       warmup=0 if not quick else 1)  # fmt: skip
     same_hf = torch.equal(out["cached"].tokens, out["hf"][:, b.tokens.shape[1] :])
     same_loop = torch.equal(out["cached"].tokens, out["uncached"].tokens)
     seconds = {r["case"]: r["seconds_median"] for r in rows}
@@ -206,7 +208,8 @@ def patching_rows(label: str, model: Any) -> list[dict[str, Any]]:
             model, clean, corrupt, reuse_prefix=False, **kw)),
     }  # fmt: skip
     with torch.no_grad():
-        rows = interleaved(cases, baseline="plain forward", rounds=1, warmup=1)
+        model(corrupt)  # warm-up
+        rows = interleaved(cases, baseline="plain forward", rounds=1, warmup=0)
     seconds = {r["case"]: r["seconds_median"] for r in rows}
     tl = out["tl"].float()
     for row in rows:
@@ -223,7 +226,12 @@ def patching_rows(label: str, model: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def run(quick: bool = False, models: list[str] | None = None) -> list[dict[str, Any]]:
+def run(
+    quick: bool = False,
+    models: list[str] | None = None,
+    new_tokens: int | None = None,
+    patching: bool = True,
+) -> list[dict[str, Any]]:
     """Rows of every case, ratios measured side by side in one run."""
     if quick:
         targets = [("quick random llama", str(quick_folder()))]
@@ -239,9 +247,9 @@ def run(quick: bool = False, models: list[str] | None = None) -> list[dict[str, 
                 rows.append({"case": "smollm2", "error": "SmolLM2 not available"})
                 continue
         model, hf = load(name)
-        rows += generation_rows(label, model, hf, quick)
+        rows += generation_rows(label, model, hf, quick, new_tokens)
         rows += patchscope_rows(label, model, quick)
-        if quick or name == "smollm2":
+        if patching and (quick or name == "smollm2"):
             rows += patching_rows(label, model)
     for row in rows:
         row.setdefault("suite", "generate")
@@ -254,9 +262,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a tiny random model")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--models", default=None, help="comma list: organism,smollm2")
+    parser.add_argument("--new-tokens", type=int, default=None, help=f"default {NEW}")
+    parser.add_argument("--no-patching", action="store_true", help="skip the patching rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    rows = run(quick=args.quick, models=args.models.split(",") if args.models else None)
+    models = args.models.split(",") if args.models else None
+    rows = run(args.quick, models, args.new_tokens, not args.no_patching)
     print(json.dumps(machine_info()))
     columns = ["model", "case", "batch", "new_tokens", "ratio_median", "seconds_median",
                "tokens_equal", "max_abs_diff_vs_tl", "target"]  # fmt: skip
