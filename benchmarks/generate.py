@@ -90,7 +90,7 @@ def prompts(model: Any, batch: int) -> lens.tokens.Batch:
 
 
 def generation_rows(
-    label: str, model: Any, hf: Any, quick: bool, new_tokens: int | None = None
+    label: str, model: Any, hf: Any, quick: bool, new_tokens: int | None = None, rounds: int = 1
 ) -> list[dict[str, Any]]:
     from interventions import ActivationAddition
 
@@ -118,8 +118,8 @@ def generation_rows(
         "lens cached + steering": lens_run("steered", interventions=[steer]),
         "lens uncached loop": lens_run("uncached", use_cache=False),
     }
-    rows = interleaved(cases, baseline="transformers generate", rounds=1 if not quick else 3,
-                       warmup=0 if not quick else 1)  # fmt: skip
+    rows = interleaved(cases, baseline="transformers generate", rounds=3 if quick else rounds,
+                       warmup=1 if quick or rounds > 1 else 0)  # fmt: skip
     same_hf = torch.equal(out["cached"].tokens, out["hf"][:, b.tokens.shape[1] :])
     same_loop = torch.equal(out["cached"].tokens, out["uncached"].tokens)
     seconds = {r["case"]: r["seconds_median"] for r in rows}
@@ -231,6 +231,8 @@ def run(
     models: list[str] | None = None,
     new_tokens: int | None = None,
     patching: bool = True,
+    rounds: int = 1,
+    patchscope: bool = True,
 ) -> list[dict[str, Any]]:
     """Rows of every case, ratios measured side by side in one run."""
     if quick:
@@ -247,8 +249,9 @@ def run(
                 rows.append({"case": "smollm2", "error": "SmolLM2 not available"})
                 continue
         model, hf = load(name)
-        rows += generation_rows(label, model, hf, quick, new_tokens)
-        rows += patchscope_rows(label, model, quick)
+        rows += generation_rows(label, model, hf, quick, new_tokens, rounds)
+        if patchscope:
+            rows += patchscope_rows(label, model, quick)
         if patching and (quick or name == "smollm2"):
             rows += patching_rows(label, model)
     for row in rows:
@@ -264,10 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", default=None, help="comma list: organism,smollm2")
     parser.add_argument("--new-tokens", type=int, default=None, help=f"default {NEW}")
     parser.add_argument("--no-patching", action="store_true", help="skip the patching rows")
+    parser.add_argument("--rounds", type=int, default=1, help="generation rounds (+1 warm-up)")
+    parser.add_argument("--no-patchscope", action="store_true", help="skip the patchscope rows")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     models = args.models.split(",") if args.models else None
-    rows = run(args.quick, models, args.new_tokens, not args.no_patching)
+    rows = run(
+        args.quick, models, args.new_tokens, not args.no_patching, args.rounds,
+        not args.no_patchscope,
+    )  # fmt: skip
     print(json.dumps(machine_info()))
     columns = ["model", "case", "batch", "new_tokens", "ratio_median", "seconds_median",
                "tokens_equal", "max_abs_diff_vs_tl", "target"]  # fmt: skip
