@@ -72,6 +72,11 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         "SpliceSAE overhead; SAE training tokens/s (reading vs updating; vs eai-sparsify's "
         "update when installed); memory at 1x/8x corpus",
     ),
+    "generate": (
+        "benchmarks.generate",
+        None,
+        "KV-cached generation vs the uncached loop and transformers; patchscope; prefix reuse",
+    ),
     "tuned_lens": (
         "benchmarks.tuned_lens",
         None,

@@ -12,7 +12,8 @@ functions read; interventions therefore never parse hook names or guess padding.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -32,7 +33,7 @@ class HookFn(Protocol):
 
 HookPair = tuple[str, HookFn]
 
-PositionName = Literal["all", "last"]
+PositionName = Literal["all", "last", "prompt", "generated"]
 Positions = PositionName | int | Sequence[int] | Tensor
 """Which token positions an API reads or writes; one meaning everywhere it is accepted.
 
@@ -40,10 +41,17 @@ Positions = PositionName | int | Sequence[int] | Tensor
 * ``"last"``: the last real token of each row, from the forward's attention mask. A forward
   given no mask is taken as unpadded (the last column); one whose tokens are visibly
   right-padded (some rows end with the pad id, others do not) raises, asking for the mask.
+* ``"prompt"`` / ``"generated"``: during ``lens.generate``, the columns of the (left-padded)
+  prompt / the columns generated after it; outside a generation every column is prompt
+  (``"generated"`` then touches nothing).
 * integers: columns of the padded ``[batch, pos]`` tensor, the same for every row; negative
   values count from the padded end (``-1`` is the last column, which is the last real token
   only under left padding).
 * a 1-D integer tensor of length batch: one column per row; a 2-D bool tensor: a mask.
+
+Columns are absolute: in a forward that extends a KV cache (``ForwardContext.past`` columns
+already cached) column ``c`` of the whole sequence is column ``c - past`` of the activation,
+so a cached generation step touches exactly what an uncached re-run of the prefix would.
 
 Offsets counted from each prompt's own last real token are a different thing and have their
 own name, ``from_end`` (``lens.collect``, ``lens.finders.diff_in_means``).
@@ -100,11 +108,17 @@ class ForwardContext:
         attention_mask: the mask the forward was given (None: none was given).
         tokens: the forward's input ids, kept to detect an unmasked padded batch.
         pad_id: the tokenizer's padding id (None: unknown, no detection).
+        past: columns held in a KV cache before this forward's first column (the mask then
+            spans ``past`` + the forward's columns).
+        prompt_columns: within a generation, the padded prompt's width (columns from there
+            on are generated); None outside one.
     """
 
     attention_mask: Int[Tensor, "batch pos"] | None = None
     tokens: Tensor | None = None
     pad_id: int | None = None
+    past: int = 0
+    prompt_columns: int | None = None
     _cache: dict[tuple, Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     def last_positions(self, batch: int, seq: int, device: torch.device) -> Int[Tensor, " batch"]:
@@ -120,6 +134,8 @@ class ForwardContext:
         if cached is not None:
             return cached
         mask = self.attention_mask
+        if mask is not None and self.past and tuple(mask.shape) == (batch, self.past + seq):
+            mask = mask[:, self.past :]  # a cached step: the mask also spans the cached columns
         if mask is None:
             self._check_unpadded(batch, seq)
             last = torch.full((batch,), seq - 1, dtype=torch.long, device=device)
@@ -228,11 +244,51 @@ def pop_forward(model: Any) -> None:
         stack.pop()
 
 
+_PROMPTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> prompt columns
+
+
+def generation_prompt(model: Any) -> int | None:
+    """The padded prompt width of the generation running on ``model`` (None: none is)."""
+    try:
+        return _PROMPTS.get(model)
+    except TypeError:
+        return None
+
+
+@contextmanager
+def generating(model: Any, prompt_columns: int) -> Iterator[None]:
+    """Mark a generation on ``model`` whose prompt spans ``prompt_columns`` padded columns:
+    forwards inside see ``ForwardContext.prompt_columns`` (positions ``"prompt"`` and
+    ``"generated"``).
+
+    Example:
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 2)
+        >>> with generating(model, 3):
+        ...     generation_prompt(model)
+        3
+        >>> generation_prompt(model) is None
+        True
+    """
+    outer = _PROMPTS.get(model)
+    _PROMPTS[model] = prompt_columns
+    try:
+        yield
+    finally:
+        if outer is None:
+            _PROMPTS.pop(model, None)
+        else:
+            _PROMPTS[model] = outer
+
+
 def validate_positions(positions: Positions) -> Positions:
     """Check a positions spec at construction time; returns it unchanged."""
     if isinstance(positions, str):
-        if positions not in ("all", "last"):
-            raise ValueError(f"positions must be 'all', 'last' or indices, got {positions!r}")
+        if positions not in ("all", "last", "prompt", "generated"):
+            raise ValueError(
+                "positions must be 'all', 'last', 'prompt', 'generated' or indices, "
+                f"got {positions!r}"
+            )
         return positions
     if isinstance(positions, Tensor):
         if positions.dtype not in (torch.int64, torch.int32, torch.bool):
@@ -242,8 +298,8 @@ def validate_positions(positions: Positions) -> Positions:
         return positions
     if isinstance(positions, bool) or not isinstance(positions, Sequence):
         raise TypeError(
-            "positions must be 'all', 'last', an int, a list of ints or a tensor, "
-            f"got {positions!r}"
+            "positions must be 'all', 'last', 'prompt', 'generated', an int, a list of ints "
+            f"or a tensor, got {positions!r}"
         )
     items = list(positions)
     if not items:
@@ -270,19 +326,20 @@ def position_mask(
     if isinstance(positions, str) and positions == "all":
         return None
     batch, seq, device = act.shape[0], act.shape[1], act.device
-    if isinstance(positions, Tensor):
-        pos = positions.to(device)
-        if pos.dtype == torch.bool:
-            if pos.shape != (batch, seq):
-                raise ValueError(f"bool positions shape {tuple(pos.shape)} != {(batch, seq)}")
-            return pos
-        mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
-        if pos.ndim == 1 and pos.shape[0] == batch:
-            mask[torch.arange(batch, device=device), pos.long()] = True
-            return mask
-        mask[:, pos.long().flatten()] = True
-        return mask
     ctx = forward_context(model)
+    past = ctx.past
+    if isinstance(positions, Tensor):
+        return _tensor_mask(positions.to(device), batch, seq, past)
+    if positions in ("prompt", "generated"):
+        prompt = ctx.prompt_columns
+
+        def split_mask() -> Tensor:
+            columns = torch.arange(past, past + seq, device=device)
+            in_prompt = columns < (prompt if prompt is not None else past + seq)
+            keep = in_prompt if positions == "prompt" else ~in_prompt
+            return keep[None].expand(batch, seq)
+
+        return ctx.cached((positions, batch, seq, device), split_mask)
     if isinstance(positions, str):  # "last"
 
         def last_mask() -> Tensor:
@@ -295,14 +352,39 @@ def position_mask(
     idx = [positions] if isinstance(positions, int) else list(positions)
 
     def columns_mask() -> Tensor:
-        bad = [p for p in idx if not -seq <= p < seq]
+        total = past + seq
+        bad = [p for p in idx if not -total <= p < total]
         if bad:
-            raise IndexError(f"positions {bad} out of range for sequence length {seq}")
+            raise IndexError(f"positions {bad} out of range for sequence length {total}")
+        local = [(p if p >= 0 else total + p) - past for p in idx]
         mask = torch.zeros(batch, seq, dtype=torch.bool, device=device)
-        mask[:, idx] = True
+        mask[:, [c for c in local if 0 <= c < seq]] = True
         return mask
 
     return ctx.cached(("columns", tuple(idx), batch, seq, device), columns_mask)
+
+
+def _tensor_mask(pos: Tensor, batch: int, seq: int, past: int) -> Tensor:
+    """The [batch, seq] mask of a tensor positions spec, its columns absolute (see Positions)."""
+    if pos.dtype == torch.bool:
+        if past and pos.shape == (batch, past + seq):
+            return pos[:, past:]
+        if pos.shape != (batch, seq):
+            raise ValueError(f"bool positions shape {tuple(pos.shape)} != {(batch, seq)}")
+        return pos
+    mask = torch.zeros(batch, seq, dtype=torch.bool, device=pos.device)
+    local = pos.long() - past
+    if pos.ndim == 1 and pos.shape[0] == batch:
+        inside = (local >= 0) & (local < seq)
+        rows = torch.arange(batch, device=pos.device)
+        mask[rows[inside], local[inside]] = True
+        return mask
+    local = local.flatten()
+    if not past:
+        mask[:, local] = True  # as before: out-of-range columns raise
+        return mask
+    mask[:, local[(local >= 0) & (local < seq)]] = True
+    return mask
 
 
 def tensor_to_list(t: Tensor) -> list:

@@ -31,6 +31,7 @@ from interventions.base import (
     Intervention,
     Positions,
     forward_context,
+    generation_prompt,
     pop_forward,
     position_mask,
     push_forward,
@@ -172,7 +173,7 @@ class Probe:
             rows = ctx.cached(("rows", batch, device), lambda: torch.arange(batch, device=device))
             if isinstance(pos, str):  # last
                 return act[rows, ctx.last_positions(batch, act.shape[1], device)]
-            return act[rows, pos.to(device).long()]
+            return act[rows, pos.to(device).long() - ctx.past]
         mask = position_mask(model, pos, act)
         if mask is None:  # unreachable: "all" returned above
             return act
@@ -287,7 +288,8 @@ class _Recorder:
             tokens = args[0] if args else kwargs.get("input", kwargs.get("input_ids"))
             tokens = tokens if isinstance(tokens, Tensor) else None
             pad = pad_id(module) if mask is None and tokens is not None else None
-            push_forward(module, ForwardContext(mask, tokens, pad))
+            past = _cached_columns(kwargs.get("past_key_values"))
+            push_forward(module, ForwardContext(mask, tokens, pad, past, generation_prompt(module)))
 
         def leave(module: Any, args: tuple, output: Any) -> None:
             pop_forward(module)
@@ -296,6 +298,12 @@ class _Recorder:
             model.register_forward_pre_hook(enter, with_kwargs=True),
             model.register_forward_hook(leave, always_call=True),
         )
+
+
+def _cached_columns(cache: Any) -> int:
+    """Columns already held by a Hugging Face KV cache given to a forward (0: none)."""
+    length = getattr(cache, "get_seq_length", None)
+    return int(length()) if callable(length) else 0
 
 
 _RECORDERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

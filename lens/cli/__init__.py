@@ -26,6 +26,8 @@ COMMANDS = [
     "lens.cli.patch",
     "lens.cli.view",
     "lens.cli.sae",
+    "lens.cli.generate",
+    "lens.cli.patchscope",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

@@ -12,6 +12,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from interventions import bridge as hb
+from interventions.base import forward_context
 from interventions.heads import PATCH_SITES
 from interventions.sites import check_site, hook_name, resolve_layers
 from lens.hooks import Probe, apply
@@ -25,6 +26,7 @@ from lens.patching.pairs import (
     prepare,
     repeat,
 )
+from lens.patching.prefix import TargetCache, first_columns, forward_from, rows_per_layer
 from lens.patching.result import PatchingResult, inputs_record
 from lens.tokens import Batch
 
@@ -118,9 +120,9 @@ class CellPatch:
         for copy, group in enumerate(self.cells):
             for site, layer, slot, head in group:
                 groups.setdefault((site, layer), []).append((copy, slot, head))
-        return [(hook_name(*key), self._hook(key, items)) for key, items in groups.items()]
+        return [(hook_name(*key), self._hook(model, key, items)) for key, items in groups.items()]
 
-    def _hook(self, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
+    def _hook(self, model: Any, key: tuple[str, int], items: list[tuple[int, int, int]]) -> Any:
         n = self.n_pairs
         pair = torch.arange(n).repeat(len(items))
         copies = torch.tensor([c for c, _, _ in items]).repeat_interleave(n)
@@ -133,11 +135,12 @@ class CellPatch:
             out = act.clone()
             dev = act.device
             r, p, q = rows.to(dev), pos.to(dev), pair.to(dev)
+            at = p - forward_context(model).past  # a forward that starts after a cached prefix
             if key[0] == "z":
                 h = heads.to(dev)
-                out[r, p, h] = src[q, p, h].to(dev, act.dtype)
+                out[r, at, h] = src[q, p, h].to(dev, act.dtype)
             else:
-                out[r, p] = src[q, p].to(dev, act.dtype)
+                out[r, at] = src[q, p].to(dev, act.dtype)
             return out
 
         return hook
@@ -154,7 +157,8 @@ class LastTokenLogits:
     def hooks(self, model: Any) -> list[tuple[str, Any]]:
         def gather(act: Tensor, hook: Any) -> Tensor:
             rows = torch.arange(act.shape[0], device=act.device)
-            return act[rows, self.last.to(act.device)][:, None]
+            last = self.last.to(act.device) - forward_context(model).past
+            return act[rows, last][:, None]
 
         return [(hb.UNEMBED_INPUT_HOOK, gather)]
 
@@ -198,41 +202,57 @@ def run_cells(
     interventions: Sequence[Any],
     progress: bool,
     late_copies: bool = True,
+    reuse_prefix: bool = True,
 ) -> Tensor:
     """The metric of every copy's patched run, ``[copies, pairs]`` (``interventions`` act on
     the patched runs only). With ``late_copies`` and an unpadded target (one pair), each copy
     joins the batch at its first patched layer: the layers before it run once for all copies
-    (:class:`GrowCopies`); ``interventions`` must then accept a batch that grows there."""
+    (:class:`GrowCopies`); ``interventions`` must then accept a batch that grows there. With
+    ``reuse_prefix`` (where exact, see :mod:`lens.patching.prefix`) copies are sorted by their
+    first patched column and each forward starts there, on the target run's keys/values."""
     n = pairs.n_pairs
     seq = int(target.tokens.shape[1])  # copies per forward, kept under the memory bound
     copies = rows_per_forward(model, seq, rows=max(batch_size, n), n_pairs=n) // n
     out = torch.empty(len(cells), n, dtype=torch.float64)
+    cached = TargetCache.build(model, target, pairs.metric, interventions) if reuse_prefix else None
+    index = list(range(len(cells)))
+    firsts_col: list[int] = []
+    joins: list[int] = []
+    if cached is not None:  # copies with the longest shared prefix first
+        firsts_col = first_columns(cells, pairs.slots)
+        index.sort(key=lambda i: -firsts_col[i])
     chunks = range(0, len(cells), copies)
     # one unpadded pair: its per-batch tensors (mask, rotary angles) broadcast over the copies
     late = late_copies and n == 1 and bool(target.attention_mask.bool().all())
     for start in tqdm(chunks, desc="patching", disable=not progress or len(chunks) < 4):
-        chunk = cells[start : start + copies]
-        order = list(range(len(chunk)))
+        order = index[start : start + copies]
+        chunk = [cells[i] for i in order]
         if late:  # copies sorted by the layer where they join the batch
             firsts = [min(layer for _, layer, _, _ in group) for group in chunk]
-            order.sort(key=lambda i: firsts[i])
-            chunk = [chunk[i] for i in order]
-            grow, tokens, mask = [GrowCopies([firsts[i] for i in order])], target.tokens, None
+            order = [order[i] for i in sorted(range(len(chunk)), key=lambda i: firsts[i])]
+            chunk = [cells[i] for i in order]
+            joins = sorted(firsts)
+            grow, tokens, mask = [GrowCopies(joins)], target.tokens, None
         big = repeat(target, len(chunk))
         if not late:
             grow, tokens, mask = [], big.tokens, big.attention_mask
         patch = CellPatch(chunk, source, pairs.slots, n)
         last_only = unembed_last_only(pairs.metric, big)
+        begin = min(firsts_col[i] for i in order) if cached is not None else 0
         with (
             torch.no_grad(),
             apply(model, *interventions, *grow, patch, *last_only),
         ):
-            logits = model(tokens, attention_mask=mask)
+            if cached is not None and begin > 0:
+                per_layer = rows_per_layer(joins, int(model.cfg.n_layers)) if late else None
+                cache = cached.for_copies(begin, len(chunk), per_layer)
+                logits = forward_from(model, tokens, mask, cache, begin)
+            else:
+                logits = model(tokens, attention_mask=mask)
             value = check_metric_output(
                 pairs.metric(logits, metric_view(pairs.metric, big)), len(big)
             )
-        rows = start + torch.tensor(order)
-        out[rows] = value.detach().double().cpu().view(len(chunk), n)
+        out[torch.tensor(order)] = value.detach().double().cpu().view(len(chunk), n)
     return out
 
 
@@ -250,6 +270,7 @@ def activation_patching(
     direction: Direction = "denoise",
     batch_size: int = 64,
     interventions: Sequence[Any] = (),
+    reuse_prefix: bool = True,
     progress: bool = False,
 ) -> PatchingResult:
     """Patch every (site, layer, position[, head]) cell from one run into the other.
@@ -275,6 +296,8 @@ def activation_patching(
         batch_size: rows per forward (copies x pairs); lowered when the estimated memory
             would pass ``lens.inputs.MEMORY_BOUND_BYTES`` (refused when one copy would).
         interventions: applied to every run (e.g. patching under an ablation).
+        reuse_prefix: start each forward at its copies' first patched column, reading the
+            target run's keys/values before it (where exact: :mod:`lens.patching.prefix`).
 
     Identical clean and corrupt prompts, ``answer == wrong`` and a clean metric equal to the
     corrupted one are refused (:class:`lens.inputs.InputError`): they give no finite effect.
@@ -326,6 +349,7 @@ def activation_patching(
         batch_size=batch_size,
         interventions=interventions,
         progress=progress,
+        reuse_prefix=reuse_prefix,
     )
     raw, start = {}, 0
     for site in sites:
