@@ -11,7 +11,7 @@ site             hook at layer ``l``                     per token
 ``resid_mid``    ``blocks.l.hook_resid_mid``             ``d_model`` (after attention)
 ``resid_post``   ``blocks.l.hook_resid_post``            ``d_model`` (output of block l)
 ``attn_out``     ``blocks.l.hook_attn_out``              ``d_model``
-``mlp_in``       ``blocks.l.hook_mlp_in``                ``d_model``
+``mlp_in``       ``blocks.l.ln2.hook_in``                ``d_model`` (input of the MLP sublayer)
 ``mlp_out``      ``blocks.l.hook_mlp_out``               ``d_model``
 ``mlp_pre``      ``blocks.l.mlp.hook_pre``               ``d_mlp`` (neuron pre-activations)
 ``mlp_post``     ``blocks.l.mlp.hook_post``              ``d_mlp`` (neuron activations)
@@ -31,7 +31,10 @@ so an edit at layer L is seen by block L itself. Reprs and reports print the sit
 
 Writes at ``resid_mid`` do not reach the residual stream: in TransformerLens 4.3's bridge it
 aliases ``ln2.hook_in``, so an edit there changes only the MLP's input (:data:`RESID_SITES`,
-the sites an edit of the residual stream may use, leaves it out).
+the sites an edit of the residual stream may use, leaves it out). ``mlp_in`` is that same
+hook: TransformerLens 4.3's ``blocks.l.hook_mlp_in`` exists but never fires, while
+``ln2.hook_in`` holds the MLP sublayer's input (the residual stream after attention, before the
+norm), and an edit there changes only what the MLP reads, as HookedTransformer's did.
 """
 
 from __future__ import annotations
@@ -65,13 +68,14 @@ _HOOKS: dict[str, str] = {
     "resid_mid": "blocks.{layer}.hook_resid_mid",
     "resid_post": "blocks.{layer}.hook_resid_post",
     "attn_out": "blocks.{layer}.hook_attn_out",
-    "mlp_in": "blocks.{layer}.hook_mlp_in",
+    "mlp_in": "blocks.{layer}.ln2.hook_in",
     "mlp_out": "blocks.{layer}.hook_mlp_out",
     "mlp_pre": "blocks.{layer}.mlp.hook_pre",
     "mlp_post": "blocks.{layer}.mlp.hook_post",
     "z": "blocks.{layer}.attn.hook_z",
 }
 _OLD = {template.split(".", 2)[2]: site for site, template in _HOOKS.items()}
+_OLD["hook_mlp_in"] = "mlp_in"  # TransformerLens's name; it never fires in 4.3's bridge
 _RENAMED = {"head": "z"}  # lens 0.2 patching's name for the per-head site
 
 SiteT = TypeVar("SiteT", bound=str)

@@ -31,6 +31,7 @@ CASES = [
     (0, "resid_pre", "blocks.0.hook_resid_pre"),
     (-1, "resid_post", "blocks.2.hook_resid_post"),
     (1, "resid_mid", "blocks.1.hook_resid_mid"),
+    (-1, "mlp_in", "blocks.2.ln2.hook_in"),  # TL's hook_mlp_in never fires in 4.3
     (-2, "attn_out", "blocks.1.hook_attn_out"),
     (2, "mlp_out", "blocks.2.hook_mlp_out"),
     (-3, "mlp_post", "blocks.0.mlp.hook_post"),
@@ -138,6 +139,7 @@ def test_every_site_has_a_hook_on_both_families(model):
         ("mlp.hook_post", "mlp_post"),
         ("mlp.hook_pre", "mlp_pre"),
         ("attn.hook_z", "z"),
+        ("hook_mlp_in", "mlp_in"),
     ],
 )
 def test_old_hook_spellings_are_refused_naming_the_short_name(old, new):
