@@ -26,7 +26,7 @@ from interventions.edge_graph import (
 __all__ = ["EdgePatch", "Layout", "layout"]
 
 
-Source = Literal["corrupt", "zero"]
+Source = Literal["corrupt", "mean", "zero"]
 
 
 @register
@@ -45,8 +45,9 @@ class EdgePatch:
         edges: ``(writer, reader)`` names, e.g. ``("a0.h1", "a1.h0<k>")``.
         source: ``"corrupt"``: use ``values``, the writer outputs of another run
             ``[batch, pos, writers, d_model]`` (``lens.circuits.writer_outputs``);
-            ``"zero"``: remove the writers' contributions.
-        values: required for ``source="corrupt"``.
+            ``"mean"``: the same with mean writer outputs ``[1, 1 or pos, writers, d_model]``
+            (broadcast over rows and positions); ``"zero"``: remove the contributions.
+        values: required for ``source="corrupt"`` and ``"mean"``.
         tol: rebuild tolerance.
         mask: instead of ``edges``, a bool ``[writers, readers]`` or per-row
             ``[batch, writers, readers]`` tensor of the edges to patch.
@@ -69,12 +70,17 @@ class EdgePatch:
 
     def __post_init__(self) -> None:
         self.edges = [(str(w), str(r)) for w, r in self.edges]
-        if self.source not in ("corrupt", "zero"):
-            raise ValueError(f"source must be 'corrupt' or 'zero', got {self.source!r}")
-        if self.source == "corrupt" and self.values is None:
+        if self.source not in ("corrupt", "mean", "zero"):
+            raise ValueError(f"source must be 'corrupt', 'mean' or 'zero', got {self.source!r}")
+        if self.source != "zero" and self.values is None:
             raise ValueError(
-                "source='corrupt' needs values= (the corrupted run's writer outputs, "
-                "[batch, pos, writers, d_model]; see lens.circuits.writer_outputs)"
+                f"source={self.source!r} needs values= (writer outputs, [batch, pos, writers, "
+                "d_model]; see lens.circuits.writer_outputs)"
+            )
+        if self.source == "mean" and self.values is not None and self.values.shape[0] != 1:
+            raise ValueError(
+                f"source='mean' needs values of shape [1, 1 or pos, writers, d_model], got "
+                f"{tuple(self.values.shape)}"
             )
         if self.values is not None and self.values.ndim != 4:
             raise ValueError(
@@ -156,12 +162,15 @@ class EdgePatch:
         """``sum_w m[row, w, r] (source_w - live_w)`` for each reader column of ``m``."""
         k = live.shape[2]
         diff = -live
-        if self.source == "corrupt" and self.values is not None:
-            if tuple(self.values.shape[:2]) != tuple(live.shape[:2]):
-                raise ValueError(
-                    f"values cover [batch, pos]={list(self.values.shape[:2])}, the forward "
-                    f"has {list(live.shape[:2])}"
-                )
+        if self.source != "zero" and self.values is not None:
+            vb, vp = self.values.shape[:2]
+            b, p = live.shape[:2]
+            if (
+                vb not in (1, b)
+                or vp not in (1, p)
+                or (self.source == "corrupt" and (vb, vp) != (b, p))
+            ):
+                raise ValueError(f"values cover [batch, pos]={[vb, vp]}, the forward has {[b, p]}")
             diff = self.values[:, :, :k].to(live.device, live.dtype) - live
         m = m[:, :k].to(live.device, live.dtype)
         m = m.expand(live.shape[0], *m.shape[1:]) if m.shape[0] == 1 else m

@@ -24,6 +24,7 @@ COMMANDS = [
     "lens.cli.data",
     "lens.cli.tuned_lens",
     "lens.cli.patch",
+    "lens.cli.circuit",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 
