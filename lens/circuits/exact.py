@@ -56,7 +56,7 @@ def exact_scores(
             run = repeat(corrupt, len(chunk))
             patch = EdgePatch(
                 source="corrupt",
-                values=values.repeat(len(chunk), 1, 1, 1),
+                values=values,  # read copy-major by EdgePatch
                 mask=masks.repeat_interleave(c, dim=0),
             )
             with torch.no_grad(), apply(model, *interventions, patch):

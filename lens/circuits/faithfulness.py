@@ -75,7 +75,7 @@ def _metrics(
         if means is None:
             values = writer_outputs(model, corrupt, interventions=interventions)
             source: Source = "corrupt"
-            rep = values.repeat(s, 1, 1, 1)
+            rep = values  # read copy-major by EdgePatch, never repeated
         else:
             source, rep = "mean", means
         with torch.no_grad(), apply(model, *interventions):
