@@ -80,8 +80,48 @@ class Result(StudyResult):
                 markdown_table(
                     ["head", "layer", "sum |score| out", "score into logits"], head_rows
                 ),
+                "",
+                self.roles_text(),
             ]
         )
+
+    def roles_text(self) -> str:
+        """Where the heads of the default method's circuit sit, next to GPT-2's IOI circuit."""
+        d = self.data
+        r = d.methods[d.default_method].get("roles")
+        if not r:
+            return ""
+
+        def names(items: list) -> str:
+            return ", ".join(f"{h['head']} ({h['score']:+.3f})" for h in items) or "none"
+
+        def depth(items: list) -> str:
+            if not items:
+                return "n/a"
+            mean = sum(h["layer"] for h in items) / len(items)
+            return (
+                f"mean layer {mean:.1f} of {d.n_layers} ({mean / max(1, d.n_layers - 1):.0%} deep)"
+            )
+
+        lines = [
+            f"Heads writing most straight into the logits: {names(r['logit_heads'])}; "
+            f"{depth(r['logit_heads'])}.",
+            "",
+            f"Heads writing most into those heads' queries: {names(r['query_writers'])}; "
+            f"{depth(r['query_writers'])}.",
+        ]
+        if d.task.startswith("ioi"):
+            lines += [
+                "",
+                "For comparison, GPT-2 small's IOI circuit (Wang et al. 2022; 12 layers): name "
+                "movers, which copy the indirect object into the logits, in layers 9-10 (75-90% "
+                "deep); S-inhibition heads, which write into the name movers' queries, in layers "
+                "7-8 (60-70%); induction and duplicate-token heads in layers 0-6. A "
+                "late logit-writing group and a middle query-writing group on this model match "
+                "that layout; the role names here are by position in the graph only, not "
+                "checked by each head's attention pattern.",
+            ]
+        return "\n".join(lines)
 
     def plots(self, out: Path) -> list[Path]:
         from lens.studies.circuit_discovery.plots import plot_circuit, plot_curves

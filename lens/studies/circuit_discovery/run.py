@@ -103,6 +103,27 @@ def top_heads(graph: Graph, k: int = 10) -> list[dict[str, Any]]:
     ]
 
 
+def roles(graph: Graph, k: int = 5) -> dict[str, list[dict[str, Any]]]:
+    """Heads by role in the graph: ``logit_heads`` (largest ``|score|`` straight into the
+    logits: name-mover-like in IOI) and ``query_writers`` (heads writing most into those
+    heads' queries: S-inhibition-like), each ``{head, layer, score}``."""
+    lay = graph.layout
+    heads = [i for i, w in enumerate(lay.writers) if ".h" in w]
+    to_logits = sorted(heads, key=lambda i: -abs(float(graph.scores[i, -1])))[:k]
+
+    def item(i: int, score: float) -> dict[str, Any]:
+        name = lay.writers[i]
+        return {"head": name, "layer": int(name[1:].split(".")[0]), "score": score}
+
+    queries = [lay.reader_index(f"{lay.writers[i]}<q>") for i in to_logits]
+    into = graph.scores[:, queries].abs().sum(1)
+    writers = sorted(heads, key=lambda i: -float(into[i]))[:k]
+    return {
+        "logit_heads": [item(i, float(graph.scores[i, -1])) for i in to_logits],
+        "query_writers": [item(i, float(into[i])) for i in writers if float(into[i]) > 0],
+    }
+
+
 def score_method(
     model: Any, pairs: list[Pair], method: MethodName, config: Config
 ) -> tuple[Graph, dict[str, Any]]:
@@ -137,6 +158,7 @@ def score_method(
         "top_edges": [list(e) for e in graph.ranked()[:30]],
         "circuit_edges": [[w, r, graph.score(w, r)] for w, r in circuit.edges],
         "top_heads": top_heads(graph),
+        "roles": roles(graph),
     }  # fmt: skip
     return graph, entry
 
