@@ -110,16 +110,19 @@ class Result(StudyResult):
             f"Heads writing most into those heads' queries: {names(r['query_writers'])}; "
             f"{depth(r['query_writers'])}.",
         ]
-        if d.task.startswith("ioi"):
+        if d.task.startswith("ioi") and r["logit_heads"] and r["query_writers"]:
+            deep = [sum(h["layer"] for h in r[k]) / len(r[k]) / max(1, d.n_layers - 1)
+                    for k in ("logit_heads", "query_writers")]  # fmt: skip
+            order = "the same order as" if deep[0] > deep[1] else "not the order of"
             lines += [
                 "",
                 "For comparison, GPT-2 small's IOI circuit (Wang et al. 2022; 12 layers): name "
                 "movers, which copy the indirect object into the logits, in layers 9-10 (75-90% "
                 "deep); S-inhibition heads, which write into the name movers' queries, in layers "
-                "7-8 (60-70%); induction and duplicate-token heads in layers 0-6. A "
-                "late logit-writing group and a middle query-writing group on this model match "
-                "that layout; the role names here are by position in the graph only, not "
-                "checked by each head's attention pattern.",
+                f"7-8 (60-70%); induction and duplicate-token heads in layers 0-6. Here the "
+                f"logit-writing heads sit {deep[0]:.0%} deep and the heads writing into their "
+                f"queries {deep[1]:.0%} deep: {order} GPT-2's. The roles are named by position "
+                "in the graph only, not checked by each head's attention pattern.",
             ]
         return "\n".join(lines)
 
