@@ -106,7 +106,7 @@ class Graph:
         shape = f"{len(self.layout.writers)} writers x {len(self.layout.readers)} readers"
         return (
             f"Graph({self.n_edges} edges of {shape}, method={self.method!r}, "
-            f"steps={self.steps}, pairs={self.n_pairs})"
+            f"steps={self.steps}, pairs={self.n_pairs}" + (f", ig={self.ig!r})" if self.ig else ")")
         )
 
     @property
