@@ -58,7 +58,7 @@ SUITES: dict[str, tuple[str, Callable[[Row], bool] | None, str]] = {
         "attribution patching vs exact patching per site (stories260k, organism)",
     ),
     "causal_tracing": ("benchmarks.causal_tracing", None, "causal_trace vs a plain ROME loop"),
-    "circuits": ("benchmarks.circuits", None, "edge EAP vs TL attribution_patch; EAP-IG cost"),
+    "circuits": ("benchmarks.circuits", None, "edge EAP vs TL; EAP-IG cost, memory; curves"),
     "peers": ("benchmarks.peers", None, "nnsight / nnterp on the same workloads (when installed)"),
     "cli": ("benchmarks.cli_startup", None, "`lens ... --help` start-up time vs `python -c pass`"),
     "html": (

@@ -170,6 +170,7 @@ class WriterStore:
         self.input: Tensor | None = None
         self.heads: dict[int, Tensor] = {}  # layer -> [batch, pos, heads, d_model]
         self.mlps: dict[int, Tensor] = {}  # layer -> [batch, pos, d_model]
+        self.forwards = 0  # forwards seen (the input hook counts them)
 
     def stacked(self, lay: Layout) -> Float[Tensor, "batch pos writers d_model"]:
         if self.input is None or len(self.mlps) != lay.n_layers:
@@ -199,6 +200,7 @@ def writer_capture_hooks(model: Any, store: WriterStore, detach: bool = True) ->
 
     def put_input(act: Tensor, hook: Any) -> None:
         store.input = keep(act)
+        store.forwards += 1
 
     def put_heads(layer: int) -> Any:
         def fn(act: Tensor, hook: Any) -> None:

@@ -26,7 +26,7 @@ from interventions.edge_graph import (
 __all__ = ["EdgePatch", "Layout", "layout"]
 
 
-Source = Literal["corrupt", "zero"]
+Source = Literal["corrupt", "mean", "zero"]
 
 
 @register
@@ -44,9 +44,11 @@ class EdgePatch:
     Args:
         edges: ``(writer, reader)`` names, e.g. ``("a0.h1", "a1.h0<k>")``.
         source: ``"corrupt"``: use ``values``, the writer outputs of another run
-            ``[batch, pos, writers, d_model]`` (``lens.circuits.writer_outputs``);
-            ``"zero"``: remove the writers' contributions.
-        values: required for ``source="corrupt"``.
+            ``[batch, pos, writers, d_model]`` (``lens.circuits.writer_outputs``; a forward of
+            ``k x batch`` rows reads them copy-major, row ``i`` from ``values[i % batch]``);
+            ``"mean"``: the same with mean writer outputs ``[1, 1 or pos, writers, d_model]``
+            (broadcast over rows and positions); ``"zero"``: remove the contributions.
+        values: required for ``source="corrupt"`` and ``"mean"``.
         tol: rebuild tolerance.
         mask: instead of ``edges``, a bool ``[writers, readers]`` or per-row
             ``[batch, writers, readers]`` tensor of the edges to patch.
@@ -69,12 +71,17 @@ class EdgePatch:
 
     def __post_init__(self) -> None:
         self.edges = [(str(w), str(r)) for w, r in self.edges]
-        if self.source not in ("corrupt", "zero"):
-            raise ValueError(f"source must be 'corrupt' or 'zero', got {self.source!r}")
-        if self.source == "corrupt" and self.values is None:
+        if self.source not in ("corrupt", "mean", "zero"):
+            raise ValueError(f"source must be 'corrupt', 'mean' or 'zero', got {self.source!r}")
+        if self.source != "zero" and self.values is None:
             raise ValueError(
-                "source='corrupt' needs values= (the corrupted run's writer outputs, "
-                "[batch, pos, writers, d_model]; see lens.circuits.writer_outputs)"
+                f"source={self.source!r} needs values= (writer outputs, [batch, pos, writers, "
+                "d_model]; see lens.circuits.writer_outputs)"
+            )
+        if self.source == "mean" and self.values is not None and self.values.shape[0] != 1:
+            raise ValueError(
+                f"source='mean' needs values of shape [1, 1 or pos, writers, d_model], got "
+                f"{tuple(self.values.shape)}"
             )
         if self.values is not None and self.values.ndim != 4:
             raise ValueError(
@@ -119,60 +126,76 @@ class EdgePatch:
         used = mask.any(0).any(0)  # readers with a patched edge
         store = WriterStore()
         resid: dict[int, Tensor] = {}
+        cache: dict = {}  # (stage, forward) -> the stage's corrections
         pairs = writer_capture_hooks(model, store, detach=False)
         per = lay.n_heads + 2 * lay.n_kv + 1
         for layer in range(lay.n_layers):
             base = layer * per
+            block = mask[:, :, base : base + per - 1]  # this layer's q, k, v readers
             spans = {"q": (0, lay.n_heads), "k": (lay.n_heads, lay.n_heads + lay.n_kv)}
             spans["v"] = (lay.n_heads + lay.n_kv, lay.n_heads + 2 * lay.n_kv)
             kinds = [k for k, (a, b) in spans.items() if bool(used[base + a : base + b].any())]
             if kinds:
                 pairs.append((f"blocks.{layer}.hook_resid_pre", _keep(resid, layer)))
             for kind in kinds:
-                a, b = spans[kind]
-                cols = list(range(base + a, base + b))
-                hook = self._qkv_hook(model, lay, store, resid, kind, layer, mask[:, :, cols])
+                hook = self._qkv_hook(
+                    model, lay, store, resid, kind, layer, block, spans[kind], cache
+                )
                 pairs.append((f"blocks.{layer}.attn.hook_{kind}", hook))
             if bool(used[base + per - 1]):
-                hook = self._resid_hook(
-                    model, lay, store, mask[:, :, base + per - 1], 2 * layer + 2
-                )
+                m = mask[:, :, base + per - 1 : base + per]
+                hook = self._resid_hook(model, lay, store, m, 2 * layer + 2, cache)
                 pairs.append((f"blocks.{layer}.ln2.hook_in", hook))
         if bool(used[-1]):
             stage = 2 * lay.n_layers + 1
-            pairs.append(
-                ("ln_final.hook_in", self._resid_hook(model, lay, store, mask[:, :, -1], stage))
-            )
+            hook = self._resid_hook(model, lay, store, mask[:, :, -1:], stage, cache)
+            pairs.append(("ln_final.hook_in", hook))
         return pairs
 
-    def _live(self, model: Any, lay: Layout, store: WriterStore, stage: int, x: Tensor) -> Tensor:
-        """Check the residual rebuild at ``stage``; return the live writer outputs below it."""
+    def _corrections(
+        self, model: Any, lay: Layout, store: WriterStore, stage: int, x: Tensor, m: Tensor,
+        cache: dict,
+    ) -> Float[Tensor, "batch pos readers d_model"]:  # fmt: skip
+        """``sum_w m[row, w, r] (source_w - live_w)`` for the reader columns ``m`` of ``stage``,
+        after checking the residual rebuild there; once per stage and forward (a layer's q, k
+        and v hooks share it). ``source`` values of ``vb`` rows serve a batch of ``b`` rows
+        copy-major (row ``i`` reads ``values[i % vb]``), without being repeated."""
+        key = (stage, store.forwards)
+        if key in cache:
+            return cache[key]
+        cache.clear()  # a new stage or forward: older entries are stale
         live = store.prefix(lay, stage)
         rebuilt = live.sum(2) + _attn_bias_sum(model, (stage - 1) // 2, x)
         check_rebuild(x, rebuilt, f"the residual input at stage {stage}", self.tol)
-        return live
-
-    def _correction(self, live: Tensor, m: Tensor) -> Float[Tensor, "batch pos readers d_model"]:
-        """``sum_w m[row, w, r] (source_w - live_w)`` for each reader column of ``m``."""
-        k = live.shape[2]
-        diff = -live
-        if self.source == "corrupt" and self.values is not None:
-            if tuple(self.values.shape[:2]) != tuple(live.shape[:2]):
+        b, p, k = live.shape[:3]
+        mf = m[:, :k].to(live.device, live.dtype)
+        one = mf.shape[0] == 1
+        if one:
+            out = -torch.einsum("wr,bpwd->bprd", mf[0], live)
+        else:
+            out = -torch.einsum("bwr,bpwd->bprd", mf, live)
+        if self.source != "zero" and self.values is not None:
+            vals = self.values[:, :, :k].to(live.device, live.dtype)
+            vb, vp = vals.shape[:2]
+            if b % vb or vp not in (1, p) or (self.source == "corrupt" and vp != p):
                 raise ValueError(
-                    f"values cover [batch, pos]={list(self.values.shape[:2])}, the forward "
-                    f"has {list(live.shape[:2])}"
+                    f"values cover [batch, pos]={[vb, vp]}, the forward has {[b, p]} (the "
+                    "batch must be a multiple of the values' rows)"
                 )
-            diff = self.values[:, :, :k].to(live.device, live.dtype) - live
-        m = m[:, :k].to(live.device, live.dtype)
-        m = m.expand(live.shape[0], *m.shape[1:]) if m.shape[0] == 1 else m
-        return torch.einsum("bwr,bpwd->bprd", m, diff)
+            if one:
+                add = torch.einsum("wr,vpwd->vprd", mf[0], vals).repeat(b // vb, 1, 1, 1)
+            else:
+                m4 = mf.reshape(b // vb, vb, k, mf.shape[-1])
+                add = torch.einsum("svwr,vpwd->svprd", m4, vals).reshape(b, vp, *out.shape[2:])
+            out = out + add
+        cache[key] = out
+        return out
 
     def _resid_hook(
-        self, model: Any, lay: Layout, store: WriterStore, m: Tensor, stage: int
+        self, model: Any, lay: Layout, store: WriterStore, m: Tensor, stage: int, cache: dict
     ) -> Any:
         def fn(act: Tensor, hook: Any) -> Tensor:
-            live = self._live(model, lay, store, stage, act)
-            return act + self._correction(live, m[:, :, None])[:, :, 0]
+            return act + self._corrections(model, lay, store, stage, act, m, cache)[:, :, 0]
 
         return fn
 
@@ -184,11 +207,14 @@ class EdgePatch:
         resid: dict[int, Tensor],
         kind: str,
         layer: int,
-        m: Tensor,
+        block: Tensor,
+        span: tuple[int, int],
+        cache: dict,
     ) -> Any:
         norm = bridge.block_norm_params(model, layer, "ln1")
         w, b = qkv_weights(model, layer, kind)
-        heads = m.any(0).any(0).nonzero().flatten().tolist()
+        heads = block[:, :, span[0] : span[1]].any(0).any(0).nonzero().flatten().tolist()
+        cols = [span[0] + h for h in heads]
 
         def project(x: Tensor, idx: list[int]) -> Tensor:
             out = torch.einsum("bphd,hde->bphe", norm.apply(x), w[idx].to(x.dtype))
@@ -196,11 +222,11 @@ class EdgePatch:
 
         def fn(act: Tensor, hook: Any) -> Tensor:
             x = resid[layer]
-            live = self._live(model, lay, store, 2 * layer + 1, x)
+            corr = self._corrections(model, lay, store, 2 * layer + 1, x, block, cache)
             full = list(range(act.shape[2]))
             base = project(x[:, :, None].expand(-1, -1, len(full), -1), full)
             check_rebuild(act, base, f"a{layer} <{kind}> from its normalised input", self.tol)
-            xh = x[:, :, None] + self._correction(live, m[:, :, heads])
+            xh = x[:, :, None] + corr[:, :, cols]
             out = act.clone()
             out[:, :, heads] = project(xh, heads)
             return out

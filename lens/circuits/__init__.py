@@ -1,15 +1,24 @@
 """Circuit discovery on edges: the residual graph, EAP / EAP-IG scores, edge patching,
 faithfulness."""
 
-from lens.circuits.attribute import attribute, writer_outputs
-from lens.circuits.faithfulness import FaithfulnessCurve, faithfulness, faithfulness_curve
+from lens.circuits.attribute import attribute
+from lens.circuits.faithfulness import (
+    FaithfulnessCurve,
+    faithfulness,
+    faithfulness_curve,
+    mean_writer_outputs,
+)
 from lens.circuits.graph import Circuit, Graph
+from lens.circuits.metrics import METRICS
 from lens.circuits.planted import INDUCTION_EDGES, edge_auroc, induction_model, induction_pairs
+from lens.circuits.plot import plot_circuit
+from lens.circuits.runs import writer_outputs
 
 __all__ = [
     "Circuit",
     "FaithfulnessCurve",
     "INDUCTION_EDGES",
+    "METRICS",
     "Graph",
     "attribute",
     "edge_auroc",
@@ -17,5 +26,7 @@ __all__ = [
     "faithfulness_curve",
     "induction_model",
     "induction_pairs",
+    "mean_writer_outputs",
+    "plot_circuit",
     "writer_outputs",
 ]

@@ -1,11 +1,18 @@
-"""Edge attribution patching: EAP and EAP-IG scores for every edge of the residual graph.
+"""Edge attribution patching: EAP, EAP-IG and exact scores for every edge of the residual graph.
 
 EAP scores the edge ``w -> r`` by ``(w_clean - w_corrupt) . d metric / d (r's input)`` with the
-gradient taken at the corrupted run. EAP-IG averages that gradient over ``steps`` runs whose
-input embeddings are ``corrupt + alpha (clean - corrupt)`` at ``alpha = 0, 1/steps, ...,
-(steps - 1)/steps`` (a left Riemann sum starting at the corrupted run, so ``steps=1`` is EAP).
-All edges come from one clean forward and one batched forward + backward over the
-``steps`` interpolation points. Scores are summed over (real) positions and averaged over pairs.
+gradient taken at the corrupted run. EAP-IG averages that gradient over ``steps`` points at
+``alpha = 0, 1/steps, ..., (steps - 1)/steps`` between the corrupted (0) and clean (1) runs (a
+left Riemann sum starting at the corrupted run, so ``steps=1`` is EAP), along one of two paths:
+
+* ``ig="inputs"``: the input embeddings are ``corrupt + alpha (clean - corrupt)``; one batched
+  forward + backward over the ``steps`` points gives every edge.
+* ``ig="activations"``: for each writer group (the input; layer ``l``'s heads; its MLP) alone,
+  its output is ``corrupt + alpha (clean - corrupt)`` in the corrupted run; the edges out of
+  that group use the reader gradients of its own runs (``1 + 2 n_layers`` batched passes).
+
+``"exact"`` (:mod:`lens.circuits.exact`) patches each edge alone. Scores are summed over (real)
+positions and averaged over pairs; per pair and per position on request.
 """
 
 from __future__ import annotations
@@ -18,62 +25,19 @@ from jaxtyping import Float
 from torch import Tensor
 
 from interventions import bridge
-from interventions.edge_graph import (
-    Layout,
-    WriterStore,
-    layout,
-    qkv_weights,
-    writer_capture_hooks,
-)
+from interventions.edge_graph import Layout, WriterStore, layout, qkv_weights, writer_capture_hooks
+from lens.circuits.exact import exact_scores
 from lens.circuits.graph import Graph
+from lens.circuits.metrics import MetricName, metric_rows, prepare_pairs
+from lens.circuits.runs import _Hooks, _rows, writer_outputs
 from lens.hooks import GradProbe, Probe, apply
-from lens.patching.pairs import LogitDiff, Metric, Token, check_metric_output, prepare, repeat
+from lens.patching.pairs import Metric, Token, check_metric_output, repeat
 from lens.tokens import Batch
 
-Method = Literal["eap", "eap-ig"]
+Method = Literal["eap", "eap-ig", "exact"]
+IGPath = Literal["inputs", "activations"]
 
-
-class _Hooks:
-    """Private intervention: hooks given as ``(name, fn)`` pairs."""
-
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
-        self.pairs = pairs
-
-    def hooks(self, model: Any) -> list[tuple[str, Any]]:
-        return self.pairs
-
-
-def _rows(batch: Batch, start: int, stop: int) -> Batch:
-    return Batch(batch.tokens[start:stop], batch.attention_mask[start:stop], batch.padding_side)
-
-
-def metric_rows(metric: Metric, start: int, stop: int) -> Metric:
-    """The metric for pairs ``start:stop`` (the default one slices its per-pair answer ids; a
-    custom metric gets each chunk's batch as is)."""
-    if isinstance(metric, LogitDiff):
-        wrong = None if metric.wrong is None else metric.wrong[start:stop]
-        return LogitDiff(metric.answer[start:stop], wrong)
-    return metric
-
-
-def writer_outputs(
-    model: Any, batch: Batch, *, interventions: Sequence[Any] = ()
-) -> Float[Tensor, "batch pos writers d_model"]:
-    """Every writer's output ``[batch, pos, writers, d_model]`` on ``batch`` (no grad), in
-    :func:`interventions.edges.layout` order; ``source`` values for ``EdgePatch``.
-
-    Example:
-        >>> import lens
-        >>> from lens.tokens import as_batch
-        >>> model = lens.load_model(lens.tiny_config("llama"))
-        >>> tuple(writer_outputs(model, as_batch(model, [[1, 2, 3]])).shape)
-        (1, 3, 16, 64)
-    """
-    lay = layout(model)
-    store = WriterStore()
-    with torch.no_grad(), apply(model, *interventions, _Hooks(writer_capture_hooks(model, store))):
-        model(batch.tokens, attention_mask=batch.attention_mask)
-    return store.stacked(lay)
+__all__ = ["attribute", "metric_rows", "writer_outputs"]
 
 
 def reader_grads(
@@ -106,37 +70,12 @@ def reader_grads(
     return torch.cat(parts, dim=2)
 
 
-def _chunk_scores(
-    model: Any,
-    lay: Layout,
-    clean: Batch,
-    corrupt: Batch,
-    metric: Metric,
-    steps: int,
-    method: Method,
-    interventions: Sequence[Any],
-) -> tuple[Tensor, Tensor]:
-    """Summed edge scores ``[W, R]`` of one chunk of pairs, and the corrupted metric."""
-    n = len(clean)
-    emb_probe = Probe("hook_embed")
-    clean_store = WriterStore()
-    capture = _Hooks(writer_capture_hooks(model, clean_store))
-    with torch.no_grad(), apply(model, *interventions, capture, probes=[emb_probe]):
-        model(clean.tokens, attention_mask=clean.attention_mask)
-    clean_w = clean_store.stacked(lay)
-    clean_emb = emb_probe.value
-    copies = steps if method == "eap-ig" else 1
-    alphas = torch.arange(copies, dtype=clean_emb.dtype) / copies
-    run = repeat(corrupt, copies)
-    leaves: list[Tensor] = []
-
-    def interpolate(act: Tensor, hook: Any) -> Tensor:
-        a = alphas.to(act.device).repeat_interleave(n)[:, None, None]
-        out = (act + a * (clean_emb.repeat(copies, 1, 1).to(act.dtype) - act)).detach()
-        out.requires_grad_(True)
-        leaves.append(out)
-        return out
-
+def _grad_run(
+    model: Any, lay: Layout, run: Batch, metric: Metric, extra: list[tuple[str, Any]],
+    leaves: list[Tensor], interventions: Sequence[Any],
+) -> tuple[Tensor, WriterStore, Tensor]:  # fmt: skip
+    """One forward + backward of ``run``: the reader gradients ``[rows, pos, readers, d]``,
+    the writer outputs and the metric per row. ``extra`` hooks may append grad leaves."""
     L = lay.n_layers
     store = WriterStore()
     resid = [Probe(f"blocks.{i}.hook_resid_pre") for i in range(L)]
@@ -144,10 +83,10 @@ def _chunk_scores(
     mlp = [GradProbe(f"blocks.{i}.ln2.hook_in") for i in range(L)]
     final = GradProbe("ln_final.hook_in")
     grads = [*names["q"], *names["k"], *names["v"], *mlp, final]
-    hooks = _Hooks([("hook_embed", interpolate), *writer_capture_hooks(model, store)])
+    hooks = _Hooks([*extra, *writer_capture_hooks(model, store)])
     with torch.enable_grad(), apply(model, *interventions, hooks, probes=[*resid, *grads]):
         logits = model(run.tokens, attention_mask=run.attention_mask)
-        value = check_metric_output(metric(logits, run), copies * n)
+        value = check_metric_output(metric(logits, run), len(run))
         if not value.requires_grad:
             raise ValueError("the metric returned a tensor without grad; EAP needs gradients")
         if not bool(torch.isfinite(value).all()):
@@ -162,20 +101,79 @@ def _chunk_scores(
         return g.values[-1] if g.values else torch.zeros(shapes[id(g)])
 
     g_read = reader_grads(
-        model,
-        lay,
-        [p.value for p in resid],
-        {k: [got(g) for g in v] for k, v in names.items()},
-        [got(g) for g in mlp],
-        got(final),
-    )
-    seq = g_read.shape[1]
-    g_read = g_read.view(copies, n, seq, *g_read.shape[2:]).mean(0)
-    corrupt_w = store.stacked(lay)[:n]
-    mask = clean.attention_mask.to(g_read.device, g_read.dtype)[:, :, None, None]
-    delta = (clean_w - corrupt_w) * mask
-    scores = torch.einsum("bpwd,bprd->wr", delta.double(), g_read.double())
-    return scores, value.detach()[:n].double()
+        model, lay, [p.value for p in resid], {k: [got(g) for g in v] for k, v in names.items()},
+        [got(g) for g in mlp], got(final),
+    )  # fmt: skip
+    return g_read, store, value.detach()
+
+
+def _interp(alphas: Tensor, target: Tensor, leaves: list[Tensor]) -> Any:
+    """A hook moving each row's activation ``alpha_row`` of the way to ``target``."""
+
+    def fn(act: Tensor, hook: Any) -> Tensor:
+        a = alphas.to(act.device, act.dtype).view(-1, *([1] * (act.ndim - 1)))
+        reps = act.shape[0] // target.shape[0]
+        tgt = target.repeat(reps, *([1] * (act.ndim - 1))).to(act.device, act.dtype)
+        out = (act + a * (tgt - act)).detach().requires_grad_(True)
+        leaves.append(out)
+        return out
+
+    return fn
+
+
+def _contract(delta: Tensor, g: Tensor, keep: str) -> Tensor:
+    """``sum (delta . g)`` to ``[W, R]``, ``[b, W, R]`` (per pair) or ``[p, W, R]``."""
+    out = {"": "wr", "pair": "bwr", "position": "pwr"}[keep]
+    return torch.einsum(f"bpwd,bprd->{out}", delta.double(), g.double())
+
+
+def _chunk_scores(
+    model: Any, lay: Layout, clean: Batch, corrupt: Batch, metric: Metric, steps: int,
+    method: str, ig: str, interventions: Sequence[Any], keep: Sequence[str],
+) -> dict[str, Tensor]:  # fmt: skip
+    """Edge scores of one chunk of pairs: ``{"": [W, R] summed over pairs and positions,
+    "pair": [b, W, R], "position": [p, W, R]}`` (the kinds in ``keep``)."""
+    n = len(clean)
+    copies = steps if method == "eap-ig" else 1
+    alphas = (torch.arange(copies, dtype=torch.float32) / copies).repeat_interleave(n)
+    clean_store = WriterStore()
+    probes = [Probe("hook_embed")] + [Probe(bridge.z_hook(i)) for i in range(lay.n_layers)]
+    capture = _Hooks(writer_capture_hooks(model, clean_store))
+    with torch.no_grad(), apply(model, *interventions, capture, probes=probes):
+        model(clean.tokens, attention_mask=clean.attention_mask)
+    clean_w = clean_store.stacked(lay)
+    mask = clean.attention_mask.to(clean_w.device, clean_w.dtype)[:, :, None, None]
+    run = repeat(corrupt, copies)
+    run_metric = metric_rows(metric, 0, n)
+    if method != "eap-ig" or ig == "inputs":
+        leaves: list[Tensor] = []
+        extra = [("hook_embed", _interp(alphas, probes[0].value, leaves))]
+        g, store, _ = _grad_run(model, lay, run, run_metric, extra, leaves, interventions)
+        g = g.view(copies, n, *g.shape[1:]).mean(0)
+        delta = (clean_w - store.stacked(lay)[:n]) * mask
+        return {k: _contract(delta, g, k) for k in ("", *keep)}
+    # ig="activations": one batched pass per writer group, each group's edges from its own
+    assert clean_store.input is not None
+    groups = [("blocks.0.hook_resid_pre", [0], clean_store.input)]
+    for i in range(lay.n_layers):
+        base = 1 + i * (lay.n_heads + 1)
+        heads = list(range(base, base + lay.n_heads))
+        groups.append((bridge.z_hook(i), heads, probes[1 + i].value))
+        groups.append((f"blocks.{i}.hook_mlp_out", [base + lay.n_heads], clean_store.mlps[i]))
+    out: dict[str, Tensor] = {}
+    for name, cols, target in groups:
+        leaves = []
+        extra = [(name, _interp(alphas, target, leaves))]
+        g, store, _ = _grad_run(model, lay, run, run_metric, extra, leaves, interventions)
+        g = g.view(copies, n, *g.shape[1:]).mean(0)
+        delta = ((clean_w - store.stacked(lay)[:n]) * mask)[:, :, cols]
+        for k in ("", *keep):
+            part = _contract(delta, g, k)
+            if k not in out:
+                shape = (*part.shape[:-2], clean_w.shape[2], part.shape[-1])
+                out[k] = torch.zeros(shape, dtype=torch.float64)
+            out[k][..., cols, :] += part.cpu()
+    return out
 
 
 def attribute(
@@ -185,9 +183,12 @@ def attribute(
     *,
     answer: Token | Sequence[Token] | None = None,
     wrong: Token | Sequence[Token] | None = None,
-    metric: Metric | None = None,
+    metric: Metric | MetricName | None = None,
     method: Method = "eap-ig",
     steps: int = 5,
+    ig: IGPath = "inputs",
+    per_pair: bool = False,
+    per_position: bool = False,
     batch_size: int = 8,
     interventions: Sequence[Any] = (),
 ) -> Graph:
@@ -198,10 +199,18 @@ def attribute(
         clean, corrupt: prompts (strings or token-id lists), paired, equal token length per
             pair; left-padded into batches.
         answer, wrong: the default metric is logit(answer) - logit(wrong) at the last token.
-        metric: instead, ``metric(logits, batch) -> [rows]``, differentiable.
-        method: ``"eap"`` or ``"eap-ig"`` (gradients averaged over ``steps`` alphas
-            ``0, 1/steps, ..., (steps-1)/steps`` between corrupted (0) and clean (1) inputs).
-        batch_size: pairs per forward (the EAP-IG forward holds ``steps * batch_size`` rows).
+        metric: instead, ``"prob"``, ``"logprob"`` (of ``answer``), ``"kl"`` (minus the KL
+            from the clean run), or a callable ``metric(logits, batch) -> [rows]``.
+        method: ``"eap"``, ``"eap-ig"`` (gradients averaged over ``steps`` alphas
+            ``0, 1/steps, ..., (steps-1)/steps`` from corrupted (0) towards clean (1)) or
+            ``"exact"`` (each edge patched alone to its clean value in the corrupted run:
+            ``m(patched) - m(corrupted)``; one forward per edge, batched).
+        ig: EAP-IG's path: ``"inputs"`` (the input embeddings) or ``"activations"`` (each
+            writer group's outputs in turn, see the module docstring).
+        per_pair, per_position: also keep ``Graph.per_pair`` ``[pairs, W, R]`` (each pair's
+            position-summed scores) / ``Graph.per_position`` ``[pos, W, R]`` (mean over pairs;
+            left-padded positions).
+        batch_size: pairs per forward (an EAP-IG forward holds ``steps * batch_size`` rows).
         interventions: applied in every run.
 
     Returns:
@@ -214,29 +223,39 @@ def attribute(
         >>> tuple(g.scores.shape), g.n_edges
         ((16, 28), 190)
     """
-    if method not in ("eap", "eap-ig"):
-        raise ValueError(f"method must be 'eap' or 'eap-ig', got {method!r}")
+    if method not in ("eap", "eap-ig", "exact"):
+        raise ValueError(f"method must be 'eap', 'eap-ig' or 'exact', got {method!r}")
+    if ig not in ("inputs", "activations"):
+        raise ValueError(f"ig must be 'inputs' or 'activations', got {ig!r}")
     if steps < 1 or batch_size < 1:
         raise ValueError(f"steps and batch_size must be >= 1, got {steps} and {batch_size}")
     lay = layout(model)
-    pairs = prepare(
-        model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions="last"
-    )
+    pairs = prepare_pairs(model, clean, corrupt, answer=answer, wrong=wrong, metric=metric)
     n = pairs.n_pairs
-    total = torch.zeros(len(lay.writers), len(lay.readers), dtype=torch.float64)
-    for start in range(0, n, batch_size):
-        stop = min(n, start + batch_size)
-        chunk_metric = metric_rows(pairs.metric, start, stop)
-        s, _ = _chunk_scores(
-            model,
-            lay,
-            _rows(pairs.clean, start, stop),
-            _rows(pairs.corrupt, start, stop),
-            chunk_metric,
-            steps,
-            method,
-            interventions,
-        )
-        total += s.cpu()
-    scores = (total / n).float() * lay.mask()
-    return Graph(lay, scores, method=method, steps=steps if method == "eap-ig" else 1, n_pairs=n)
+    keep = [k for k, on in (("pair", per_pair), ("position", per_position)) if on]
+    if method == "exact":
+        parts = exact_scores(model, lay, pairs, batch_size, interventions, keep)
+    else:
+        parts, per_pair_chunks = {}, []
+        for start in range(0, n, batch_size):
+            stop = min(n, start + batch_size)
+            s = _chunk_scores(
+                model, lay, _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop),
+                metric_rows(pairs.metric, start, stop), steps, method, ig, interventions, keep,
+            )  # fmt: skip
+            for k, v in s.items():
+                v = v.cpu()
+                if k == "pair":
+                    per_pair_chunks.append(v)
+                else:
+                    parts[k] = parts[k] + v if k in parts else v
+        if per_pair_chunks:
+            parts["pair"] = torch.cat(per_pair_chunks)
+    m = lay.mask()
+    scores = (parts[""] / n).float() * m
+    return Graph(
+        lay, scores, method=method, steps=steps if method == "eap-ig" else 1, n_pairs=n,
+        ig=ig if method == "eap-ig" else None,
+        per_pair=parts["pair"].float() * m if "pair" in parts else None,
+        per_position=(parts["position"] / n).float() * m if "position" in parts else None,
+    )  # fmt: skip

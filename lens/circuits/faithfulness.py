@@ -6,17 +6,46 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from jaxtyping import Bool
 from torch import Tensor
 
-from interventions.edges import EdgePatch
-from lens.circuits.attribute import _rows, metric_rows, writer_outputs
+from interventions.edges import EdgePatch, Source
 from lens.circuits.graph import Circuit, Graph
+from lens.circuits.metrics import MetricName, metric_rows, prepare_pairs
+from lens.circuits.runs import _rows, writer_outputs
 from lens.hooks import apply
-from lens.patching.pairs import Metric, Token, check_metric_output, prepare, repeat
+from lens.patching.pairs import Metric, Token, check_metric_output, repeat
+from lens.tokens import as_batch
+
+Ablation = Literal["corrupt", "mean"]
+
+
+def mean_writer_outputs(
+    model: Any, reference: Any, *, batch_size: int = 8, interventions: Sequence[Any] = ()
+) -> Tensor:
+    """Every writer's output averaged over the real tokens of ``reference`` (prompts or a
+    batch): ``[1, 1, writers, d_model]``, the values of ``EdgePatch(source="mean")``.
+
+    Example:
+        >>> import lens
+        >>> model = lens.load_model(lens.tiny_config("llama"))
+        >>> tuple(mean_writer_outputs(model, [[1, 2, 3], [4, 5]]).shape)
+        (1, 1, 16, 64)
+    """
+    ref = as_batch(model, reference)
+    total, count = None, 0.0
+    for start in range(0, len(ref), batch_size):
+        chunk = _rows(ref, start, min(len(ref), start + batch_size))
+        w = writer_outputs(model, chunk, interventions=interventions).double()
+        m = chunk.attention_mask.to(w.device, w.dtype)[:, :, None, None]
+        part = (w * m).sum((0, 1))
+        total = part if total is None else total + part
+        count += float(m.sum())
+    assert total is not None
+    return (total / count).float()[None, None]
 
 
 def _metrics(
@@ -25,10 +54,17 @@ def _metrics(
     patched: Bool[Tensor, "sizes writers readers"],
     batch_size: int,
     interventions: Sequence[Any],
+    means: Tensor | None = None,
+    exists: Tensor | None = None,
 ) -> tuple[Tensor, float, float]:
-    """Mean metric per row of ``patched`` (edges patched from corrupt), and the clean and
-    corrupted runs' mean metrics; every size of one chunk of pairs in one forward."""
-    n, s = pairs.n_pairs, patched.shape[0]
+    """Mean metric per row of ``patched`` (edges patched from corrupt, or to ``means``), and
+    the clean run's and the empty circuit's mean metrics (the corrupted run, or every edge
+    mean-ablated); every size of one chunk of pairs in one forward."""
+    n = pairs.n_pairs
+    if means is not None:  # the empty circuit is one more row
+        assert exists is not None
+        patched = torch.cat([patched, exists[None]])
+    s = patched.shape[0]
     sums = torch.zeros(s, dtype=torch.float64)
     clean_sum = corrupt_sum = 0.0
     for start in range(0, n, batch_size):
@@ -36,7 +72,12 @@ def _metrics(
         clean, corrupt = _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop)
         metric = metric_rows(pairs.metric, start, stop)
         c = stop - start
-        values = writer_outputs(model, corrupt, interventions=interventions)
+        if means is None:
+            values = writer_outputs(model, corrupt, interventions=interventions)
+            source: Source = "corrupt"
+            rep = values  # read copy-major by EdgePatch, never repeated
+        else:
+            source, rep = "mean", means
         with torch.no_grad(), apply(model, *interventions):
             for batch, sign in ((clean, 1), (corrupt, -1)):
                 out = model(batch.tokens, attention_mask=batch.attention_mask)
@@ -46,17 +87,15 @@ def _metrics(
                 else:
                     corrupt_sum += total
         run = repeat(clean, s)
-        patch = EdgePatch(
-            source="corrupt",
-            values=values.repeat(s, 1, 1, 1),
-            mask=patched.repeat_interleave(c, dim=0),
-        )
+        patch = EdgePatch(source=source, values=rep, mask=patched.repeat_interleave(c, dim=0))
         with torch.no_grad(), apply(model, *interventions, patch):
             out = model(run.tokens, attention_mask=run.attention_mask)
         value = check_metric_output(metric(out, run), s * c).double()
         if not bool(torch.isfinite(value).all()):
             raise ValueError("the metric is NaN or infinite under edge patching")
         sums += value.view(s, c).sum(1).cpu()
+    if means is not None:
+        return sums[:-1] / n, clean_sum / n, float(sums[-1]) / n
     return sums / n, clean_sum / n, corrupt_sum / n
 
 
@@ -78,14 +117,19 @@ def faithfulness(
     *,
     answer: Token | Sequence[Token] | None = None,
     wrong: Token | Sequence[Token] | None = None,
-    metric: Metric | None = None,
+    metric: Metric | MetricName | None = None,
+    ablation: Ablation = "corrupt",
+    reference: Any = None,
     batch_size: int = 8,
     interventions: Sequence[Any] = (),
 ) -> float:
     """Normalised recovery of ``circuit``: 1 = the clean run, 0 = the corrupted run.
 
     Every edge outside the circuit is patched with its writer's corrupted output
-    (:class:`~interventions.EdgePatch`); metrics are averaged over pairs before normalising.
+    (``ablation="corrupt"``; 0 = the corrupted run) or its mean output over ``reference``
+    prompts (``"mean"``; default reference: the corrupt prompts; 0 = every edge mean-ablated)
+    through :class:`~interventions.EdgePatch`; metrics are averaged over pairs before
+    normalising. ``metric``: as in :func:`~lens.circuits.attribute`.
 
     Example:
         >>> import lens
@@ -96,13 +140,26 @@ def faithfulness(
         >>> round(faithfulness(model, full, [[1, 2, 3]], [[1, 4, 3]], answer=5), 4)
         1.0
     """
-    pairs = prepare(
-        model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions="last"
-    )
+    pairs = prepare_pairs(model, clean, corrupt, answer=answer, wrong=wrong, metric=metric)
     exists = circuit.layout.mask()
     patched = (exists & ~circuit.mask)[None]
-    m, c, x = _metrics(model, pairs, patched, batch_size, interventions)
+    means = _means(model, pairs, ablation, reference, batch_size, interventions)
+    m, c, x = _metrics(model, pairs, patched, batch_size, interventions, means, exists)
     return float(_normalise(m, c, x)[0])
+
+
+def _means(
+    model: Any, pairs: Any, ablation: str, reference: Any, batch_size: int,
+    interventions: Sequence[Any],
+) -> Tensor | None:  # fmt: skip
+    if ablation not in ("corrupt", "mean"):
+        raise ValueError(f"ablation must be 'corrupt' or 'mean', got {ablation!r}")
+    if ablation == "corrupt":
+        if reference is not None:
+            raise ValueError("reference= is for ablation='mean'")
+        return None
+    ref = pairs.corrupt if reference is None else reference
+    return mean_writer_outputs(model, ref, batch_size=batch_size, interventions=interventions)
 
 
 @dataclass
@@ -115,6 +172,8 @@ class FaithfulnessCurve:
         cpr: area under faithfulness over the fraction of edges kept (trapezoid, 0..1,
             the empty and full circuits included as endpoints); higher is better.
         cmd: area under ``|1 - faithfulness|`` over the same axis; lower is better.
+        clean_metric, empty_metric: the mean metric of the full model and of the empty
+            circuit (the normalisation's 1 and 0).
     """
 
     sizes: list[int]
@@ -122,6 +181,8 @@ class FaithfulnessCurve:
     faithfulness: list[float]
     cpr: float
     cmd: float
+    clean_metric: float = float("nan")
+    empty_metric: float = float("nan")
 
 
 def faithfulness_curve(
@@ -133,12 +194,15 @@ def faithfulness_curve(
     sizes: Sequence[int] | None = None,
     answer: Token | Sequence[Token] | None = None,
     wrong: Token | Sequence[Token] | None = None,
-    metric: Metric | None = None,
+    metric: Metric | MetricName | None = None,
+    ablation: Ablation = "corrupt",
+    reference: Any = None,
     batch_size: int = 8,
     interventions: Sequence[Any] = (),
 ) -> FaithfulnessCurve:
     """Faithfulness of ``graph.top(n)`` for each ``n`` in ``sizes`` (default: 20 sizes spaced
-    evenly in log scale from 1 edge to all), every size of a chunk of pairs in one forward.
+    evenly in log scale from 1 edge to all), every size of a chunk of pairs in one forward;
+    ``ablation``, ``reference`` and ``metric`` as in :func:`faithfulness`.
 
     Example:
         >>> import lens
@@ -156,15 +220,15 @@ def faithfulness_curve(
     sizes = sorted({0, *[int(v) for v in sizes], total})
     if sizes[0] < 0 or sizes[-1] > total:
         raise ValueError(f"sizes must lie in 0..{total} (this graph's edge count)")
-    pairs = prepare(
-        model, clean, corrupt, answer=answer, wrong=wrong, metric=metric, positions="last"
-    )
+    pairs = prepare_pairs(model, clean, corrupt, answer=answer, wrong=wrong, metric=metric)
     circuits = [graph.top(n) for n in sizes]
     exists = graph.layout.mask()
     patched = torch.stack([exists & ~c.mask for c in circuits])
-    m, c, x = _metrics(model, pairs, patched, batch_size, interventions)
+    means = _means(model, pairs, ablation, reference, batch_size, interventions)
+    m, c, x = _metrics(model, pairs, patched, batch_size, interventions, means, exists)
     f = _normalise(m, c, x)
     frac = torch.tensor([ci.n_edges / total for ci in circuits], dtype=torch.float64)
     cpr = float(torch.trapezoid(f, frac))
     cmd = float(torch.trapezoid((1 - f).abs(), frac))
-    return FaithfulnessCurve(list(sizes), [ci.n_edges for ci in circuits], f.tolist(), cpr, cmd)
+    n_edges = [ci.n_edges for ci in circuits]
+    return FaithfulnessCurve(list(sizes), n_edges, f.tolist(), cpr, cmd, c, x)

@@ -98,12 +98,15 @@ class Graph:
     method: str = "eap"
     steps: int = 1
     n_pairs: int = 1
+    ig: str | None = None  # EAP-IG's path ("inputs" / "activations"); None for other methods
+    per_pair: Float[Tensor, "pairs writers readers"] | None = None  # mean over pairs = scores
+    per_position: Float[Tensor, "pos writers readers"] | None = None  # sum over pos = scores
 
     def __repr__(self) -> str:
         shape = f"{len(self.layout.writers)} writers x {len(self.layout.readers)} readers"
         return (
             f"Graph({self.n_edges} edges of {shape}, method={self.method!r}, "
-            f"steps={self.steps}, pairs={self.n_pairs})"
+            f"steps={self.steps}, pairs={self.n_pairs}" + (f", ig={self.ig!r})" if self.ig else ")")
         )
 
     @property
@@ -141,6 +144,22 @@ class Graph:
         keep.view(-1)[order] = True
         return Circuit(self.layout, prune(self.layout, keep & self.mask))
 
+    def threshold(self, t: float) -> Circuit:
+        """The edges with ``|score| >= t``, less those off every input -> logits path.
+
+        Example:
+            >>> import lens
+            >>> from lens.circuits import attribute
+            >>> g = attribute(lens.load_model(lens.tiny_config("llama")), [[1, 2, 3]],
+            ...               [[1, 4, 3]], answer=5, method="eap")
+            >>> g.threshold(0.0).n_edges == g.top(g.n_edges).n_edges
+            True
+        """
+        if not t >= 0:
+            raise ValueError(f"the threshold must be a number >= 0, got {t}")
+        keep = self.mask & (self.scores.abs() >= t)
+        return Circuit(self.layout, prune(self.layout, keep))
+
     def to_transformer_lens(self, seq_len: int) -> dict[tuple[Any, Any], float]:
         """TransformerLens 4.3 ``(Node, Node) -> score`` at positions ``0..seq_len-1``, each
         position given the position-summed score (no grouped-query models: TL has no
@@ -176,6 +195,7 @@ class Graph:
             "method": self.method,
             "steps": self.steps,
             "n_pairs": self.n_pairs,
+            "ig": self.ig,
             "n_layers": lay.n_layers,
             "n_heads": lay.n_heads,
             "n_kv": lay.n_kv,
@@ -184,7 +204,12 @@ class Graph:
             "readers": lay.readers,
         }
         (path / "graph.json").write_text(json.dumps(meta, indent=1))
-        save_file({"scores": self.scores.contiguous()}, str(path / "graph.safetensors"))
+        tensors = {"scores": self.scores.contiguous()}
+        for name in ("per_pair", "per_position"):
+            value = getattr(self, name)
+            if value is not None:
+                tensors[name] = value.contiguous()
+        save_file(tensors, str(path / "graph.safetensors"))
         return path
 
     @classmethod
@@ -204,5 +229,8 @@ class Graph:
             list(meta["writers"]),
             list(meta["readers"]),
         )
-        scores = load_file(str(path / "graph.safetensors"))["scores"]
-        return cls(lay, scores, meta["method"], meta["steps"], meta["n_pairs"])
+        t = load_file(str(path / "graph.safetensors"))
+        return cls(
+            lay, t["scores"], meta["method"], meta["steps"], meta["n_pairs"], meta.get("ig"),
+            t.get("per_pair"), t.get("per_position"),
+        )  # fmt: skip

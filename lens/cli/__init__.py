@@ -28,6 +28,7 @@ COMMANDS = [
     "lens.cli.sae",
     "lens.cli.generate",
     "lens.cli.patchscope",
+    "lens.cli.circuit",
 ]
 USER_ERRORS = (ValueError, TypeError, KeyError, OSError)  # json errors are ValueErrors
 

@@ -106,7 +106,8 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="FILE.json",
-        help="an intervention written by to_dict() (repeatable; a file may hold a list)",
+        help="an intervention written by to_dict() (repeatable; a file may hold a list; "
+        "default: none)",
     )
     p.add_argument("--max-new-tokens", type=int, default=40, help="tokens to add (default 40)")
     p.add_argument("--sample", action="store_true", help="sample instead of greedy decoding")

@@ -102,8 +102,12 @@ def register(sub: Any) -> None:
         "is') (default identity)",
     )
     p.add_argument("--placeholder", default=None, help="the word of --target that gets the state")
-    p.add_argument("--position", default="last", help="source column read: last or an int")
-    p.add_argument("--layers", default="all", help="source layers: all or e.g. 0,4,8")
+    p.add_argument(
+        "--position", default="last", help="source column read: last or an int (default: last)"
+    )
+    p.add_argument(
+        "--layers", default="all", help="source layers: all or e.g. 0,4,8 (default: all)"
+    )
     p.add_argument(
         "--target-layers",
         default=None,
@@ -111,5 +115,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--top-k", type=int, default=5, help="next tokens kept per pair (default 5)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="also generate this many")
-    p.add_argument("--out", default="results/patchscope", help="output folder")
+    p.add_argument(
+        "--out", default="results/patchscope", help="output folder (default: results/patchscope)"
+    )
     p.set_defaults(func=run)

@@ -131,7 +131,7 @@ def register(sub: Any) -> None:
     t.add_argument("--latents", type=int, default=4608, help="dictionary width (default 4608)")
     t.add_argument("--k", type=int, default=32, help="active latents per token (default 32)")
     t.add_argument("--steps", type=int, default=None, help="steps (default: the whole corpus)")
-    t.add_argument("--batch-size", type=int, default=1024, help="tokens per step (1024)")
+    t.add_argument("--batch-size", type=int, default=1024, help="tokens per step (default: 1024)")
     t.add_argument("--corpus", default="stdlib", help=corpus_help)
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--checkpoint", default=None, help="checkpoint file to resume from / write")
@@ -147,7 +147,7 @@ def register(sub: Any) -> None:
         e.add_argument("dir", help="dictionary folder (lens, SAELens or eai-sparsify format)")
         e.add_argument("--hookpoint", default=None, help="sub-folder of a sparsify checkpoint")
         e.add_argument("--corpus", default="stdlib", help=corpus_help)
-        e.add_argument("--docs", type=int, default=200, help="held-out documents (200)")
+        e.add_argument("--docs", type=int, default=200, help="held-out documents (default: 200)")
         e.add_argument("--quiet", action="store_true", help="no progress bar")
         if name == "eval":
             e.add_argument("--json", action="store_true", help="also print the JSON")
@@ -159,6 +159,6 @@ def register(sub: Any) -> None:
                 required=True,
                 help="feature index (repeat for several)",
             )
-            e.add_argument("--top", type=int, default=8, help="contexts per card (8)")
+            e.add_argument("--top", type=int, default=8, help="contexts per card (default: 8)")
             e.add_argument("--out", required=True, help="folder for the cards")
         e.set_defaults(func=fn)

@@ -148,8 +148,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("study", help="run one study and write results.json, report.md, plots")
     p.add_argument(
         "name",
-        help="causal_tracing | concept_space | fact_consistency | language_neurons | refusal | "
-        "relation_neurons (an unknown name lists the installed studies)",
+        help="causal_tracing | circuit_discovery | concept_space | fact_consistency | "
+        "language_neurons | refusal | relation_neurons (an unknown name lists the installed "
+        "studies)",
     )
     p.add_argument("--model", default="organism", help=MODEL_HELP)
     p.add_argument("--out", default=None, help="output folder (default: results/NAME)")

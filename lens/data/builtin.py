@@ -16,7 +16,7 @@ def builtin_names() -> list[str]:
 
     Example:
         >>> builtin_names()[:4]
-        ['facts', 'requests', 'texts', 'translations']
+        ['facts', 'pairs', 'requests', 'texts']
     """
     shipped = sorted(p.stem for p in FILES.glob("*.jsonl"))
     return shipped + [ORGANISM_PREFIX + kind for kind in FORMATS]

@@ -75,6 +75,8 @@ class Dataset:
         out = {"language": Counter(r.language for r in self.records)}
         if self.kind == "facts":
             out["relation"] = Counter(r.relation for r in self.records)
+        if self.kind == "pairs":
+            out["task"] = Counter(r.task for r in self.records)
         if self.kind == "requests":
             out["label"] = Counter(r.label for r in self.records)
         if self.kind in ("facts", "requests"):
@@ -105,6 +107,9 @@ def _record(spec: FormatSpec, obj: Any, path: str, line: int) -> Record:
             )
     if spec.kind == "requests" and obj["label"] not in LABELS:
         raise DataFormatError(path, line, f"unknown label {obj['label']!r}; use {LABELS}", "label")
+    problem = spec.check(obj) if spec.check is not None else None
+    if problem is not None:
+        raise DataFormatError(path, line, problem[1], problem[0])
     return spec.record(**{n: obj[n] for n in names})
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from lens.data.jsonl import Dataset
+from lens.data.pairs import PairRecord
 from lens.data.records import FactRecord, Label, RequestRecord, TextRecord, TranslationRecord
 
 
@@ -103,9 +104,38 @@ def organism_texts(world: Any = None) -> Dataset:
     return Dataset("texts", [TextRecord(lang, t) for lang in w.scripts for t in corpus(w, lang)])
 
 
+def organism_pairs(world: Any = None) -> Any:
+    """The organism's relation facts as pairs: a fact's query (clean) vs the query of another
+    person for the same relation and language whose answer differs (corrupt); task = relation.
+
+    Example:
+        >>> ds = organism_pairs()
+        >>> r = ds.records[0]
+        >>> r.task, r.clean, r.answer
+        ('occupation', 'the job of alice is', 'lawyer')
+    """
+    facts = organism_facts(world).records
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for f in facts:
+        groups.setdefault((f.language, f.relation), []).append(f)
+    out = []
+    for (lang, relation), group in groups.items():
+        for i, f in enumerate(group):
+            other = next(
+                (g for g in group[i + 1 :] + group[:i] if g.object != f.object
+                 and g.prompt != f.prompt), None,
+            )  # fmt: skip
+            if other is not None:
+                out.append(
+                    PairRecord(relation, lang, f.prompt, other.prompt, f.object, other.object)
+                )
+    return Dataset("pairs", out)
+
+
 EXPORTERS = {
     "facts": organism_facts,
     "translations": organism_translations,
     "requests": organism_requests,
     "texts": organism_texts,
+    "pairs": organism_pairs,
 }

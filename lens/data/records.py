@@ -8,10 +8,13 @@ within one language).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
-Kind = Literal["facts", "translations", "requests", "texts"]
+from lens.data.pairs import PairRecord, check_pair
+
+Kind = Literal["facts", "translations", "requests", "texts", "pairs"]
 Label = Literal["harmful", "harmless"]
 LABELS: tuple[str, ...] = ("harmful", "harmless")
 
@@ -80,7 +83,7 @@ class TextRecord:
     text: str
 
 
-Record = FactRecord | TranslationRecord | RequestRecord | TextRecord
+Record = FactRecord | TranslationRecord | RequestRecord | TextRecord | PairRecord
 
 
 @dataclass(frozen=True)
@@ -92,6 +95,7 @@ class FormatSpec:
     version: int
     record: type
     key: tuple[str, ...]
+    check: Callable[[dict[str, Any]], tuple[str, str] | None] | None = None  # (field, error)
 
     @property
     def field_names(self) -> tuple[str, ...]:
@@ -107,6 +111,7 @@ FORMATS: dict[str, FormatSpec] = {
         ),
         FormatSpec("requests", "lens-requests", 1, RequestRecord, ("id", "language")),
         FormatSpec("texts", "lens-texts", 1, TextRecord, ()),
+        FormatSpec("pairs", "lens-pairs", 1, PairRecord, ("clean", "corrupt"), check_pair),
     )
 }
 BY_NAME: dict[str, FormatSpec] = {spec.name: spec for spec in FORMATS.values()}

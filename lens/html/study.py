@@ -133,6 +133,7 @@ def study_page(result: Any, *, plots: Sequence[Path] = ()) -> Report:
     body = result.report_body()
     if body:
         page.add(View("static", "Details", html=markdown_html(body)))
+    page.add(*result.html_views())
     page.add(*array_views(result.to_dict()["data"]))
     pngs = [p for p in plots if Path(p).suffix == ".png" and Path(p).is_file()]
     if pngs:

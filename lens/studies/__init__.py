@@ -17,6 +17,7 @@ in :mod:`lens.studies.facts`.
 # Study packages register themselves on import (one line each):
 from lens.studies import (
     causal_tracing,  # noqa: F401
+    circuit_discovery,  # noqa: F401
     concept_space,  # noqa: F401
     fact_consistency,  # noqa: F401
     language_neurons,  # noqa: F401

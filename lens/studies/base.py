@@ -228,6 +228,11 @@ class StudyResult:
         """Write PNG plots into ``out``; return their paths."""
         return []
 
+    def html_views(self) -> list[Any]:
+        """Interactive views of report.html beyond the generic ones (:mod:`lens.html`); a
+        result loaded from results.json may have none."""
+        return []
+
     def headline(self) -> str:
         """One line for the index report."""
         done = sum(f.reproduced for f in self.findings)

@@ -16,6 +16,7 @@ ORDER = [
     "refusal",
     "fact_consistency",
     "causal_tracing",
+    "circuit_discovery",
 ]
 
 

@@ -43,3 +43,18 @@ def test_causal_tracing_on_english_facts(smol):
     en = res.data.languages["en"]
     assert en["n_prompts"] == 3
     assert en["clean_prob"] > en["corrupt_prob"]
+
+
+def test_circuit_discovery_on_ioi_pairs(smol, tmp_path):
+    from lens.studies import circuit_discovery as cd
+
+    cfg = cd.Config(task="ioi", n_pairs=4, steps=2, n_sizes=6, batch_size=4)
+    res = cd.run(smol, cfg)
+    d = res.data
+    assert d.n_pairs == 4 and d.n_kv == 3 and d.n_heads == 9
+    for e in d.methods.values():
+        c = e["curve"]
+        assert c["clean_metric"] > c["empty_metric"]
+        assert c["faithfulness"][-1] == pytest.approx(1.0, abs=1e-3)
+    assert res.data.methods["eap-ig"]["roles"]["logit_heads"]
+    res.save(tmp_path / "ioi")

@@ -117,7 +117,9 @@ def test_errors_name_the_problem(gpt2):
     with pytest.raises(ValueError, match="3 tokens.*4"):
         attribute(gpt2, [[1, 2, 3]], [[1, 2, 3, 4]], answer=5)
     with pytest.raises(ValueError, match="method"):
-        attribute(gpt2, CLEAN, CORRUPT, answer=5, method="exact")  # type: ignore[arg-type]
+        attribute(gpt2, CLEAN, CORRUPT, answer=5, method="patch")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="ig must be"):
+        attribute(gpt2, CLEAN, CORRUPT, answer=5, ig="outputs")  # type: ignore[arg-type]
     g = attribute(gpt2, CLEAN[:1], CORRUPT[:1], answer=5, method="eap")
     with pytest.raises(KeyError, match="unknown writer"):
         g.score("a9.h0", "logits")

@@ -69,6 +69,8 @@ def test_eap_and_eap_ig_equal_exact_edge_patching_on_an_affine_model(family):
     kw = dict(answer=17, wrong=40, interventions=[freeze])
     eap = attribute(model, CLEAN, CORRUPT, method="eap", **kw)
     ig = attribute(model, CLEAN, CORRUPT, method="eap-ig", steps=3, **kw)
+    ig_act = attribute(model, CLEAN, CORRUPT, method="eap-ig", steps=3, ig="activations", **kw)
+    ours_exact = attribute(model, CLEAN, CORRUPT, method="exact", **kw)
     # exact: the corrupted run with one edge at a time patched to its clean value
     edges = lay.mask().nonzero()
     masks = torch.zeros(len(edges), *lay.mask().shape, dtype=torch.bool)
@@ -84,3 +86,9 @@ def test_eap_and_eap_ig_equal_exact_edge_patching_on_an_affine_model(family):
     assert exact.abs().max() > 1e-3
     torch.testing.assert_close(got, exact, atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(ig.scores[edges[:, 0], edges[:, 1]], exact, atol=1e-6, rtol=1e-4)
+    act = ig_act.scores[edges[:, 0], edges[:, 1]]
+    torch.testing.assert_close(act, exact, atol=1e-6, rtol=1e-4)
+    # method="exact" patches the same edges (in its own batches) and must agree
+    torch.testing.assert_close(
+        ours_exact.scores[edges[:, 0], edges[:, 1]], exact, atol=1e-5, rtol=1e-4
+    )
