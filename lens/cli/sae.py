@@ -109,16 +109,27 @@ def _inspect(args: argparse.Namespace) -> int:
         model = load_source(args.source)
         sae = lens.dictionaries.load(args.dir, hookpoint=args.hookpoint)
         docs = list(_docs(args.corpus, "heldout", args.docs))
+        cards = []
         for f in args.feature:
             card = feature_card(model, sae, f, docs, top=args.top)
             plot_card(card, folder.path / f"feature_{f}.png")
             (folder.path / f"feature_{f}.json").write_text(json.dumps(card.to_json(), indent=2))
+            cards.append(card.html_card())
+        if not args.no_html:
+            from lens.html.features import feature_cards_view
+            from lens.html.page import Report
+
+            page = Report(f"feature cards of {args.dir}", f"model {args.source}")
+            page.add(feature_cards_view(cards))
+            page.write(folder.path / "report.html")
         out = folder.commit()
     print(f"{len(args.feature)} feature card(s) saved to {out}")
     return 0
 
 
 def register(sub: Any) -> None:
+    from lens.cli.view import add_no_html
+
     p = sub.add_parser("sae", help="train / evaluate / inspect sparse dictionaries")
     ssub = p.add_subparsers(dest="sae_command", metavar="ACTION", required=True)
     corpus_help = "stdlib (default), builtin, or a text file with one document per line"
@@ -161,4 +172,5 @@ def register(sub: Any) -> None:
             )
             e.add_argument("--top", type=int, default=8, help="contexts per card (default: 8)")
             e.add_argument("--out", required=True, help="folder for the cards")
+            add_no_html(e)
         e.set_defaults(func=fn)

@@ -54,6 +54,20 @@ class FeatureCard:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    def html_card(self) -> dict[str, Any]:
+        """This card in the input shape of :func:`lens.html.features.feature_cards_view`."""
+        return {
+            "id": self.feature,
+            "title": f"feature {self.feature} at {self.hook}",
+            "contexts": [
+                {"tokens": c.tokens, "acts": c.acts, "label": f"prompt {c.prompt_index}"}
+                for c in self.contexts
+            ],
+            "histogram": {"edges": self.histogram_edges, "counts": self.histogram},
+            "logits": {"positive": self.top_positive, "negative": self.top_negative},
+            "stats": {"density": self.density, "tokens read": self.n_tokens},
+        }
+
 
 def _token_str(model: Any, token: int) -> str:
     tok = getattr(model, "tokenizer", None)

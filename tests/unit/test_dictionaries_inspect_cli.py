@@ -124,6 +124,10 @@ def test_sae_cli_train_eval_inspect(tmp_path, capsys):
         ]
     )
     assert rc == 0 and (tmp_path / "cards" / "feature_5.png").is_file()
+    page = (tmp_path / "cards" / "report.html").read_text()  # the same cards, interactive
+    saved = json.loads((tmp_path / "cards" / "feature_5.json").read_text())
+    assert "feature 0 at blocks.1" in page and "feature 5 at blocks.1" in page
+    assert f'"density":{saved["density"]},"tokens read":{saved["n_tokens"]}' in page
     assert (
         main(
             [
