@@ -234,7 +234,9 @@ def attribute(
     n = pairs.n_pairs
     keep = [k for k, on in (("pair", per_pair), ("position", per_position)) if on]
     if method == "exact":
-        parts = exact_scores(model, lay, pairs, batch_size, interventions, keep)
+        parts = exact_scores(
+            model, lay, pairs, batch_size=batch_size, interventions=interventions, keep=keep
+        )
     else:
         parts, per_pair_chunks = {}, []
         for start in range(0, n, batch_size):

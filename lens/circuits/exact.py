@@ -23,6 +23,7 @@ def exact_scores(
     model: Any,
     lay: Layout,
     pairs: Any,
+    *,
     batch_size: int,
     interventions: Sequence[Any],
     keep: Sequence[str],

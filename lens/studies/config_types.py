@@ -223,7 +223,7 @@ def check_fields(config: Any) -> None:
         >>> Config(noise=-1, batch_size=0)
         Traceback (most recent call last):
         ...
-        lens.studies.config_types.StudyConfigError: causal_tracing config: config key 'noise' must be > 0, got -1; config key 'batch_size' must be >= 1, got 0
+        lens.studies.config_types.StudyConfigError: causal_tracing config: config key 'noise' must be > 0, got -1; config key 'batch_size' must be in [1, 65536], got 0
     """  # noqa: E501
     problems = []
     for name, (tp, markers) in declared(type(config)).items():

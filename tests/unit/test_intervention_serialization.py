@@ -61,7 +61,18 @@ def _cases():
         "patch-heads": ActivationPatch("z", 2, _mat(11, 6, 4, 16), heads=[1, 3]),
         "edges-zero": interventions.EdgePatch([("input", "logits"), ("a0.h1", "a1.h0<q>")], "zero"),
         "edges-values": interventions.EdgePatch([("m0", "logits")], values=_mat(12, 2, 6, 16, 64)),
+        "sae-splice": interventions.SpliceSAE(_sae(), error=False),
+        "sae-ablation": interventions.FeatureAblation(_sae(), list(range(32)), positions="last"),
+        "sae-steering": interventions.FeatureSteering(_sae(), {2: 3.0, 7: -1.5}, mode="clamp"),
     }
+
+
+def _sae():
+    """A hand-made TopK SAE on resid_post of block 1 (d_model 64, 32 latents)."""
+    return interventions.SAE(
+        W_enc=_mat(13, 64, 32), b_enc=_vec(14)[:32] / 10, W_dec=_mat(15, 32, 64),
+        b_dec=_vec(16) / 10, site="resid_post", layer=1, activation="topk", k=4,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("name", list(_cases()))
@@ -93,7 +104,9 @@ def test_all_exports_registered():
     """Every exported class with to_dict is in the from_dict registry under its own name,
     and the round-trip cases above cover each of them."""
     exported = [getattr(interventions, name) for name in interventions.__all__]
-    serialisable = [c for c in exported if isinstance(c, type) and hasattr(c, "to_dict")]
+    serialisable = [  # interventions: they install hooks (SAE and Transcoder are data)
+        c for c in exported if isinstance(c, type) and hasattr(c, "to_dict") and hasattr(c, "hooks")
+    ]
     assert set(serialisable) >= {
         NeuronDeactivation,
         DirectionAblation,
