@@ -8,12 +8,13 @@ and ``category``. Entries at padded positions (``valid`` False) hold -1 (ids, ra
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
+from lens.array_result import ArrayResult
 
 _ARRAYS = (
     "layers",
@@ -31,7 +32,7 @@ _ARRAYS = (
 
 
 @dataclass
-class LogitLensResult:
+class LogitLensResult(ArrayResult):
     """Per-layer decodings of the residual stream (see ``DIMS`` for every array's dims).
 
     Attributes:
@@ -78,6 +79,7 @@ class LogitLensResult:
     model: str = ""
     method: str = "logit lens"
 
+    ARRAY_NAMES: ClassVar[tuple[str, ...]] = _ARRAYS
     DIMS: ClassVar[dict[str, tuple[str, ...]]] = {
         "layers": ("layer",),
         "positions": ("batch", "position"),
@@ -141,36 +143,6 @@ class LogitLensResult:
         for name in _ARRAYS:
             out[name] = _json_list(getattr(self, name))
         return out
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``result.json`` (metadata, dims, token strings) and ``arrays.npz``.
-
-        Example:
-            >>> import lens, tempfile
-            >>> model = lens.load_model(lens.tiny_config("llama"))
-            >>> res = lens.logit_lens(model, [[1, 2, 3]], top_k=3)
-            >>> back = lens.LogitLensResult.load(res.save(tempfile.mkdtemp()))
-            >>> bool((back.top_ids == res.top_ids).all())
-            True
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
-        np.savez(directory / "arrays.npz", **arrays)
-        (directory / "result.json").write_text(json.dumps(self._meta(), indent=1))
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> LogitLensResult:
-        """Read a result written by :meth:`save` (no pickle involved)."""
-        directory = Path(directory)
-        meta = json.loads((directory / "result.json").read_text())
-        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {n: npz[n] for n in _ARRAYS if n in npz.files}
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in meta.items() if k in names}
-        kwargs["token_strings"] = {int(k): v for k, v in meta["token_strings"].items()}
-        return cls(**kwargs, **arrays)
 
     # ------------------------------------------------------------------ plots
 

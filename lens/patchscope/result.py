@@ -4,18 +4,19 @@ target run (and its generated continuation), with JSON + npz I/O and a plot, lik
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
+from lens.array_result import ArrayResult
+
 _ARRAYS = ("source_layers", "target_layers", "top_ids", "top_probs", "entropy", "generated_ids")
 
 
 @dataclass
-class PatchscopeResult:
+class PatchscopeResult(ArrayResult):
     """What :func:`lens.patchscope.patchscope` read.
 
     Attributes:
@@ -50,6 +51,7 @@ class PatchscopeResult:
     token_strings: dict[int, str] = field(default_factory=dict)
     model: str = ""
 
+    ARRAY_NAMES: ClassVar[tuple[str, ...]] = _ARRAYS
     DIMS: ClassVar[dict[str, tuple[str, ...]]] = {
         "source_layers": ("pair",),
         "target_layers": ("pair",),
@@ -107,35 +109,6 @@ class PatchscopeResult:
             value = getattr(self, name)
             out[name] = None if value is None else value.tolist()
         return out
-
-    def save(self, directory: str | Path) -> Path:
-        """Write ``result.json`` (metadata, dims, token strings) and ``arrays.npz``.
-
-        Example:
-            >>> import numpy as np, tempfile
-            >>> r = PatchscopeResult(np.array([0]), np.array([0]), np.array([[5]]),
-            ...     np.array([[0.5]]), np.array([1.0]), "resid_post", "a", 0, 7, "b", 0)
-            >>> PatchscopeResult.load(r.save(tempfile.mkdtemp())).top_ids.tolist()
-            [[5]]
-        """
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {n: getattr(self, n) for n in _ARRAYS if getattr(self, n) is not None}
-        np.savez(directory / "arrays.npz", **arrays)
-        (directory / "result.json").write_text(json.dumps(self._meta(), indent=1))
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> PatchscopeResult:
-        """Read a result written by :meth:`save` (no pickle involved)."""
-        directory = Path(directory)
-        meta = json.loads((directory / "result.json").read_text())
-        with np.load(directory / "arrays.npz", allow_pickle=False) as npz:
-            arrays = {n: npz[n] for n in _ARRAYS if n in npz.files}
-        names = {f.name for f in fields(cls)}
-        kwargs = {k: v for k, v in meta.items() if k in names}
-        kwargs["token_strings"] = {int(k): v for k, v in meta["token_strings"].items()}
-        return cls(**kwargs, **arrays)
 
     def plot(self, path: str | Path) -> Path:
         """Source layer x target layer grid of the top-1 token, coloured by its probability
