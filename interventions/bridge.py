@@ -27,7 +27,6 @@ imports neither). Add new accessors here, one small function each.
 
 from __future__ import annotations
 
-import warnings
 import weakref
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -365,37 +364,3 @@ def unembed(model: Any) -> tuple[Tensor, Tensor | None]:
     """``W_U`` ``[d_model, vocab]`` and ``b_U`` ``[vocab]`` (None when absent)."""
     module = unembed_module(model)
     return module.weight.T, getattr(module, "bias", None)
-
-
-def hf_model(model: Any) -> Module | None:
-    """The Hugging Face model a bridge runs (None for a native ``boot_native`` bridge, whose
-    modules are TransformerLens's own)."""
-    underlying = getattr(getattr(model, "_driver", None), "underlying_model", None)
-    if underlying is None or not hasattr(underlying, "config"):
-        return None
-    return underlying
-
-
-def attention_bridges(model: Any) -> list[Module]:
-    """Every attention bridge component of the model (the modules whose forward reads and
-    extends a KV cache, under the keyword ``past_key_values``)."""
-    from transformer_lens.model_bridge.generalized_components.attention import (  # noqa: PLC0415
-        AttentionBridge,
-    )
-
-    return [m for m in model.modules() if isinstance(m, AttentionBridge)]
-
-
-def forward_with_cache(
-    model: Any, tokens: Tensor, attention_mask: Tensor | None, cache: Any
-) -> tuple[Tensor, Any]:
-    """One bridge forward that extends a Hugging Face KV cache: ``(logits, cache)``.
-    ``cache`` None starts one; ``attention_mask`` spans the cached columns and ``tokens``
-    (None: no padding)."""
-    kw: dict[str, Any] = {"attention_mask": attention_mask, "return_type": "logits_and_cache"}
-    if cache is not None:
-        kw["past_key_values"] = cache
-    with warnings.catch_warnings():  # transformers 5 prefers cache=, which the bridge ignores
-        warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
-        logits, cache = model(tokens, **kw)
-    return logits, cache

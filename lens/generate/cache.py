@@ -16,6 +16,7 @@ Native ``boot_native`` bridges (no Hugging Face model) have no KV cache at all.
 from __future__ import annotations
 
 import copy
+import warnings
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,8 +24,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-
-from interventions import bridge
 
 _PROBLEMS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> str | None
 
@@ -39,12 +38,12 @@ def cache_routing(model: Any) -> Iterator[None]:
         >>> model = lens.load_model(lens.models.tiny_config("llama"))
         >>> with cache_routing(model):
         ...     pass
-        >>> sum(len(m._forward_pre_hooks) for m in bridge.attention_bridges(model))
+        >>> sum(len(m._forward_pre_hooks) for m in attention_bridges(model))
         0
     """
     handles = []
     try:
-        for module in bridge.attention_bridges(model):
+        for module in attention_bridges(model):
             handles.append(module.register_forward_pre_hook(_route, with_kwargs=True))
         yield
     finally:
@@ -80,13 +79,13 @@ def cache_problem(model: Any) -> str | None:
 
 
 def _find_problem(model: Any) -> str | None:
-    hf = bridge.hf_model(model)
+    hf = hf_model(model)
     if hf is None:
         return "a native (boot_native) bridge runs no Hugging Face model and has no KV cache"
     config = hf.config
     if getattr(config, "is_encoder_decoder", False):
         return "an encoder-decoder model"
-    if not bridge.attention_bridges(model):
+    if not attention_bridges(model):
         return "the bridge has no attention components to carry a cache"
     try:
         error = _cached_vs_full(model)
@@ -110,9 +109,9 @@ def _cached_vs_full(model: Any) -> float:
     mask[1, :2] = 0
     full = model(tokens, attention_mask=mask)
     with cache_routing(model):
-        logits, cache = bridge.forward_with_cache(model, tokens[:, :5], mask[:, :5], None)
-        step1, cache = bridge.forward_with_cache(model, tokens[:, 5:6], mask[:, :6], cache)
-        step2, cache = bridge.forward_with_cache(model, tokens[:, 6:7], mask, cache)
+        logits, cache = forward_with_cache(model, tokens[:, :5], mask[:, :5], None)
+        step1, cache = forward_with_cache(model, tokens[:, 5:6], mask[:, :6], cache)
+        step2, cache = forward_with_cache(model, tokens[:, 6:7], mask, cache)
     cached = torch.cat([logits[:, -1:], step1[:, -1:], step2[:, -1:]], dim=1).float()
     want = full[:, 4:7].float()
     return float((cached - want).abs().max() / want.abs().max().clamp_min(1e-6))
@@ -124,7 +123,7 @@ def prefix_cache(model: Any, tokens: Tensor, attention_mask: Tensor) -> Any:
     that continue from it (see :func:`repeat_cache`). Hooks installed now fire on it. Only
     for models whose :func:`cache_problem` is None."""
     with cache_routing(model):
-        _, cache = bridge.forward_with_cache(model, tokens, attention_mask, None)
+        _, cache = forward_with_cache(model, tokens, attention_mask, None)
     return cache
 
 
@@ -143,3 +142,37 @@ def repeat_cache(cache: Any, repeats: int) -> Any:
     if repeats != 1:
         out.batch_repeat_interleave(repeats)
     return out
+
+
+def hf_model(model: Any) -> torch.nn.Module | None:
+    """The Hugging Face model a bridge runs (None for a native ``boot_native`` bridge, whose
+    modules are TransformerLens's own)."""
+    underlying = getattr(getattr(model, "_driver", None), "underlying_model", None)
+    if underlying is None or not hasattr(underlying, "config"):
+        return None
+    return underlying
+
+
+def attention_bridges(model: Any) -> list[torch.nn.Module]:
+    """Every attention bridge component of the model (the modules whose forward reads and
+    extends a KV cache, under the keyword ``past_key_values``)."""
+    from transformer_lens.model_bridge.generalized_components.attention import (  # noqa: PLC0415
+        AttentionBridge,
+    )
+
+    return [m for m in model.modules() if isinstance(m, AttentionBridge)]
+
+
+def forward_with_cache(
+    model: Any, tokens: Tensor, attention_mask: Tensor | None, cache: Any
+) -> tuple[Tensor, Any]:
+    """One bridge forward that extends a Hugging Face KV cache: ``(logits, cache)``.
+    ``cache`` None starts one; ``attention_mask`` spans the cached columns and ``tokens``
+    (None: no padding)."""
+    kw: dict[str, Any] = {"attention_mask": attention_mask, "return_type": "logits_and_cache"}
+    if cache is not None:
+        kw["past_key_values"] = cache
+    with warnings.catch_warnings():  # transformers 5 prefers cache=, which the bridge ignores
+        warnings.filterwarnings("ignore", message=".*past_key_values.*", category=FutureWarning)
+        logits, cache = model(tokens, **kw)
+    return logits, cache

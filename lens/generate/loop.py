@@ -13,9 +13,8 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
-from interventions import bridge
 from interventions.base import generating
-from lens.generate.cache import cache_problem, cache_routing
+from lens.generate.cache import cache_problem, cache_routing, forward_with_cache
 from lens.generate.sampling import Sampling
 from lens.hooks import Probe, apply
 from lens.tokens import Batch, as_batch
@@ -169,7 +168,7 @@ def _loop(
     for _ in range(steps):
         if cached:
             step = tokens if cache is None else tokens[:, -1:]
-            logits, cache = bridge.forward_with_cache(model, step, mask, cache)
+            logits, cache = forward_with_cache(model, step, mask, cache)
         else:
             logits = model(tokens, attention_mask=mask)
         nxt = sampling.pick(logits[:, -1], generator)

@@ -16,8 +16,7 @@ from typing import Any
 
 from torch import Tensor
 
-from interventions import bridge
-from lens.generate.cache import cache_problem, cache_routing, prefix_cache
+from lens.generate.cache import cache_problem, cache_routing, forward_with_cache, prefix_cache
 from lens.tokens import Batch
 
 
@@ -81,5 +80,5 @@ def forward_from(model: Any, tokens: Tensor, mask: Tensor | None, cache: Any, st
     """Logits of a forward over the columns from ``start`` on, the earlier ones read from
     ``cache`` (``mask`` spans all columns; None: an unpadded batch)."""
     with cache_routing(model):
-        logits, _ = bridge.forward_with_cache(model, tokens[:, start:], mask, cache)
+        logits, _ = forward_with_cache(model, tokens[:, start:], mask, cache)
     return logits

@@ -13,11 +13,10 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from interventions import bridge
 from interventions.base import HookPair, forward_context
 from interventions.sites import check_site, hook_name, resolve_layers
 from lens.generate import cache_problem, cache_routing, generate_tokens
-from lens.generate.cache import prefix_cache, repeat_cache
+from lens.generate.cache import forward_with_cache, prefix_cache, repeat_cache
 from lens.hooks import Probe, apply
 from lens.patchscope.result import PatchscopeResult
 from lens.patchscope.targets import PresetName, Target, preset
@@ -188,9 +187,7 @@ def _patched_logits(
     cache = repeat_cache(prefix, n)
     rows = tokens[:, t_col:].expand(n, -1)
     with apply(model, patch), cache_routing(model):
-        logits, _ = bridge.forward_with_cache(
-            model, rows, torch.ones_like(tokens).expand(n, -1), cache
-        )
+        logits, _ = forward_with_cache(model, rows, torch.ones_like(tokens).expand(n, -1), cache)
     return logits[:, -1]
 
 
