@@ -108,6 +108,23 @@ def tensor_from_json(spec: dict[str, Any]) -> Tensor:
     return torch.tensor(spec["data"], dtype=dtype).reshape(spec["shape"])
 
 
+def positions_to_json(positions: Positions) -> Any:
+    """A positions spec as JSON (a tensor as nested lists with its dtype)."""
+    if isinstance(positions, Tensor):
+        return {"tensor": positions.detach().cpu().tolist(), "dtype": str(positions.dtype)}
+    if isinstance(positions, (str, int)):
+        return positions
+    return list(positions)
+
+
+def positions_from_json(spec: Any) -> Positions:
+    """The inverse of :func:`positions_to_json`."""
+    if isinstance(spec, dict):
+        dtype = torch.bool if spec["dtype"] == "torch.bool" else torch.long
+        return torch.tensor(spec["tensor"], dtype=dtype)
+    return spec
+
+
 def finite_float(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{what} must be a number, got {value!r}")

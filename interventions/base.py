@@ -1,4 +1,5 @@
-"""The Intervention protocol, the to_dict/from_dict registry, and mask-aware positions.
+"""The Intervention protocol, the to_dict/from_dict registry, and mask-aware positions
+(their JSON form is in :mod:`interventions._common`).
 
 An intervention is plain data (a dataclass) that compiles, against a given model, to a list
 of ``(hook_name, fn)`` pairs. ``fn(activation, hook) -> activation | None`` follows the
@@ -385,34 +386,3 @@ def _tensor_mask(pos: Tensor, batch: int, seq: int, past: int) -> Tensor:
         return mask
     mask[:, local[(local >= 0) & (local < seq)]] = True
     return mask
-
-
-def tensor_to_list(t: Tensor) -> list:
-    """JSON-safe nested lists that round-trip float32 exactly (via Python floats)."""
-    return t.detach().cpu().tolist()
-
-
-def positions_to_json(positions: Positions) -> Any:
-    if isinstance(positions, Tensor):
-        return {"tensor": tensor_to_list(positions), "dtype": str(positions.dtype)}
-    if isinstance(positions, (str, int)):
-        return positions
-    return list(positions)
-
-
-def positions_from_json(spec: Any) -> Positions:
-    if isinstance(spec, dict):
-        dtype = torch.bool if spec["dtype"] == "torch.bool" else torch.long
-        return torch.tensor(spec["tensor"], dtype=dtype)
-    return spec
-
-
-def layer_count(model: Any) -> int:
-    return int(model.cfg.n_layers)
-
-
-def check_layers(model: Any, layers: Sequence[int], *, what: str) -> None:
-    n = layer_count(model)
-    bad = [layer for layer in layers if not 0 <= layer < n]
-    if bad:
-        raise ValueError(f"{what}: layers {bad} out of range; this model has layers 0..{n - 1}")

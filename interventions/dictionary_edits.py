@@ -17,13 +17,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from interventions._common import finite_float
+from interventions._common import finite_float, positions_from_json, positions_to_json
 from interventions.base import (
     HookPair,
     Positions,
     position_mask,
-    positions_from_json,
-    positions_to_json,
     register,
     validate_positions,
 )

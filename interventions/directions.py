@@ -22,6 +22,8 @@ from interventions._common import (
     at_positions,
     check_d_model,
     finite_float,
+    positions_from_json,
+    positions_to_json,
     tensor_from_json,
     tensor_to_json,
     unit,
@@ -29,8 +31,6 @@ from interventions._common import (
 from interventions.base import (
     HookPair,
     Positions,
-    positions_from_json,
-    positions_to_json,
     register,
     validate_positions,
 )

@@ -17,13 +17,18 @@ import torch
 from torch import Tensor
 
 from interventions import bridge as hb
-from interventions._common import as_layer, at_positions, tensor_from_json, tensor_to_json
+from interventions._common import (
+    as_layer,
+    at_positions,
+    positions_from_json,
+    positions_to_json,
+    tensor_from_json,
+    tensor_to_json,
+)
 from interventions.base import (
     HookPair,
     Positions,
     position_mask,
-    positions_from_json,
-    positions_to_json,
     register,
     validate_positions,
 )

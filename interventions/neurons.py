@@ -14,14 +14,14 @@ from interventions._common import (
     as_vector,
     at_positions,
     finite_float,
+    positions_from_json,
+    positions_to_json,
     tensor_from_json,
     tensor_to_json,
 )
 from interventions.base import (
     HookPair,
     Positions,
-    positions_from_json,
-    positions_to_json,
     register,
     validate_positions,
 )

@@ -31,8 +31,8 @@ from interventions._common import (
     tensor_to_json,
 )
 from interventions.affine import Affine, checked
-from interventions.base import HookPair, check_layers, register
-from interventions.sites import ResidSite, hook_name
+from interventions.base import HookPair, register
+from interventions.sites import ResidSite, hook_name, resolve_layer
 
 _WEIGHTS_FILE = "shortcut.safetensors"
 _META_FILE = "shortcut.json"
@@ -90,7 +90,8 @@ class LinearShortcut:
 
     def check(self, model: Any) -> None:
         """Raise unless both layers exist on ``model`` and the map has its ``d_model``."""
-        check_layers(model, [self.src_layer, self.dst_layer], what="LinearShortcut")
+        resolve_layer(model, self.src_layer, what="LinearShortcut src_layer")
+        resolve_layer(model, self.dst_layer, what="LinearShortcut dst_layer")
         check_d_model(self.bias, model, "LinearShortcut")
 
     def hooks(self, model: Any) -> list[HookPair]:
