@@ -13,8 +13,6 @@ Run:  python -m benchmarks.dictionaries [--quick] [--json out.json]
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -27,10 +25,9 @@ from benchmarks.harness import (
     QUICK_SHAPE,
     SMOLLM2_SHAPE,
     interleaved,
-    machine_info,
-    markdown_table,
     peak_memory_in_subprocess,
     report_memory_case,
+    standalone_main,
 )
 from interventions import SpliceSAE
 from lens.dictionaries import Trainer, random_sae
@@ -235,18 +232,7 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--memory-case":
         _memory_case(int(sys.argv[3]))
         return
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small shapes only")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = run(quick=args.quick)
-    print(machine_info())
-    print(markdown_table(rows, COLUMNS))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    standalone_main(run, COLUMNS, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

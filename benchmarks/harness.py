@@ -183,3 +183,28 @@ def target_missed(row: dict[str, Any]) -> bool | None:
     if not isinstance(value, (int, float)):
         return None
     return value > bound if op == "<=" else value < bound
+
+
+def standalone_main(
+    run: Callable[..., list[dict[str, Any]]],
+    columns: list[str],
+    *,
+    description: str,
+    quick_help: str = "small shapes only",
+) -> None:
+    """``python -m benchmarks.NAME [--quick] [--json FILE] [--threads N]`` for one suite:
+    its rows as a markdown table (and JSON), after the machine info."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--quick", action="store_true", help=quick_help)
+    parser.add_argument("--json", help="also write the rows to this JSON file")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    rows = run(quick=args.quick)
+    print(machine_info())
+    print(markdown_table(rows, columns))
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(rows, fh, indent=2)

@@ -14,15 +14,13 @@ Import: ``from benchmarks.intervention_overhead import run; rows = run(quick=Tru
 
 from __future__ import annotations
 
-import argparse
-import json
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 import lens
-from benchmarks.harness import SMOLLM2_SHAPE, interleaved, machine_info, markdown_table
+from benchmarks.harness import SMOLLM2_SHAPE, interleaved, standalone_main
 from interventions import (
     ActivationAddition,
     DirectionAblation,
@@ -122,18 +120,9 @@ COLUMNS = ["model", "case", "ratio_median", "ratio_min", "ratio_max", "seconds_m
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="small model only (~10 s)")
-    parser.add_argument("--json", help="also write the rows to this JSON file")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    rows = run(quick=args.quick)
-    print(machine_info())
-    print(markdown_table(rows, COLUMNS))
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump(rows, fh, indent=2)
+    standalone_main(
+        run, COLUMNS, description=__doc__.splitlines()[0], quick_help="small model only (~10 s)"
+    )
 
 
 if __name__ == "__main__":
