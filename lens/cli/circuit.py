@@ -12,6 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 METHODS = ("eap", "eap-ig", "exact")
 
 
@@ -63,14 +65,13 @@ def run_circuit(args: argparse.Namespace) -> int:
 
 
 def register(sub: Any) -> None:
-    from lens.cli.study import MODEL_HELP
     from lens.cli.view import add_no_html
 
     p = sub.add_parser(
         "circuit",
         help="find a task's circuit: EAP / EAP-IG edge scores, faithfulness curves, a plot",
     )
-    p.add_argument("source", help=MODEL_HELP)
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument(
         "--data",
         default=None,

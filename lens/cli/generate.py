@@ -15,6 +15,8 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def read_interventions(paths: list[str]) -> list[Any]:
     """The interventions in JSON files (one ``to_dict()`` object or a list per file)."""
@@ -97,9 +99,7 @@ def register(sub: Any) -> None:
         help="continue a prompt (KV cache), steered vs unsteered side by side",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    p.add_argument(
-        "source", help="organism | smollm2-135m-instruct | HF folder | random:llama | random:gpt2"
-    )
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument("prompt", help="the text to continue")
     p.add_argument(
         "--intervention",

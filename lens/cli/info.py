@@ -6,6 +6,8 @@ import argparse
 import json
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def describe(model: Any) -> dict[str, Any]:
     """Architecture facts of a loaded bridge as a JSON-safe dict."""
@@ -80,7 +82,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("info", help="architecture, sizes, hook points and parameter count")
     p.add_argument(
         "source",
-        help="organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2",
+        help=SOURCE_HELP,
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--hooks", action="store_true", help="list the hook names (layers folded)")

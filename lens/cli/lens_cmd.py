@@ -15,6 +15,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 class ByteTokenizer:
     """UTF-8 bytes as token ids 0..255 and BOS = 256 (for random models without a tokenizer).
@@ -236,7 +238,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("lens", help="logit lens of a prompt: per-layer top tokens, plots")
     p.add_argument(
         "source",
-        help="organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2",
+        help=SOURCE_HELP,
     )
     p.add_argument("prompt", help="the prompt text")
     p.add_argument("--top-k", type=int, default=10, help="top tokens per layer (default 10)")

@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 SITES = ("resid_pre", "attn_out", "mlp_out", "z")
 BAND = 0.05  # cells within 5 % of the strongest are reported together
 
@@ -119,9 +121,7 @@ def register(sub: Any) -> None:
         help="activation / attribution patching of a prompt pair",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    p.add_argument(
-        "source", help="organism | smollm2-135m-instruct | HF folder | random:llama | random:gpt2"
-    )
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument("--clean", required=True, help="the prompt where the model is right")
     p.add_argument("--corrupt", required=True, help="same token length, one fact changed")
     p.add_argument("--answer", required=True, help="the clean answer token (text or id:N)")

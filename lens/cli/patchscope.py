@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def layers_arg(text: str | None) -> Any:
     """``"all"``, None, or a comma list of ints.
@@ -91,9 +93,7 @@ def register(sub: Any) -> None:
         help="decode a prompt's hidden states by patching them into a target prompt",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    p.add_argument(
-        "source", help="organism | smollm2-135m-instruct | HF folder | random:llama | random:gpt2"
-    )
+    p.add_argument("source", help=SOURCE_HELP)
     p.add_argument("prompt", help="the source prompt")
     p.add_argument(
         "--target",

@@ -7,9 +7,11 @@ import sys
 
 from lens.output import OutputFolder, check_out_dir
 
-__all__ = ["OutputFolder", "announce_source", "check_out_dir", "check_source"]
+__all__ = ["SOURCE_HELP", "OutputFolder", "announce_source", "check_out_dir", "check_source"]
 
 RANDOM_FAMILIES = ("llama", "gpt2")
+# the help text of every model-source argument
+SOURCE_HELP = "organism | smollm2-135m-instruct | HF folder | HF id | random:llama | random:gpt2"
 
 
 def check_source(source: str) -> str:

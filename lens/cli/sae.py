@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def _docs(corpus: str, split: str, limit: int | None) -> Any:
     if corpus in ("stdlib", "builtin"):
@@ -134,7 +136,7 @@ def register(sub: Any) -> None:
     ssub = p.add_subparsers(dest="sae_command", metavar="ACTION", required=True)
     corpus_help = "stdlib (default), builtin, or a text file with one document per line"
     t = ssub.add_parser("train", help="train a TopK SAE (or transcoder) on one site")
-    t.add_argument("source", help="smollm2-135m-instruct | organism | HF folder | random:llama")
+    t.add_argument("source", help=SOURCE_HELP)
     t.add_argument("--out", required=True, help="folder for the dictionary")
     t.add_argument("--layer", type=int, required=True, help="block (negative: from the end)")
     t.add_argument("--site", default="resid_post", help="site read (default resid_post)")

@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def study_names() -> list[str]:
     """The installed studies, found on disk without importing them (imports cost seconds).
@@ -137,9 +139,7 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-MODEL_HELP = (
-    "organism | smollm2-135m-instruct | HF folder | HF id | random:llama (default: organism)"
-)
+MODEL_HELP = f"{SOURCE_HELP} (default: organism)"
 
 
 def register(sub: Any) -> None:

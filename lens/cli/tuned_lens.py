@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
+from lens.cli.paths import SOURCE_HELP
+
 
 def _corpus(source: str, corpus: str, split: Literal["train", "heldout"]) -> list[str]:
     from lens.tuned_lens.corpora import builtin_corpus, read_corpus
@@ -123,7 +125,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("tuned-lens", help="train / evaluate tuned-lens translators")
     tsub = p.add_subparsers(dest="tuned_lens_command", metavar="ACTION", required=True)
     t = tsub.add_parser("train", help="train one affine translator per layer")
-    t.add_argument("source", help="organism | smollm2-135m-instruct | HF folder | random:llama")
+    t.add_argument("source", help=SOURCE_HELP)
     t.add_argument(
         "--corpus",
         default="builtin",
