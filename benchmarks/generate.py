@@ -181,27 +181,18 @@ def patchscope_rows(label: str, model: Any, quick: bool) -> list[dict[str, Any]]
 def patching_rows(label: str, model: Any) -> list[dict[str, Any]]:
     import transformer_lens.patching as tlp
 
+    from benchmarks.patching import token_pair
     from lens.patching import activation_patching
 
-    gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(3, int(model.cfg.d_vocab), (1, 16), generator=gen)
-    corrupt = clean.clone()
-    corrupt[0, 3:6] = torch.randint(3, int(model.cfg.d_vocab), (3,), generator=gen)
-    answer, wrong = 11, 12
-    with torch.no_grad():
-        clean_logits, cache = model.run_with_cache(clean)
-        corrupt_logits = model(corrupt)
-
-    def diff(logits: torch.Tensor) -> torch.Tensor:
-        return logits[0, -1, answer] - logits[0, -1, wrong]
-
-    base, top = diff(corrupt_logits), diff(clean_logits)
+    pair = token_pair(model, low=3)  # ids 0..2 are special tokens in HF tokenizers
+    clean, corrupt, answer, wrong = pair["clean"], pair["corrupt"], pair["answer"], pair["wrong"]
+    cache, tl_metric = pair["cache"], pair["tl_metric"]
     out: dict[str, Any] = {}
     kw = dict(answer=answer, wrong=wrong, sites=["resid_pre"], batch_size=64)
     cases = {
         "plain forward": lambda: model(corrupt),
         "TL get_act_patch_resid_pre": lambda: out.__setitem__("tl", tlp.get_act_patch_resid_pre(
-            model, corrupt, cache, lambda lg: (diff(lg) - base) / (top - base))),
+            model, corrupt, cache, tl_metric)),
         "lens patching, prefix reuse": lambda: out.__setitem__("reuse", activation_patching(
             model, clean, corrupt, **kw)),
         "lens patching, no reuse": lambda: out.__setitem__("plain", activation_patching(

@@ -61,11 +61,18 @@ def setup(quick: bool, source: str | None = None) -> dict[str, Any]:
         )
     else:
         model = lens.load_model(source)
+    return dict(model=model, **token_pair(model))
+
+
+def token_pair(model: Any, *, low: int = 0) -> dict[str, Any]:
+    """A random clean prompt of ``SEQ`` tokens (ids from ``low``), its corruption at
+    positions 3..5, answer/wrong ids, the clean run's TransformerLens cache and the
+    normalised logit-difference metric TransformerLens's patching functions take."""
     vocab = int(model.cfg.d_vocab)
     gen = torch.Generator().manual_seed(0)
-    clean = torch.randint(0, vocab, (1, SEQ), generator=gen)
+    clean = torch.randint(low, vocab, (1, SEQ), generator=gen)
     corrupt = clean.clone()
-    corrupt[0, 3:6] = torch.randint(0, vocab, (3,), generator=gen)
+    corrupt[0, 3:6] = torch.randint(low, vocab, (3,), generator=gen)
     answer, wrong = 11, 12
     with torch.no_grad():
         clean_logits, cache = model.run_with_cache(clean)
@@ -76,7 +83,7 @@ def setup(quick: bool, source: str | None = None) -> dict[str, Any]:
 
     base, top = diff(corrupt_logits), diff(clean_logits)
     return dict(
-        model=model, clean=clean, corrupt=corrupt, answer=answer, wrong=wrong, cache=cache,
+        clean=clean, corrupt=corrupt, answer=answer, wrong=wrong, cache=cache,
         tl_metric=lambda logits: (diff(logits) - base) / (top - base),
     )  # fmt: skip
 
