@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import lens
-from tests.unit.test_distributed import free_port
+from tests.unit.test_distributed import gloo_group, run_two_processes
 
 KW = dict(
     layer=1,
@@ -32,24 +29,14 @@ def _docs():
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60)
-    )
-    try:
+    with gloo_group(rank, world, port):
         model = lens.load_model(lens.tiny_config("llama"))
         sae = lens.dictionaries.train(model, _docs(), **KW)
         lens.dictionaries.save(sae, os.path.join(out_dir, f"rank{rank}"))
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_gloo_processes_equal_one(tmp_path):
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(
-        _worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method=method
-    )
+    run_two_processes(_worker, tmp_path)
     model = lens.load_model(lens.tiny_config("llama"))
     single = lens.dictionaries.train(model, _docs(), **KW)
     start = lens.dictionaries.random_sae(

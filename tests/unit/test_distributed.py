@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime
 import os
 import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -60,12 +63,7 @@ def _crashing(data, after):
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60)
-    )
-    try:
+    with gloo_group(rank, world, port):
         model = lens.load_model(lens.tiny_config("llama"))
         data = make_corpus()
         ckpt = os.path.join(out_dir, "ckpt.safetensors")
@@ -76,8 +74,6 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         accs = run_all(model, data, checkpoint=ckpt)
         record = {"resumed": accs[0].resumed}
         lens.stats.save_checkpoint(os.path.join(out_dir, f"rank{rank}.safetensors"), accs, record)
-    finally:
-        dist.destroy_process_group()
 
 
 def free_port() -> int:
@@ -86,11 +82,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_gloo_processes_equal_one(tmp_path):
+@contextmanager
+def gloo_group(rank: int, world: int, port: int) -> Iterator[None]:
+    """Inside a worker: one thread, a gloo process group on localhost, destroyed on exit."""
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group(
+        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60)
+    )
+    try:
+        yield
+    finally:
+        dist.destroy_process_group()
+
+
+def run_two_processes(worker: Callable[[int, int, int, str], None], out_dir: Path) -> None:
+    """``worker(rank, 2, port, out_dir)`` in two processes (forked where available)."""
     method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     mp.start_processes(
-        _worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method=method
+        worker, args=(2, free_port(), str(out_dir)), nprocs=2, join=True, start_method=method
     )
+
+
+def test_two_gloo_processes_equal_one(tmp_path):
+    run_two_processes(_worker, tmp_path)
     model = lens.load_model(lens.tiny_config("llama"))
     single = run_all(model, make_corpus())
     meta = lens.stats.read_meta(tmp_path / "ckpt.safetensors")

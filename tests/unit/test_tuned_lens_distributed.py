@@ -3,28 +3,20 @@ from a checkpoint written under torch.distributed."""
 
 from __future__ import annotations
 
-import datetime
 import os
 
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 import lens
 from lens.tuned_lens import training
-from tests.unit.test_distributed import free_port
+from tests.unit.test_distributed import gloo_group, run_two_processes
 from tests.unit.test_tuned_lens import corpus
 
 KW = dict(steps=5, tokens_per_step=96, progress=False, seed=1)
 
 
 def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group(
-        "gloo", rank=rank, world_size=world, timeout=datetime.timedelta(seconds=60)
-    )
-    try:
+    with gloo_group(rank, world, port):
         model = lens.load_model(lens.tiny_config("llama"))
         ckpt = os.path.join(out_dir, "train.safetensors")
         real_step, calls = training._step, {"n": 0}
@@ -46,15 +38,10 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         tl = lens.tuned_lens.train(model, corpus(), checkpoint=ckpt, checkpoint_every=2, **KW)
         assert tl.record["processes"] == 2
         tl.save(os.path.join(out_dir, f"rank{rank}"))
-    finally:
-        dist.destroy_process_group()
 
 
 def test_two_gloo_processes_equal_one(tmp_path):
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    mp.start_processes(
-        _worker, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True, start_method=method
-    )
+    run_two_processes(_worker, tmp_path)
     model = lens.load_model(lens.tiny_config("llama"))
     single = lens.tuned_lens.train(model, corpus(), **KW)
     assert not torch.equal(single.maps[0].weight, torch.eye(model.cfg.d_model))
