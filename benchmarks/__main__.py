@@ -91,12 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown suites {unknown}; valid: {list(SUITES)}")
     from lens.output import OutputFolder
 
-    folder = OutputFolder(args.out)  # checked before any work; written in place at the end
-    try:
+    with OutputFolder(args.out) as folder:  # checked before any work; moved in at the end
         return _run(args, names, folder)
-    except BaseException:
-        folder.abort()
-        raise
 
 
 def _run(args: argparse.Namespace, names: list[str], folder: OutputFolder) -> int:
