@@ -42,7 +42,7 @@ class _Selected(torch.autograd.Function):
         return pre.gather(-1, idx)
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor):  # type: ignore[override]
+    def backward(ctx: Any, grad: Tensor):
         inp, w_enc, idx = ctx.saved_tensors
         rows, per_row = idx.shape
         flat, values = idx.reshape(-1), grad.reshape(-1)
