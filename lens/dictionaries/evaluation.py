@@ -147,7 +147,8 @@ def evaluate(
     n = 0
     sse = y_sq = cos_sum = l0_sum = 0.0
     y_sum = torch.zeros(d, dtype=torch.float64)
-    later = {"n": 0, "sse": 0.0, "y_sq": 0.0, "y_sum": torch.zeros(d, dtype=torch.float64)}
+    n1, sse1, y_sq1 = 0, 0.0, 0.0  # the same sums without the first position of each row
+    y_sum1 = torch.zeros(d, dtype=torch.float64)
     fired = torch.zeros(sae.d_sae, dtype=torch.long)
     ce = {"clean": 0.0, "splice": 0.0, "zero": 0.0}
     kl = {"splice": 0.0, "zero": 0.0}
@@ -180,10 +181,10 @@ def evaluate(
         cos_sum += float(torch.nn.functional.cosine_similarity(yt, recon, dim=-1).sum())
         after = torch.arange(where.shape[1], device=where.device)[None].expand_as(where)[where] > 0
         yl = yt[after]
-        later["n"] += yl.shape[0]
-        later["sse"] += float((yl - recon[after]).pow(2).sum())
-        later["y_sq"] += float(yl.pow(2).sum())
-        later["y_sum"] += yl.sum(0)
+        n1 += yl.shape[0]
+        sse1 += float((yl - recon[after]).pow(2).sum())
+        y_sq1 += float(yl.pow(2).sum())
+        y_sum1 += yl.sum(0)
         active = feats > 0
         l0_sum += float(active.sum())
         fired += active.sum(0)
@@ -205,8 +206,8 @@ def evaluate(
         raise ValueError("no tokens to evaluate on: give non-empty prompts")
     total_var = y_sq - float(y_sum.pow(2).sum()) / n
     ev = 1.0 - sse / total_var if total_var > 0 else float("nan")
-    var_later = later["y_sq"] - float(later["y_sum"].pow(2).sum()) / max(later["n"], 1)
-    ev_later = 1.0 - later["sse"] / var_later if later["n"] and var_later > 0 else float("nan")
+    var1 = y_sq1 - float(y_sum1.pow(2).sum()) / max(n1, 1)
+    ev_later = 1.0 - sse1 / var1 if n1 and var1 > 0 else float("nan")
     per = {k: v / max(n_pred, 1) for k, v in ce.items()}
     gap = per["zero"] - per["clean"]
     density = fired.double() / n
