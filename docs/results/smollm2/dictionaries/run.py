@@ -10,7 +10,6 @@ Arguments are fixed here so the committed results say exactly how they were made
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 import sys
@@ -38,8 +37,8 @@ ARGS = {
     "seed": 0,
     "exclude_first": True,  # position 0 of every row is an attention sink (norm ~22,000 vs ~200)
 }
-EVAL_DOCS = 16
-EVAL_CHARS = 400  # each held-out document cut to its first 400 characters
+EVAL_TOKENS = 2500  # held-out documents (shuffled) until this many tokens after the first
+EVAL_CHARS = 600  # each held-out document cut to its first 600 characters
 
 
 def corpus(split: str):
@@ -105,11 +104,18 @@ def _trained(model):
 def report() -> None:
     from lens.dictionaries.inspection import feature_cards, find_features, plot_card
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
     model = lens.load_model("smollm2-135m-instruct")
     sae = _trained(model)
-    held = [t[:EVAL_CHARS] for t in itertools.islice(corpus("heldout"), EVAL_DOCS)]
-    ev = lens.dictionaries.evaluate(model, sae, held, batch_size=8, progress=True)
+    held, n = [], 0
+    for text in corpus("heldout"):
+        held.append(text[:EVAL_CHARS])
+        n += len(model.tokenizer.encode(held[-1], add_special_tokens=False)) - 1
+        if n >= EVAL_TOKENS:
+            break
+    ev = lens.dictionaries.evaluate(
+        model, sae, held, batch_size=8, progress=True, exclude_first=ARGS["exclude_first"]
+    )
     (HERE / "evaluation.json").write_text(json.dumps(ev.to_json(), indent=2) + "\n")
     (HERE / "evaluation.md").write_text(ev.table() + "\n")
     found = find_features(model, sae, batch_size=8, code_docs=8)
@@ -131,6 +137,8 @@ def report() -> None:
     found["untrained_baseline"] = baseline["best"]
     (HERE / "phenomena.json").write_text(json.dumps(found, indent=2) + "\n")
     cards = HERE / "cards"
+    for old in cards.glob("feature_*"):
+        old.unlink()
     cards.mkdir(exist_ok=True)
     chosen = [f["feature"] for f in found["best"]][:8]
     for card in feature_cards(model, sae, chosen, held, top=6):
