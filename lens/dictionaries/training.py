@@ -190,20 +190,26 @@ class Trainer:
         )
         feats_active = on.sum().float()
         stats = torch.stack([fvu.detach(), aux.detach(), feats_active])
-        flat = torch.cat(
-            [
-                g.flatten() if g is not None else torch.zeros(v.numel())
-                for g, v in zip(grads, p.values())
-            ]
-            + [fired.double().float(), stats]
-        )
-        flat = all_reduce_sum(flat, self.group)
-        offset = 0
-        for v in p.values():
-            v.grad = flat[offset : offset + v.numel()].view_as(v).clone()
-            offset += v.numel()
-        fired_all = flat[offset : offset + self.sae.d_sae]
-        fvu_all, aux_all, active = flat[offset + self.sae.d_sae :].tolist()
+        if world == 1:  # nothing to all-reduce: no flattened copy of every gradient
+            for grad, v in zip(grads, p.values()):
+                v.grad = grad if grad is not None else torch.zeros_like(v)
+            fired_all = fired.float()
+            fvu_all, aux_all, active = stats.tolist()
+        else:
+            flat = torch.cat(
+                [
+                    g.flatten() if g is not None else torch.zeros(v.numel())
+                    for g, v in zip(grads, p.values())
+                ]
+                + [fired.double().float(), stats]
+            )
+            flat = all_reduce_sum(flat, self.group)
+            offset = 0
+            for v in p.values():
+                v.grad = flat[offset : offset + v.numel()].view_as(v).clone()
+                offset += v.numel()
+            fired_all = flat[offset : offset + self.sae.d_sae]
+            fvu_all, aux_all, active = flat[offset + self.sae.d_sae :].tolist()
         with torch.no_grad():  # drop the gradient along each decoder row (it only rescales)
             w, g = p["W_dec"], p["W_dec"].grad
             assert g is not None
