@@ -62,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=args.batch_size,
             seed=args.seed,
+            exclude_first=args.exclude_first,
             checkpoint=args.checkpoint,
             progress=not args.quiet,
         )
@@ -168,6 +169,11 @@ def register(sub: Any) -> None:
     t.add_argument("--corpus", default="stdlib", help=corpus_help)
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--checkpoint", default=None, help="checkpoint file to resume from / write")
+    t.add_argument(
+        "--exclude-first",
+        action="store_true",
+        help="train without the first position of every row (default: only a BOS is left out)",
+    )
     t.add_argument("--saelens", action="store_true", help="also write a SAELens folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
