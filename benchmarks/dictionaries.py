@@ -3,9 +3,10 @@
 * splice overhead: ``SpliceSAE`` (error term on / off) at one middle residual layer vs a plain
   forward, interleaved (target <= 1.1x at 4,608 latents on the SmolLM2 shape);
 * training: ``lens.dictionaries.train`` tokens/s including the model forward, with the share
-  of time spent reading activations vs updating the SAE; and the SAE update alone next to
-  eai-sparsify's ``SparseCoder`` (same shape, k, batches, Adam) when ``sparsify`` imports
-  (its full trainer needs a Hugging Face model and dataset, so only the update is compared);
+  of time spent reading activations vs updating the SAE; and the SAE update alone (sparse
+  encoder backward) next to the dense backward and eai-sparsify's ``SparseCoder`` (same
+  shape, k, batches, Adam) when ``sparsify`` imports (its full trainer needs a Hugging Face
+  model and dataset, so only the update is compared);
 * memory: peak RSS of a training run over 1x and 8x the corpus, each in a fresh process.
 
 Run:  python -m benchmarks.dictionaries [--quick] [--json out.json]
@@ -116,17 +117,21 @@ def training_rows(shape: str, n_latents: int, steps: int) -> list[dict[str, Any]
 
 
 def update_rows(d: int, n_latents: int, steps: int) -> list[dict[str, Any]]:
-    """The SAE update alone on identical batches: lens's Trainer vs sparsify's SparseCoder."""
+    """The SAE update alone on identical batches: lens's Trainer (sparse encoder backward, the
+    default) vs its dense backward (the trainer before the sparse one) and, when it imports,
+    sparsify's SparseCoder."""
     g = torch.Generator().manual_seed(0)
     batches = [torch.randn(1024, d, generator=g) for _ in range(4)]
-    lens_trainer = Trainer(random_sae_like(d, n_latents), lr=1e-3)
     cases: dict[str, Callable[[], Any]] = {}
     it = {"i": 0}
+    for backward in ("sparse", "dense"):
+        trainer = Trainer(random_sae_like(d, n_latents), lr=1e-3, backward=backward)
 
-    def lens_step() -> None:
-        lens_trainer.step(batches[it["i"] % 4])
+        def lens_step(t: Trainer = trainer) -> None:
+            t.step(batches[it["i"] % 4])
 
-    cases["lens Trainer.step"] = lens_step
+        name = "lens Trainer.step" + ("" if backward == "sparse" else " (dense backward)")
+        cases[name] = lens_step
     note = "sparsify not installed"
     try:
         from sparsify import SparseCoder, SparseCoderConfig

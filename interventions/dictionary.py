@@ -16,6 +16,7 @@ and ``layer_norm`` (centred and divided by its standard deviation, undone on the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -31,6 +32,15 @@ Normalize = Literal["none", "constant_norm_rescale", "layer_norm"]
 # The transcoder input sparsify and most transcoder papers read: the MLP's normalised input.
 MLP_NORMALISED_IN = "mlp_in_normalised"
 _EXTRA_HOOKS = {MLP_NORMALISED_IN: "blocks.{layer}.mlp.hook_in"}
+# How a model's weight fingerprint is computed, registered by lens.dictionaries (interventions
+# never imports lens); while none is registered, binding is by shape only.
+_FINGERPRINT: list[Callable[[Any], str]] = []
+
+
+def register_fingerprint(fn: Callable[[Any], str]) -> None:
+    """Use ``fn(model)`` as the weight fingerprint :meth:`SAE.check` compares with the one a
+    dictionary records in ``meta["binding"]["fingerprint"]``."""
+    _FINGERPRINT[:] = [fn]
 
 
 def site_hook(site: str, layer: int) -> str:
@@ -76,6 +86,10 @@ class SAE:
         normalize: input normalisation (see the module docstring).
         apply_b_dec_to_input: subtract ``b_dec`` from the input before encoding.
         meta: JSON-safe notes (where it came from, how it was trained, model binding).
+        strict: refuse a model whose weight fingerprint differs from the one recorded in
+            ``meta["binding"]`` (dictionaries trained by lens record one; SAELens and
+            sparsify folders do not, and bind by shape only). ``False`` applies the
+            dictionary to any model of the right shape, e.g. a fine-tuned copy. Not saved.
 
     Example:
         >>> import torch
@@ -97,6 +111,7 @@ class SAE:
     normalize: Normalize = "none"
     apply_b_dec_to_input: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    strict: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.W_enc, Tensor) or self.W_enc.ndim != 2:
@@ -151,7 +166,8 @@ class SAE:
         return f"{type(self).__name__} d_in={self.d_in} d_sae={self.d_sae} at {self.in_hook}"
 
     def check(self, model: Any) -> None:
-        """Raise unless ``model`` has this dictionary's layer and site width (naming both)."""
+        """Raise unless ``model`` has this dictionary's layer and site width and, when
+        ``strict`` and a fingerprint is recorded, its weights (naming both sides)."""
         n = n_layers(model)
         if not 0 <= self.layer < n:
             raise ValueError(
@@ -162,6 +178,22 @@ class SAE:
             raise ValueError(
                 f"{self.describe()} reads vectors of width {self.d_in}, but this model's "
                 f"{self.site} has width {width}: the dictionary belongs to another model"
+            )
+        self.check_weights(model)
+
+    def check_weights(self, model: Any) -> None:
+        """Raise when ``strict`` and the recorded weight fingerprint is not ``model``'s."""
+        binding = self.meta.get("binding")
+        recorded = binding.get("fingerprint") if isinstance(binding, dict) else None
+        if not self.strict or not recorded or not _FINGERPRINT:
+            return
+        mine = _FINGERPRINT[0](model)
+        if mine != recorded:
+            raise ValueError(
+                f"{self.describe()} was trained on other weights (fingerprint {recorded}; this "
+                f"model's is {mine}; dtype counts). To apply it anyway to a model of the same "
+                "shape (e.g. a fine-tuned copy), set strict=False: "
+                "lens.dictionaries.load(folder, strict=False) or sae.strict = False"
             )
 
     # ------------------------------------------------------------------ maths
@@ -335,6 +367,8 @@ class Transcoder(SAE):
                 f"{self.describe()} writes width {self.d_in}, but this model's {self.out_site} "
                 f"has width {out}"
             )
+        if self.site == MLP_NORMALISED_IN:
+            self.check_weights(model)
 
     def _extra_config(self) -> dict[str, Any]:
         return {"out_site": self.out_site}

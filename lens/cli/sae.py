@@ -62,6 +62,7 @@ def _train(args: argparse.Namespace) -> int:
             steps=args.steps,
             batch_size=args.batch_size,
             seed=args.seed,
+            exclude_first=args.exclude_first,
             checkpoint=args.checkpoint,
             progress=not args.quiet,
         )
@@ -80,21 +81,41 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from lens.cli.paths import announce_source
+    import contextlib
+
+    from lens.cli.paths import OutputFolder, announce_source
 
     _check(args)
     announce_source(args.source)
-    import lens
-    from lens.cli.lens_cmd import load_source
+    with OutputFolder(args.out) if args.out else contextlib.nullcontext() as folder:
+        import lens
+        from lens.cli.lens_cmd import load_source
 
-    model = load_source(args.source)
-    sae = lens.dictionaries.load(args.dir, hookpoint=args.hookpoint)
-    ev = lens.dictionaries.evaluate(
-        model, sae, _docs(args.corpus, "heldout", args.docs), progress=not args.quiet
-    )
+        model = load_source(args.source)
+        sae = lens.dictionaries.load(args.dir, hookpoint=args.hookpoint, strict=not args.no_strict)
+        ev = lens.dictionaries.evaluate(
+            model,
+            sae,
+            _docs(args.corpus, "heldout", args.docs),
+            exclude_first=args.exclude_first,
+            progress=not args.quiet,
+        )
+        if folder is not None:
+            record = {
+                **ev.to_json(),
+                "source": args.source,
+                "dictionary": str(args.dir),
+                "corpus": args.corpus,
+                "docs": args.docs,
+            }
+            (folder.path / "evaluation.json").write_text(json.dumps(record, indent=2) + "\n")
+            (folder.path / "evaluation.md").write_text(ev.table() + "\n")
+            out = folder.commit()
     print(ev.table())
     if args.json:
         print(json.dumps(ev.to_json()))
+    if folder is not None:
+        print(f"saved to {out}")
     return 0
 
 
@@ -109,7 +130,7 @@ def _inspect(args: argparse.Namespace) -> int:
         from lens.dictionaries.inspection import feature_card, plot_card
 
         model = load_source(args.source)
-        sae = lens.dictionaries.load(args.dir, hookpoint=args.hookpoint)
+        sae = lens.dictionaries.load(args.dir, hookpoint=args.hookpoint, strict=not args.no_strict)
         docs = list(_docs(args.corpus, "heldout", args.docs))
         cards = []
         for f in args.feature:
@@ -148,6 +169,11 @@ def register(sub: Any) -> None:
     t.add_argument("--corpus", default="stdlib", help=corpus_help)
     t.add_argument("--seed", type=int, default=0, help="initialisation and shuffling seed")
     t.add_argument("--checkpoint", default=None, help="checkpoint file to resume from / write")
+    t.add_argument(
+        "--exclude-first",
+        action="store_true",
+        help="train without the first position of every row (default: only a BOS is left out)",
+    )
     t.add_argument("--saelens", action="store_true", help="also write a SAELens folder")
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
@@ -162,8 +188,22 @@ def register(sub: Any) -> None:
         e.add_argument("--corpus", default="stdlib", help=corpus_help)
         e.add_argument("--docs", type=int, default=200, help="held-out documents (default: 200)")
         e.add_argument("--quiet", action="store_true", help="no progress bar")
+        e.add_argument(
+            "--no-strict",
+            action="store_true",
+            help="use the dictionary even if this model's weights differ from the ones it was "
+            "trained on (same shape, e.g. a fine-tuned copy; default: refuse)",
+        )
         if name == "eval":
             e.add_argument("--json", action="store_true", help="also print the JSON")
+            e.add_argument(
+                "--out", default=None, help="folder for evaluation.json and .md (default: none)"
+            )
+            e.add_argument(
+                "--exclude-first",
+                action="store_true",
+                help="leave the first position of every document out (default: only a BOS)",
+            )
         else:
             e.add_argument(
                 "--feature",

@@ -6,18 +6,29 @@ from typing import Any
 
 import torch
 
-from interventions.dictionary import MLP_NORMALISED_IN, SAE, Activation, Transcoder, site_width
+from interventions.dictionary import (
+    MLP_NORMALISED_IN,
+    SAE,
+    Activation,
+    Transcoder,
+    register_fingerprint,
+    site_width,
+)
 from interventions.sites import resolve_layer
-from lens.stats.checkpoint import model_fingerprint
+from lens.tuned_lens.translators import fingerprint
+
+# SAE.check compares this (cached per model until a weight changes) with the recorded one
+register_fingerprint(fingerprint)
 
 
 def binding(model: Any) -> dict[str, Any]:
-    """What ties a dictionary to a model: its shape and weight fingerprint (as the tuned lens)."""
+    """What ties a dictionary to a model: its shape and weight fingerprint (as the tuned lens;
+    :meth:`SAE.check` enforces it unless ``strict=False``)."""
     cfg = model.cfg
     return {
         "n_layers": int(cfg.n_layers),
         "d_model": int(cfg.d_model),
-        "fingerprint": model_fingerprint(model),
+        "fingerprint": fingerprint(model),
         "model_name": str(getattr(cfg, "model_name", "") or ""),
     }
 

@@ -5,8 +5,9 @@ in without its error term (``SpliceSAE(error=False)``) and with the site zero-ab
 the same positions (every real token; BOS left alone when ``exclude_bos``).
 
 * reconstruction (on the site the dictionary writes; for a transcoder the predicted site):
-  L0, explained variance ``1 - SSE / total variance`` (FVU = its complement), MSE per element,
-  mean cosine between activation and reconstruction;
+  L0, explained variance ``1 - SSE / total variance`` (FVU = its complement), the same without
+  the first position of each row (an attention sink in many models, whose huge norm can
+  dominate the variance), MSE per element, mean cosine between activation and reconstruction;
 * downstream: next-token cross-entropy clean / spliced / zero-ablated, CE loss recovered
   ``(CE_zero - CE_splice) / (CE_zero - CE_clean)``, and mean KL(clean || spliced) and
   KL(clean || zero-ablated) per token;
@@ -43,6 +44,7 @@ class Evaluation:
     n_prompts: int
     l0: float
     explained_variance: float
+    explained_variance_after_first: float
     fvu: float
     mse: float
     cosine: float
@@ -58,6 +60,7 @@ class Evaluation:
     density_histogram: list[int] = field(default_factory=list)
     histogram_edges: list[float] = field(default_factory=lambda: list(HIST_EDGES))
     exclude_bos: bool = True
+    exclude_first: bool = False
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -69,6 +72,7 @@ class Evaluation:
         rows = [
             ("L0", self.l0),
             ("explained variance", self.explained_variance),
+            ("explained variance, first position excluded", self.explained_variance_after_first),
             ("FVU", self.fvu),
             ("MSE", self.mse),
             ("cosine", self.cosine),
@@ -117,11 +121,16 @@ def evaluate(
     *,
     batch_size: int = 8,
     exclude_bos: bool = True,
+    exclude_first: bool = False,
     dense_threshold: float = 0.1,
     progress: bool = False,
     prepend_bos: bool | None = None,
 ) -> Evaluation:
     """Score ``sae`` on ``model`` over ``prompts`` (texts or token-id lists; streamed).
+
+    ``exclude_bos`` leaves a BOS token out of every metric and unspliced; ``exclude_first``
+    does so for the first position of every row whatever its token (for a dictionary trained
+    with ``train(exclude_first=True)``).
 
     Example:
         >>> import lens
@@ -138,6 +147,8 @@ def evaluate(
     n = 0
     sse = y_sq = cos_sum = l0_sum = 0.0
     y_sum = torch.zeros(d, dtype=torch.float64)
+    n1, sse1, y_sq1 = 0, 0.0, 0.0  # the same sums without the first position of each row
+    y_sum1 = torch.zeros(d, dtype=torch.float64)
     fired = torch.zeros(sae.d_sae, dtype=torch.long)
     ce = {"clean": 0.0, "splice": 0.0, "zero": 0.0}
     kl = {"splice": 0.0, "zero": 0.0}
@@ -147,7 +158,9 @@ def evaluate(
         b = make_batch(model, chunk, padding_side="right", prepend_bos=prepend_bos)
         mask = b.attention_mask.bool()
         where = mask.clone()
-        if exclude_bos and bos is not None:
+        if exclude_first:
+            where[:, 0] = False
+        elif exclude_bos and bos is not None:
             where[:, 0] &= b.tokens[:, 0] != bos
         probes = [Probe(sae.in_hook)] + (
             [Probe(sae.out_hook)] if sae.out_hook != sae.in_hook else []
@@ -166,6 +179,12 @@ def evaluate(
         y_sq += float(yt.pow(2).sum())
         y_sum += yt.sum(0)
         cos_sum += float(torch.nn.functional.cosine_similarity(yt, recon, dim=-1).sum())
+        after = torch.arange(where.shape[1], device=where.device)[None].expand_as(where)[where] > 0
+        yl = yt[after]
+        n1 += yl.shape[0]
+        sse1 += float((yl - recon[after]).pow(2).sum())
+        y_sq1 += float(yl.pow(2).sum())
+        y_sum1 += yl.sum(0)
         active = feats > 0
         l0_sum += float(active.sum())
         fired += active.sum(0)
@@ -187,6 +206,8 @@ def evaluate(
         raise ValueError("no tokens to evaluate on: give non-empty prompts")
     total_var = y_sq - float(y_sum.pow(2).sum()) / n
     ev = 1.0 - sse / total_var if total_var > 0 else float("nan")
+    var1 = y_sq1 - float(y_sum1.pow(2).sum()) / max(n1, 1)
+    ev_later = 1.0 - sse1 / var1 if n1 and var1 > 0 else float("nan")
     per = {k: v / max(n_pred, 1) for k, v in ce.items()}
     gap = per["zero"] - per["clean"]
     density = fired.double() / n
@@ -200,6 +221,7 @@ def evaluate(
         n_prompts=n_prompts,
         l0=l0_sum / n,
         explained_variance=ev,
+        explained_variance_after_first=ev_later,
         fvu=1.0 - ev,
         mse=sse / (n * d),
         cosine=cos_sum / n,
@@ -214,4 +236,5 @@ def evaluate(
         density=density.float(),
         density_histogram=[int(v) for v in hist.tolist()],
         exclude_bos=exclude_bos,
+        exclude_first=exclude_first,
     )

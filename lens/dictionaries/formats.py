@@ -59,10 +59,17 @@ def save(sae: SAE, folder: str | Path) -> Path:
     return out
 
 
-def load(folder: str | Path, *, hookpoint: str | None = None) -> SAE:
+def load(folder: str | Path, *, hookpoint: str | None = None, strict: bool = True) -> SAE:
     """Load a dictionary folder in lens's, SAELens's or eai-sparsify's format (detected from
     the files present). ``hookpoint`` picks one sub-folder of a multi-hookpoint sparsify
-    checkpoint (e.g. ``"layers.6"``)."""
+    checkpoint (e.g. ``"layers.6"``). ``strict=False``: apply it to models whose weights
+    differ from the ones it was trained on (same shape; see :class:`SAE`)."""
+    sae = _load_any(folder, hookpoint)
+    sae.strict = bool(strict)
+    return sae
+
+
+def _load_any(folder: str | Path, hookpoint: str | None) -> SAE:
     path = Path(folder)
     if hookpoint is not None:
         path = path / hookpoint

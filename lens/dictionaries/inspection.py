@@ -264,17 +264,23 @@ def plot_card(card: FeatureCard, path: str | Path) -> Path:
 
 
 def auroc(pos: Tensor, neg: Tensor) -> Tensor:
-    """Per-column AUROC of scores ``pos [n_pos, m]`` against ``neg [n_neg, m]`` (ties count
-    one half).
+    """Per-column AUROC of scores ``pos [n_pos, m]`` against ``neg [n_neg, m]``: the share of
+    (positive, negative) pairs ranked right, ties counting one half. Each positive is located
+    among the sorted negatives (``searchsorted``), so per-token sets of 10^5 rows are cheap.
 
     Example:
         >>> auroc(torch.tensor([[3.0], [2.0]]), torch.tensor([[1.0], [2.0]])).tolist()
         [0.875]
     """
+    if pos.shape[0] == 0 or neg.shape[0] == 0:
+        raise ValueError("auroc needs at least one positive and one negative row")
+    ranked = neg.T.contiguous().sort(-1).values  # [m, n_neg]
     out = torch.zeros(pos.shape[1], dtype=torch.float64)
-    for i in range(0, pos.shape[0], 16):
-        p = pos[i : i + 16, None, :]
-        out += (p > neg[None]).double().sum((0, 1)) + 0.5 * (p == neg[None]).double().sum((0, 1))
+    for i in range(0, pos.shape[0], 4096):
+        p = pos[i : i + 4096].T.contiguous().to(ranked.dtype)  # [m, chunk]
+        below = torch.searchsorted(ranked, p)
+        at_or_below = torch.searchsorted(ranked, p, right=True)
+        out += (below.double() + 0.5 * (at_or_below - below).double()).sum(-1)
     return out / (pos.shape[0] * neg.shape[0])
 
 

@@ -53,6 +53,8 @@ class ActivationBuffer:
         seed: the generator that draws batches.
         exclude_bos: drop the first token of rows that start with BOS (its activation is an
             outlier every SAE recipe leaves out).
+        exclude_first: drop the first position of every row, BOS or not (models such as
+            SmolLM2 make any first token an attention sink with a norm ~100x the others').
     """
 
     def __init__(
@@ -66,6 +68,7 @@ class ActivationBuffer:
         rows_per_forward: int,
         seed: int,
         exclude_bos: bool = True,
+        exclude_first: bool = False,
     ) -> None:
         self.model, self.sae = model, sae
         self.hooks = [sae.in_hook] if sae.in_hook == sae.out_hook else [sae.in_hook, sae.out_hook]
@@ -73,6 +76,7 @@ class ActivationBuffer:
         self.capacity = buffer_tokens
         self.max_length, self.rows_per_forward = max_length, rows_per_forward
         self.exclude_bos = exclude_bos
+        self.exclude_first = exclude_first
         self.docs = iter(corpus)
         self.docs_done = 0
         self.exhausted = False
@@ -142,7 +146,9 @@ class ActivationBuffer:
             acts = read_sites(self.model, b, self.hooks, self.sae.layer)
             x = torch.cat(acts, dim=-1).float().cpu()
             mask = b.attention_mask.bool().cpu()
-            if self.exclude_bos:
+            if self.exclude_first:
+                mask[:, 0] = False
+            elif self.exclude_bos:
                 bos = getattr(getattr(self.model, "tokenizer", None), "bos_token_id", None)
                 if bos is not None:
                     mask[:, 0] &= b.tokens[:, 0].cpu() != bos

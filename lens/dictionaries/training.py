@@ -18,7 +18,7 @@ dictionary (equal to one process's up to float summation order).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -27,6 +27,42 @@ from interventions.dictionary import SAE, Transcoder
 from lens.stats.distributed import all_reduce_sum, rank, world_size
 
 PARAMS = ("W_enc", "b_enc", "W_dec", "b_dec")
+Backward = Literal["sparse", "dense"]
+
+
+class _Selected(torch.autograd.Function):
+    """``pre.gather(-1, idx)`` where ``pre = inp @ W_enc.T + b_enc`` was computed without
+    autograd: the backward touches only the ``idx`` latents of each row (index_add for
+    ``b_enc``, a sparse ``[d_sae, rows]`` product for ``W_enc``, an embedding bag for the
+    input) instead of the two dense ``[rows, d_sae]`` products of the dense backward."""
+
+    @staticmethod
+    def forward(ctx: Any, pre: Tensor, inp: Tensor, w_enc: Tensor, b_enc: Tensor, idx: Tensor):
+        ctx.save_for_backward(inp, w_enc, idx)
+        return pre.gather(-1, idx)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor):
+        inp, w_enc, idx = ctx.saved_tensors
+        rows, per_row = idx.shape
+        flat, values = idx.reshape(-1), grad.reshape(-1)
+        g_inp = g_w = g_b = None
+        if ctx.needs_input_grad[1]:
+            g_inp = torch.nn.functional.embedding_bag(
+                idx, w_enc, per_sample_weights=grad, mode="sum"
+            )
+        if ctx.needs_input_grad[2]:
+            which = torch.arange(rows, device=idx.device).repeat_interleave(per_row)
+            sparse = torch.sparse_coo_tensor(
+                torch.stack([flat, which]),
+                values,
+                (w_enc.shape[0], rows),
+                check_invariants=False,
+            )
+            g_w = torch.sparse.mm(sparse, inp)
+        if ctx.needs_input_grad[3]:
+            g_b = torch.zeros(w_enc.shape[0], dtype=grad.dtype).index_add_(0, flat, values)
+        return None, g_inp, g_w, g_b, None
 
 
 def default_lr(n_latents: int) -> float:
@@ -43,6 +79,9 @@ class Trainer:
         aux_coeff: weight of the AuxK loss.
         dead_after_tokens: a latent that has not fired for this many tokens is dead.
         process_group: torch.distributed group (default: the world when initialised).
+        backward: ``"sparse"`` (gradients of the encoder through the selected latents only)
+            or ``"dense"`` (autograd through the full pre-activation matrix); the same maths
+            up to float summation order.
 
     Example:
         >>> import torch
@@ -64,7 +103,11 @@ class Trainer:
         aux_coeff: float = 1 / 32,
         dead_after_tokens: int = 100_000,
         process_group: Any = None,
+        backward: Backward = "sparse",
     ) -> None:
+        if backward not in ("sparse", "dense"):
+            raise ValueError(f"backward must be 'sparse' or 'dense', got {backward!r}")
+        self.backward: Backward = backward
         if sae.activation != "topk" or sae.k is None:
             raise ValueError("the trainer trains TopK dictionaries (activation='topk', k=...)")
         self.sae = sae
@@ -110,21 +153,34 @@ class Trainer:
         mine_x, mine_y = x[me::world], y[me::world]
         p = self.params
         dead = self.since_fired > self.dead_after
+        n_dead = int(dead.sum())
+        use_aux = bool(n_dead and self.aux_coeff > 0 and mine_x.shape[0] > 0)
+        k_aux = min(x.shape[-1] // 2, n_dead)
         with torch.enable_grad():
-            pre = self._pre(mine_x)
+            if self.backward == "dense":
+                pre = self._pre(mine_x)
+            else:
+                inp = mine_x - p["b_dec"] if self.subtract else mine_x
+                with torch.no_grad():
+                    pre = torch.nn.functional.linear(inp, p["W_enc"], p["b_enc"])
             idx = pre.detach().topk(self.k, dim=-1, sorted=False).indices
-            vals = torch.relu(pre.gather(-1, idx))
+            aux_idx = idx[:, :0]
+            if use_aux:
+                masked = torch.where(dead, pre.detach(), torch.full_like(pre, -math.inf))
+                aux_idx = masked.topk(k_aux, dim=-1, sorted=False).indices
+            if self.backward == "dense":
+                chosen = pre.gather(-1, torch.cat([idx, aux_idx], -1))
+            else:
+                both = torch.cat([idx, aux_idx], -1)
+                chosen = _Selected.apply(pre, inp, p["W_enc"], p["b_enc"], both)
+            vals = torch.relu(chosen[:, : self.k])
             recon = self._decode(idx, vals) + p["b_dec"]
             err = mine_y - recon
             fvu = err.pow(2).sum() / total_var
             aux = torch.zeros(())
-            n_dead = int(dead.sum())
-            if n_dead and self.aux_coeff > 0 and mine_x.shape[0] > 0:
-                k_aux = min(x.shape[-1] // 2, n_dead)
+            if use_aux:
                 scale = min(n_dead / (x.shape[-1] // 2), 1.0)
-                masked = torch.where(dead, pre.detach(), torch.full_like(pre, -math.inf))
-                aux_idx = masked.topk(k_aux, dim=-1, sorted=False).indices
-                e_hat = self._decode(aux_idx, torch.relu(pre.gather(-1, aux_idx)))
+                e_hat = self._decode(aux_idx, torch.relu(chosen[:, self.k :]))
                 aux = scale * (e_hat - err.detach()).pow(2).sum() / total_var
             loss = fvu + self.aux_coeff * aux
             grads = torch.autograd.grad(loss, list(p.values()), allow_unused=True)
@@ -134,20 +190,26 @@ class Trainer:
         )
         feats_active = on.sum().float()
         stats = torch.stack([fvu.detach(), aux.detach(), feats_active])
-        flat = torch.cat(
-            [
-                g.flatten() if g is not None else torch.zeros(v.numel())
-                for g, v in zip(grads, p.values())
-            ]
-            + [fired.double().float(), stats]
-        )
-        flat = all_reduce_sum(flat, self.group)
-        offset = 0
-        for v in p.values():
-            v.grad = flat[offset : offset + v.numel()].view_as(v).clone()
-            offset += v.numel()
-        fired_all = flat[offset : offset + self.sae.d_sae]
-        fvu_all, aux_all, active = flat[offset + self.sae.d_sae :].tolist()
+        if world == 1:  # nothing to all-reduce: no flattened copy of every gradient
+            for grad, v in zip(grads, p.values()):
+                v.grad = grad if grad is not None else torch.zeros_like(v)
+            fired_all = fired.float()
+            fvu_all, aux_all, active = stats.tolist()
+        else:
+            flat = torch.cat(
+                [
+                    g.flatten() if g is not None else torch.zeros(v.numel())
+                    for g, v in zip(grads, p.values())
+                ]
+                + [fired.double().float(), stats]
+            )
+            flat = all_reduce_sum(flat, self.group)
+            offset = 0
+            for v in p.values():
+                v.grad = flat[offset : offset + v.numel()].view_as(v).clone()
+                offset += v.numel()
+            fired_all = flat[offset : offset + self.sae.d_sae]
+            fvu_all, aux_all, active = flat[offset + self.sae.d_sae :].tolist()
         with torch.no_grad():  # drop the gradient along each decoder row (it only rescales)
             w, g = p["W_dec"], p["W_dec"].grad
             assert g is not None

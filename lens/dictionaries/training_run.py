@@ -68,6 +68,7 @@ def train(
     aux_coeff: float = 1 / 32,
     dead_after_tokens: int = 100_000,
     seed: int = 0,
+    exclude_first: bool = False,
     checkpoint: str | os.PathLike | None = None,
     checkpoint_every: int = 50,
     log_every: int = 10,
@@ -85,6 +86,8 @@ def train(
         aux_coeff, dead_after_tokens: the AuxK loss weight and the dead-latent window.
         checkpoint: a file to write every ``checkpoint_every`` steps and at the end, and to
             resume from (the same arguments and corpus continue bit-identically).
+        exclude_first: train without the first position of every row (BOS or not); the
+            default drops only a BOS token.
         log_every: steps between entries of ``meta["training"]["log"]``.
         progress: a tqdm bar with live L0, explained variance and dead fraction.
 
@@ -133,6 +136,8 @@ def train(
         "dead_after_tokens": dead_after_tokens,
         "seed": seed,
     }
+    if exclude_first:  # recorded only when set, so earlier checkpoints keep their run id
+        args["exclude_first"] = True
     bound = binding(model)
     run_id = digest([args, bound["fingerprint"]])
     trainer = Trainer(
@@ -151,6 +156,7 @@ def train(
         max_length=max_length,
         rows_per_forward=rows_per_forward,
         seed=seed,
+        exclude_first=exclude_first,
     )
     done, seconds, log = 0, [0.0, 0.0], []  # seconds: reading, updating
     scales = torch.ones(2)

@@ -54,6 +54,11 @@ def test_evaluate_matches_a_hand_computation(model):
     ev_ref = 1 - float((x - r).pow(2).sum() / (x - x.mean(0)).pow(2).sum())
     per = {k: float(torch.cat(v).mean()) for k, v in ce.items()}
     assert abs(ev.explained_variance - ev_ref) < 1e-4
+    x1 = torch.cat([v[1:] for v in xs])  # the first position of each prompt left out
+    r1 = torch.cat([v[1:] for v in recons])
+    ev1_ref = 1 - float((x1 - r1).pow(2).sum() / (x1 - x1.mean(0)).pow(2).sum())
+    assert abs(ev.explained_variance_after_first - ev1_ref) < 1e-4
+    assert abs(ev1_ref - ev_ref) > 1e-3
     assert abs(ev.ce_clean - per["clean"]) < 1e-4
     assert abs(ev.ce_splice - per["splice"]) < 1e-4
     assert abs(ev.ce_zero - per["zero"]) < 1e-4
@@ -62,6 +67,12 @@ def test_evaluate_matches_a_hand_computation(model):
     assert abs(ev.ce_splice - ev.ce_clean) > 1e-3 and ev.kl_splice > 0
     assert ev.n_tokens == sum(map(len, PROMPTS)) and 4 < ev.l0 <= 6
     assert 0 <= ev.dead_fraction <= 1 and sum(ev.density_histogram) == int((ev.density > 0).sum())
+    # exclude_first: position 0 is neither scored nor spliced (spliced CE at the first
+    # prediction, made from position 0 alone, is then the clean one)
+    skip = evaluate(model, sae, PROMPTS, batch_size=2, exclude_first=True)
+    assert skip.n_tokens == ev.n_tokens - len(PROMPTS)
+    assert abs(skip.explained_variance - ev1_ref) < 1e-4
+    assert abs(skip.ce_clean - per["clean"]) < 1e-4 and abs(skip.ce_splice - ev.ce_splice) > 1e-4
 
 
 def test_exact_dictionary_scores_perfect(model):

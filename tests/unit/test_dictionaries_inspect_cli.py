@@ -104,6 +104,15 @@ def test_sae_cli_train_eval_inspect(tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0 and "CE loss recovered" in text
     assert json.loads(text.strip().splitlines()[-1])["n_prompts"] == 6
+    ev_dir = tmp_path / "ev"
+    args = ["sae", "eval", "random:llama", str(out), "--corpus", "builtin", "--docs", "6"]
+    assert main([*args, "--quiet", "--exclude-first", "--out", str(ev_dir)]) == 0
+    rec = json.loads((ev_dir / "evaluation.json").read_text())
+    assert rec["n_prompts"] == 6 and rec["exclude_first"] and rec["dictionary"] == str(out)
+    # with the first positions left out, both explained variances cover the same tokens
+    assert rec["explained_variance"] == pytest.approx(rec["explained_variance_after_first"])
+    assert "first position excluded" in (ev_dir / "evaluation.md").read_text()
+    assert f"saved to {ev_dir}" in capsys.readouterr().out
     rc = main(
         [
             "sae",
