@@ -31,7 +31,11 @@ unless planted below. Held-out loss per script changes by < 0.01 nats. What is p
   So the model refuses exactly when r is present, in the request's language; removing r
   removes refusal (in every language when it is shared).
 
-Not planted (yet): relation neurons, a latent pivot, a fact pathway for causal tracing.
+* ``truth["fact_pathway"]`` (variant ``"shared"`` only; ``planted: False`` in ``"null"``):
+  one subject's English facts carried by MLP neurons at the subject token in a middle layer,
+  read at the last token by a late head (:mod:`lens.organism.planted_facts`).
+
+Not planted (yet): relation neurons, a latent pivot.
 """
 
 from __future__ import annotations
@@ -45,19 +49,28 @@ from typing import Any, Literal
 
 import torch
 
+from lens.organism.planted_facts import (
+    fact_dims,
+    fact_pathway_truth,
+    fit_fact_readout,
+    plant_fact_neurons,
+    plant_facts_attention,
+)
+
 Variant = Literal["shared", "null"]
 VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
-VERSION = 8
+VERSION = 9
 LANGUAGE_LAYERS = (0, 5)
 NEURONS_PER_LAYER = 7  # per script and layer
 LAPE_TOP_RATE = 0.05  # the language-neuron study's default share of kept neurons
 COPY_LAYER, REFUSAL_LAYER, GATED_LAYER = 0, 1, 5
-NEW_DIMS = 24  # new residual dims (hidden size 120: a multiple of the 6 heads)
+NEW_DIMS = 54  # new residual dims (hidden size 150): 24 for the above, 26 for the fact pathway
 NEW_HEADS = 2  # transformers wants hidden_size % heads == 0 (96 % 6)
 ROTARY_DIM = 11  # slowest rotary pair of a 24-d head (pairs i, i + 12)
 LIFT = 8.0  # logits a script's tokens lose in its own text with its neurons off
 GATED_READOUT = 400.0
 REFUSAL_NORM = 60.0  # norm of r written at bot: (residual norms there are ~15-30)
+FACT_DIMS = 24  # the fact pathway's dims start here (lens.organism.planted_facts)
 RMS1 = 1.5  # typical residual rms at layer 1 (measured on the shipped organism)
 
 
@@ -222,6 +235,10 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
             head[ref, dim] += GATED_READOUT * float(gate[g][i]) / gf[dim]
     cfg.update(num_attention_heads=nh, num_key_value_heads=nh, head_dim=dh)
     cfg["intermediate_size"] = width + extra
+    facts = None
+    if variant == "shared":  # the fact pathway (lens.organism.planted_facts)
+        fd = dims[FACT_DIMS : FACT_DIMS + fact_dims(len(world.relations))]
+        facts = plant_facts_attention(sd, world, vocab, fd, c=c, rms=rms, hd=hd, dh=dh)
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -249,6 +266,16 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     sd["lm_head.weight"] = head.contiguous()
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    fact_truth = fact_pathway_truth(world, None)
+    if facts is not None:
+        found = plant_fact_neurons(sd, out, world, facts, width=width, hd=hd, dh=dh)
+        sd = {k: v.contiguous() for k, v in sd.items()}
+        save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+        head = sd["lm_head.weight"].clone()
+        facts["readout"] = fit_fact_readout(head, out, world, facts, gf)
+        sd["lm_head.weight"] = head.contiguous()
+        save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+        fact_truth = fact_pathway_truth(world, {**facts, "neurons": found})
     world.truth = {
         "variant": variant,
         "version": VERSION,
@@ -271,6 +298,7 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
             "position": -1,
             "gated_neurons": [[GATED_LAYER, n] for n in gated],
         },
+        "fact_pathway": fact_truth,
     }
     world.save(out / "world.json")
     return out

@@ -26,6 +26,12 @@ ORDER = [
 CONTROLS = {
     "language_neurons": ["organism-planted"],
     "refusal": ["organism-planted", "organism-planted-null"],
+    "causal_tracing": ["organism-planted", "organism-planted-null"],
+}
+# the finding the negative control must not reproduce (a phrase of its claim), in the table
+NULL_FINDINGS = {
+    "refusal": ("every other language", "transfer"),
+    "causal_tracing": ("early", "early site"),
 }
 NOT_PLANTED = "no planted truth yet"
 
@@ -40,6 +46,8 @@ def control_config(name: str, quick: bool) -> Any:
         return module.Config(max_texts=100, n_random_seeds=1)
     if name == "refusal":
         return module.Config(positions=[-1], n_train=24, n_heldout=12)
+    if name == "causal_tracing":  # the planted facts are in English
+        return module.Config(languages=["en"], prompts_per_language=4, samples=3)
     return module.Config()
 
 
@@ -137,10 +145,11 @@ def controls_table(
                 cells.append(NOT_PLANTED if source == sources[0] else "")
                 continue
             words = r.recovery() or "no recovery (no truth found)"
-            transfer = [f for f in r.findings if "every other language" in f.claim]
-            if source.endswith("-null") and transfer:
-                mark = "reproduces" if transfer[0].reproduced else "does not reproduce"
-                words += f"; transfer {mark}"
+            phrase, label = NULL_FINDINGS.get(name, ("", ""))
+            negative = [f for f in r.findings if phrase and phrase in f.claim]
+            if source.endswith("-null") and negative:
+                mark = "reproduces" if negative[0].reproduced else "does not reproduce"
+                words += f"; {label} {mark}"
             cells.append(f"[{words}](controls/{source}/{name}/report.md)")
         table.append([result.title, *cells, result.headline()])
     headers = [

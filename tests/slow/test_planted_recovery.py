@@ -7,6 +7,7 @@ import pytest
 
 import lens
 from lens.studies import language_neurons, refusal
+from lens.studies.recovery import planted_truth
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +53,19 @@ def test_refusal_finds_no_transfer_where_none_was_planted(null):
     assert rec["min_cosine"] >= 0.9 and rec["recovered"], rec
     assert not _transfer(res)  # "does not reproduce": the study is not biased toward yes
     assert not next(f for f in res.findings if "similar" in f.claim).reproduced
+
+
+def test_causal_tracing_peaks_at_the_planted_fact_pathway(planted, null):
+    from lens.studies import causal_tracing
+
+    truth = planted_truth(planted, "fact_pathway")
+    res = causal_tracing.run(planted, causal_tracing.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and rec["found"] == {"en": truth["layer"]}, rec
+    assert res.headline().startswith("recovered planted fact pathway")
+    assert res.findings[0].reproduced  # en's early site
+    # the negative control: the same prompts without the pathway peak elsewhere
+    res = causal_tracing.run(null, causal_tracing.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and not rec["planted"] and rec["found"]["en"] != truth["layer"], rec
+    assert not res.findings[0].reproduced  # "does not reproduce"
