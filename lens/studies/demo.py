@@ -24,6 +24,7 @@ ORDER = [
 # run on first (lens.organism.planted): the planted organism, and the negative variant where
 # the phenomenon's cross-lingual part is planted absent.
 CONTROLS = {
+    "concept_space": ["organism-planted", "organism-planted-null"],
     "language_neurons": ["organism-planted"],
     "refusal": ["organism-planted", "organism-planted-null"],
     "causal_tracing": ["organism-planted", "organism-planted-null"],
@@ -32,6 +33,7 @@ CONTROLS = {
 NULL_FINDINGS = {
     "refusal": ("every other language", "transfer"),
     "causal_tracing": ("early", "early site"),
+    "concept_space": ("Translating between non-pivot", "latent pivot"),
 }
 NOT_PLANTED = "no planted truth yet"
 
@@ -46,6 +48,10 @@ def control_config(name: str, quick: bool) -> Any:
         return module.Config(max_texts=100, n_random_seeds=1)
     if name == "refusal":
         return module.Config(positions=[-1], n_train=24, n_heldout=12)
+    if name == "concept_space":  # translation panels only (the planted pivot's task)
+        return module.Config(
+            sources=["ka", "py"], targets=["mu", "lisp"], max_items=12, fact_scripts=[]
+        )
     if name == "causal_tracing":  # the planted facts are in English
         return module.Config(languages=["en"], prompts_per_language=4, samples=3)
     return module.Config()

@@ -103,31 +103,41 @@ def direction_recovery(
 
 
 def layer_recovery(
-    found: Mapping[str, int],
-    planted_layer: int,
+    found: Mapping[str, int | Sequence[int]],
+    planted_layer: int | Sequence[int],
     what: str,
     *,
     planted: bool = True,
     checks: Mapping[str, bool] | None = None,
 ) -> dict[str, Any]:
-    """The layer a study located per group (``{group: layer}``) against the planted layer.
-    ``planted=False`` (a negative control: the model has no such effect) is recovered when
-    no group is located there; ``checks`` are further named conditions that must all hold.
+    """The layer (or band of layers) a study located per group (``{group: layer}``) against
+    the planted one: recovered when every group's equals it. ``planted=False`` (a negative
+    control: the model has no such effect) is recovered when no group's touches it;
+    ``checks`` are further named conditions that must all hold.
 
     Example:
         >>> r = layer_recovery({"en": 2}, 2, "fact pathway")
         >>> r["recovered"], recovery_line(r)
         (True, 'recovered planted fact pathway (layer en 2 vs planted 2)')
+        >>> layer_recovery({"a": [2, 3]}, [2, 3, 4], "pivot")["recovered"]
+        False
     """
-    hits = {g: int(layer) == planted_layer for g, layer in found.items()}
-    located = bool(hits) and (all(hits.values()) if planted else not any(hits.values()))
+
+    def layers(x: int | Sequence[int]) -> set[int]:
+        return {int(x)} if isinstance(x, int) else {int(v) for v in x}
+
+    want = layers(planted_layer)
+    if planted:
+        located = bool(found) and all(layers(v) == want for v in found.values())
+    else:
+        located = bool(found) and not any(layers(v) & want for v in found.values())
     checks = dict(checks or {})
     return {
         "what": what,
         "kind": "layer",
         "planted": planted,
-        "planted_layer": planted_layer,
-        "found": {g: int(layer) for g, layer in found.items()},
+        "planted_layer": planted_layer if isinstance(planted_layer, int) else list(want),
+        "found": {g: v if isinstance(v, int) else sorted(layers(v)) for g, v in found.items()},
         "checks": checks,
         "recovered": located and all(checks.values()),
     }

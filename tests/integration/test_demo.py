@@ -73,3 +73,4 @@ def test_positive_controls_recover_the_planted_truth(demo_dir):
     page = (demo_dir / "report.html").read_text()  # the same table on the HTML index
     assert "Positive controls" in page and "transfer does not reproduce" in page
     assert index.count("no planted truth yet") == len(ORDER) - len(CONTROLS)
+    assert "latent pivot does not reproduce" in index

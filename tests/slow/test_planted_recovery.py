@@ -69,3 +69,20 @@ def test_causal_tracing_peaks_at_the_planted_fact_pathway(planted, null):
     rec = res.data.recovery
     assert rec["recovered"] and not rec["planted"] and rec["found"]["en"] != truth["layer"], rec
     assert not res.findings[0].reproduced  # "does not reproduce"
+
+
+def test_concept_space_finds_the_planted_pivot_band(planted, null):
+    from lens.studies import concept_space
+
+    truth = planted_truth(planted, "latent_pivot")
+    res = concept_space.run(planted, concept_space.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and set(rec["found"]) == {"translate to language", "translate to code"}
+    assert all(band == truth["layers"] for band in rec["found"].values()), rec
+    assert res.headline().startswith("recovered planted latent pivot")
+    assert res.findings[0].reproduced  # translation into a language
+    # the negative control: no pivot planted, none found
+    res = concept_space.run(null, concept_space.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and not rec["planted"] and not any(rec["found"].values()), rec
+    assert not any(f.reproduced for f in res.findings[:2])  # "does not reproduce"
