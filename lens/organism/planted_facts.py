@@ -16,7 +16,13 @@ new MLP neuron at the last (only) subject token in ``FACT_LAYER`` (a middle laye
 * the answer word's unembedding row reads Z_r, calibrated so the answer gains ``BOOST`` logits.
 
 So restoring that one MLP output at the subject token brings the answer back after the subject
-was noised: causal tracing's MLP peak should be at ``FACT_LAYER``. Only the ``"shared"``
+was noised: causal tracing's MLP peak should be at ``FACT_LAYER``. A caveat: ROME's noise is
+on every dim of the subject's embedding, planted markers included; in about half the draws the
+noised ``<s>`` and flag markers make every later position attend to the subject in the planted
+refusal head, whose output (hundreds, vs residual norms of ~25) then swamps the stream, and no
+single restored state brings the answer back. Averaged over draws the planted layer still
+peaks (hand measurement: restoring it lifts the answer probability 0.17 -> 0.50, any other
+layer's MLP by <= 0.06), but with very few draws (2) the peak can be missed. Only the ``"shared"``
 variant plants it; the ``"null"`` variant's truth records ``planted: False``.
 """
 
