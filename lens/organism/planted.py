@@ -39,7 +39,9 @@ unless planted below. Held-out loss per script changes by < 0.01 nats. What is p
   of the middle layers decodes the pivot-language word, the last layer the target
   (:mod:`lens.organism.planted_pivot`).
 
-Not planted (yet): relation neurons.
+* ``truth["relation_neurons"]`` (variant ``"shared"`` only): per relation, the study's default
+  k neurons active exactly on that relation's pivot-language word
+  (:mod:`lens.organism.planted_relations`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from lens.organism.planted_pivot import (
     plant_pivot_embeddings,
     plant_pivot_heads,
 )
+from lens.organism.planted_relations import plant_relation_neurons, relation_k
 
 Variant = Literal["shared", "null"]
 VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
@@ -253,12 +256,16 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
             head[ref, dim] += GATED_READOUT * float(gate[g][i]) / gf[dim]
     cfg.update(num_attention_heads=nh, num_key_value_heads=nh, head_dim=dh)
     cfg["intermediate_size"] = width + extra
-    facts = pivot = None
+    facts = pivot = relations = None
     if variant == "shared":  # the fact pathway (lens.organism.planted_facts)
         fd = dims[FACT_DIMS : FACT_DIMS + fact_dims(len(world.relations))]
         facts = plant_facts_attention(sd, world, vocab, fd, c=c, rms=rms, hd=hd, dh=dh)
         pd = dims[PIVOT_DIMS : PIVOT_DIMS + pivot_dims()]
         pivot = plant_pivot_embeddings(sd, world, vocab, pd, c)
+        k_rel = relation_k(n_layers, width + extra)
+        relations = plant_relation_neurons(
+            sd, world, facts["RL"], pivot["ONE"], width=width, per_relation=k_rel
+        )
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -322,6 +329,7 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
         },
         "fact_pathway": fact_truth,
         "latent_pivot": pivot_truth,
+        **({"relation_neurons": relations} if relations else {}),
     }
     world.save(out / "world.json")
     return out

@@ -26,6 +26,7 @@ ORDER = [
 CONTROLS = {
     "concept_space": ["organism-planted", "organism-planted-null"],
     "language_neurons": ["organism-planted"],
+    "relation_neurons": ["organism-planted"],
     "refusal": ["organism-planted", "organism-planted-null"],
     "causal_tracing": ["organism-planted", "organism-planted-null"],
 }
@@ -52,6 +53,8 @@ def control_config(name: str, quick: bool) -> Any:
         return module.Config(
             sources=["ka", "py"], targets=["mu", "lisp"], max_items=12, fact_scripts=[]
         )
+    if name == "relation_neurons":  # selection and one drop matrix, one transfer language
+        return module.Config(k_multipliers=[1.0], transfer_languages=["ka"], n_random_seeds=1)
     if name == "causal_tracing":  # the planted facts are in English
         return module.Config(languages=["en"], prompts_per_language=4, samples=3)
     return module.Config()

@@ -91,3 +91,13 @@ def test_concept_space_finds_the_planted_pivot_band(planted, null):
     rec = res.data.recovery
     assert rec["recovered"] and not rec["planted"] and not any(rec["found"].values()), rec
     assert not any(f.reproduced for f in res.findings[:2])  # "does not reproduce"
+
+
+def test_relation_neurons_recovers_the_planted_neurons(planted):
+    from lens.studies import relation_neurons
+
+    res = relation_neurons.run(planted, control_config("relation_neurons", quick=False))
+    rec = res.data.recovery
+    assert rec["precision"] >= 0.9 and rec["recall"] >= 0.9 and rec["recovered"], rec
+    assert rec["n_planted"] == 8 * 17
+    assert res.headline().startswith("recovered planted relation neurons")

@@ -116,3 +116,31 @@ def test_restoring_the_planted_mlp_brings_the_answer_back(planted, null):
     ngain = _restored_gain(null, nqs)
     assert max(ngain, key=ngain.get) != ntruth["layer"], ngain
     assert ngain[ntruth["layer"]] < 0.05, ngain
+
+
+def truth_subject(model) -> str:
+    return organism_world(model).truth["fact_pathway"]["subject"]
+
+
+def test_relation_neurons_fire_on_their_relation_only(planted):
+    truth = organism_world(planted).truth["relation_neurons"]
+    qs = fact_queries(world(), truth["language"])[:64]  # 8 subjects x 8 relations
+    toks = lens.tokens.batch(planted, [q.prompt for q in qs])
+    layers = truth["layers"]
+    with torch.no_grad():
+        _, cache = planted.run_with_cache(
+            toks.tokens, names_filter=[f"blocks.{layer}.mlp.hook_post" for layer in layers]
+        )
+    for rel, pairs in truth["neurons"].items():
+        assert len(pairs) == truth["per_relation"] == 17
+        acts = torch.stack([cache[f"blocks.{layer}.mlp.hook_post"][:, :, n] for layer, n in pairs])
+        own = torch.tensor([q.relation == rel for q in qs])
+        per_prompt = acts.mean(-1)  # [neuron, prompt]: the mean over the prompt's tokens
+        assert (per_prompt[:, own] > 0).all(), rel
+        assert (acts[:, ~own] == 0).all(), rel  # exactly silent on every other prompt
+        # active on the relation word ("<s> the job of ..."), where its dim is in the embedding
+        # (and on the fact pathway's subject, to which the relation head copies it)
+        assert (acts[:, own, 2] > 0).all(), rel
+        others = torch.cat([acts[:, own, :2], acts[:, own, 3:]], -1)
+        lone = torch.tensor([q.subject != truth_subject(planted) for q in qs])[own]
+        assert (others[:, lone] <= 0).all(), rel
