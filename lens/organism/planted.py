@@ -31,7 +31,17 @@ unless planted below. Held-out loss per script changes by < 0.01 nats. What is p
   So the model refuses exactly when r is present, in the request's language; removing r
   removes refusal (in every language when it is shared).
 
-Not planted (yet): relation neurons, a latent pivot, a fact pathway for causal tracing.
+* ``truth["fact_pathway"]`` (variant ``"shared"`` only; ``planted: False`` in ``"null"``):
+  one subject's English facts carried by MLP neurons at the subject token in a middle layer,
+  read at the last token by a late head (:mod:`lens.organism.planted_facts`).
+
+* ``truth["latent_pivot"]`` (variant ``"shared"`` only): in translation prompts the logit lens
+  of the middle layers decodes the pivot-language word, the last layer the target
+  (:mod:`lens.organism.planted_pivot`).
+
+* ``truth["relation_neurons"]`` (variant ``"shared"`` only): per relation, the study's default
+  k neurons active exactly on that relation's pivot-language word
+  (:mod:`lens.organism.planted_relations`).
 """
 
 from __future__ import annotations
@@ -45,20 +55,40 @@ from typing import Any, Literal
 
 import torch
 
+from lens.organism.planted_facts import (
+    fact_dims,
+    fact_pathway_truth,
+    fit_fact_readout,
+    plant_fact_neurons,
+    plant_facts_attention,
+)
+from lens.organism.planted_pivot import (
+    fit_pivot,
+    latent_pivot_truth,
+    pivot_dims,
+    plant_pivot_embeddings,
+    plant_pivot_heads,
+)
+from lens.organism.planted_relations import plant_relation_neurons, relation_k
+
 Variant = Literal["shared", "null"]
 VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
-VERSION = 8
+VERSION = 9
 LANGUAGE_LAYERS = (0, 5)
 NEURONS_PER_LAYER = 7  # per script and layer
 LAPE_TOP_RATE = 0.05  # the language-neuron study's default share of kept neurons
 COPY_LAYER, REFUSAL_LAYER, GATED_LAYER = 0, 1, 5
-NEW_DIMS = 24  # new residual dims (hidden size 120: a multiple of the 6 heads)
+NEW_DIMS = 150  # new residual dims (hidden 246, a multiple of the 6 heads): 24 above, 26 fact
+# pathway, 99 latent pivot
 NEW_HEADS = 2  # transformers wants hidden_size % heads == 0 (96 % 6)
 ROTARY_DIM = 11  # slowest rotary pair of a 24-d head (pairs i, i + 12)
 LIFT = 8.0  # logits a script's tokens lose in its own text with its neurons off
 GATED_READOUT = 400.0
 REFUSAL_NORM = 60.0  # norm of r written at bot: (residual norms there are ~15-30)
-RMS1 = 1.5  # typical residual rms at layer 1 (measured on the shipped organism)
+FACT_DIMS = 24  # the fact pathway's dims start here (lens.organism.planted_facts)
+PIVOT_DIMS = 50  # the latent pivot's dims start here (lens.organism.planted_pivot)
+RMS1 = 1.5  # typical residual rms at layer 1 (measured on the shipped organism at hidden 120;
+# an rms over more dims is smaller by sqrt(120 / hidden): the refusal head's gain follows it)
 
 
 def planted_folder(variant: Variant = "shared") -> Path:
@@ -206,12 +236,16 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     sd[p1 + "self_attn.q_proj.weight"][hd + ROTARY_DIM, B] = 900.0 / g1[B]
     # every other position (after a script token) attends to <s> instead, which writes nothing
     emb[vocab["<s>"], S] = c
-    sd[p1 + "self_attn.q_proj.weight"][hd + ROTARY_DIM - 1, C[0]] = 600.0 / g1[C[0]]
+    # (the copied channel's normalised value grows as sqrt(hidden / 120) faster than the flags':
+    # the baseline's gain is kept at its hidden-120 strength)
+    base = 600.0 * math.sqrt(120 / d)
+    sd[p1 + "self_attn.q_proj.weight"][hd + ROTARY_DIM - 1, C[0]] = base / g1[C[0]]
     sd[p1 + "self_attn.k_proj.weight"][hd + ROTARY_DIM - 1, S] = 3000.0 / g1[S]
     for i, f in enumerate(F):
         sd[p1 + "self_attn.k_proj.weight"][hd + ROTARY_DIM, f] = 600.0 / g1[f]
         sd[p1 + "self_attn.v_proj.weight"][hd + i, f] = 100.0 / g1[f]
-        sd[p1 + "self_attn.o_proj.weight"][R[i], hd + i] = REFUSAL_NORM * RMS1 / c / 100.0
+        rms1 = RMS1 * math.sqrt(120 / d)
+        sd[p1 + "self_attn.o_proj.weight"][R[i], hd + i] = REFUSAL_NORM * rms1 / c / 100.0
     for g in langs:
         for action in world.harmful_actions:
             emb[vocab[world.word(g, f"action:{action}")], flag_of[g]] = c
@@ -222,6 +256,16 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
             head[ref, dim] += GATED_READOUT * float(gate[g][i]) / gf[dim]
     cfg.update(num_attention_heads=nh, num_key_value_heads=nh, head_dim=dh)
     cfg["intermediate_size"] = width + extra
+    facts = pivot = relations = None
+    if variant == "shared":  # the fact pathway (lens.organism.planted_facts)
+        fd = dims[FACT_DIMS : FACT_DIMS + fact_dims(len(world.relations))]
+        facts = plant_facts_attention(sd, world, vocab, fd, c=c, rms=rms, hd=hd, dh=dh)
+        pd = dims[PIVOT_DIMS : PIVOT_DIMS + pivot_dims()]
+        pivot = plant_pivot_embeddings(sd, world, vocab, pd, c)
+        k_rel = relation_k(n_layers, width + extra)
+        relations = plant_relation_neurons(
+            sd, world, facts["RL"], pivot["ONE"], width=width, per_relation=k_rel
+        )
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
@@ -249,6 +293,18 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     sd["lm_head.weight"] = head.contiguous()
     sd = {k: v.contiguous() for k, v in sd.items()}
     save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
+    fact_truth, pivot_truth = fact_pathway_truth(world, None), latent_pivot_truth(None)
+    if facts is not None and pivot is not None:
+        found = plant_fact_neurons(sd, out, world, facts, width=width, hd=hd, dh=dh)
+        plant_pivot_heads(sd, out, world, pivot, s=S, hd=hd, dh=dh)
+        _save(sd, out)
+        pivot["scales"] = fit_pivot(sd, out, world, pivot, gf)
+        head = sd["lm_head.weight"].clone()
+        facts["readout"] = fit_fact_readout(head, out, world, facts, gf)
+        sd["lm_head.weight"] = head.contiguous()
+        _save(sd, out)
+        fact_truth = fact_pathway_truth(world, {**facts, "neurons": found})
+        pivot_truth = latent_pivot_truth(pivot)
     world.truth = {
         "variant": variant,
         "version": VERSION,
@@ -271,9 +327,20 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
             "position": -1,
             "gated_neurons": [[GATED_LAYER, n] for n in gated],
         },
+        "fact_pathway": fact_truth,
+        "latent_pivot": pivot_truth,
+        **({"relation_neurons": relations} if relations else {}),
     }
     world.save(out / "world.json")
     return out
+
+
+def _save(sd: dict[str, torch.Tensor], out: Path) -> None:
+    from safetensors.torch import save_file
+
+    for k, v in sd.items():
+        sd[k] = v.contiguous()
+    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
 
 
 def _unit(d: int, dim: int) -> list[float]:
@@ -320,29 +387,3 @@ def _fit_readout(out: Path, world: Any, scripts: list[str], dim: int) -> dict[st
     finally:
         hook.remove()
     return scale
-
-
-def _channel_at_bot(out: Path, world: Any, layer: int, c0: int, b: int) -> tuple[float, float]:
-    """At ``bot:`` of every training request, the input of ``layer``'s MLP norm: the median of
-    the copied channel over the bot: flag (C0 / B) and of C0 / rms."""
-    from transformers import AutoTokenizer, LlamaForCausalLM
-
-    from lens.hf_folder import quiet_weight_loading
-    from lens.organism.prompts import requests
-
-    with quiet_weight_loading():
-        model = LlamaForCausalLM.from_pretrained(str(out)).eval()
-    tok = AutoTokenizer.from_pretrained(str(out))
-    seen: list[torch.Tensor] = []
-    norm = model.model.layers[layer].post_attention_layernorm
-    hook = norm.register_forward_pre_hook(lambda m, i: seen.append(i[0]))
-    try:
-        texts = [r.prompt for g in world.languages for r in requests(world, g, "train")]
-        tok.padding_side = "left"
-        enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=True)
-        model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-    finally:
-        hook.remove()
-    x = seen[0][:, -1]
-    rms = x.pow(2).mean(-1).add(model.config.rms_norm_eps).sqrt()
-    return float((x[:, c0] / x[:, b]).median()), float((x[:, c0] / rms).median())

@@ -24,22 +24,40 @@ ORDER = [
 # run on first (lens.organism.planted): the planted organism, and the negative variant where
 # the phenomenon's cross-lingual part is planted absent.
 CONTROLS = {
+    "concept_space": ["organism-planted", "organism-planted-null"],
     "language_neurons": ["organism-planted"],
+    "relation_neurons": ["organism-planted"],
     "refusal": ["organism-planted", "organism-planted-null"],
+    "causal_tracing": ["organism-planted", "organism-planted-null"],
+}
+# the finding the negative control must not reproduce (a phrase of its claim), in the table
+NULL_FINDINGS = {
+    "refusal": ("every other language", "transfer"),
+    "causal_tracing": ("early", "early site"),
+    "concept_space": ("Translating between non-pivot", "latent pivot"),
 }
 NOT_PLANTED = "no planted truth yet"
 
 
 def control_config(name: str, quick: bool) -> Any:
     """The config a positive control runs with: lighter than the full one (the planted effects
-    are large), every language kept; ``quick``: the study's ``quick_config()``."""
+    are large); ``quick``: the study's ``quick_config()`` (but causal tracing's, whose 2 noise
+    draws can miss the planted pathway: see :mod:`lens.organism.planted_facts`)."""
     module = STUDIES[name]
-    if quick:
+    if quick and name != "causal_tracing":
         return module.quick_config()
     if name == "language_neurons":
         return module.Config(max_texts=100, n_random_seeds=1)
     if name == "refusal":
         return module.Config(positions=[-1], n_train=24, n_heldout=12)
+    if name == "concept_space":  # translation panels only (the planted pivot's task)
+        return module.Config(
+            sources=["ka", "py"], targets=["mu", "lisp"], max_items=12, fact_scripts=[]
+        )
+    if name == "relation_neurons":  # selection and one drop matrix, one transfer language
+        return module.Config(k_multipliers=[1.0], transfer_languages=["ka"], n_random_seeds=1)
+    if name == "causal_tracing":  # the planted facts are in English
+        return module.Config(languages=["en"], prompts_per_language=4, samples=3)
     return module.Config()
 
 
@@ -137,10 +155,11 @@ def controls_table(
                 cells.append(NOT_PLANTED if source == sources[0] else "")
                 continue
             words = r.recovery() or "no recovery (no truth found)"
-            transfer = [f for f in r.findings if "every other language" in f.claim]
-            if source.endswith("-null") and transfer:
-                mark = "reproduces" if transfer[0].reproduced else "does not reproduce"
-                words += f"; transfer {mark}"
+            phrase, label = NULL_FINDINGS.get(name, ("", ""))
+            negative = [f for f in r.findings if phrase and phrase in f.claim]
+            if source.endswith("-null") and negative:
+                mark = "reproduces" if negative[0].reproduced else "does not reproduce"
+                words += f"; {label} {mark}"
             cells.append(f"[{words}](controls/{source}/{name}/report.md)")
         table.append([result.title, *cells, result.headline()])
     headers = [

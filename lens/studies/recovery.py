@@ -102,6 +102,47 @@ def direction_recovery(
     }
 
 
+def layer_recovery(
+    found: Mapping[str, int | Sequence[int]],
+    planted_layer: int | Sequence[int],
+    what: str,
+    *,
+    planted: bool = True,
+    checks: Mapping[str, bool] | None = None,
+) -> dict[str, Any]:
+    """The layer (or band of layers) a study located per group (``{group: layer}``) against
+    the planted one: recovered when every group's equals it. ``planted=False`` (a negative
+    control: the model has no such effect) is recovered when no group's touches it;
+    ``checks`` are further named conditions that must all hold.
+
+    Example:
+        >>> r = layer_recovery({"en": 2}, 2, "fact pathway")
+        >>> r["recovered"], recovery_line(r)
+        (True, 'recovered planted fact pathway (layer en 2 vs planted 2)')
+        >>> layer_recovery({"a": [2, 3]}, [2, 3, 4], "pivot")["recovered"]
+        False
+    """
+
+    def layers(x: int | Sequence[int]) -> set[int]:
+        return {int(x)} if isinstance(x, int) else {int(v) for v in x}
+
+    want = layers(planted_layer)
+    if planted:
+        located = bool(found) and all(layers(v) == want for v in found.values())
+    else:
+        located = bool(found) and not any(layers(v) & want for v in found.values())
+    checks = dict(checks or {})
+    return {
+        "what": what,
+        "kind": "layer",
+        "planted": planted,
+        "planted_layer": planted_layer if isinstance(planted_layer, int) else list(want),
+        "found": {g: v if isinstance(v, int) else sorted(layers(v)) for g, v in found.items()},
+        "checks": checks,
+        "recovered": located and all(checks.values()),
+    }
+
+
 def recovery_line(recovery: Mapping[str, Any] | None) -> str:
     """The headline's words for a recovery dict ("" for None).
 
@@ -115,9 +156,19 @@ def recovery_line(recovery: Mapping[str, Any] | None) -> str:
     word = "recovered" if recovery["recovered"] else "missed"
     if recovery["kind"] == "neurons":
         score = f"precision {recovery['precision']:.2f}, recall {recovery['recall']:.2f}"
+    elif recovery["kind"] == "layer":
+        found = ", ".join(f"{g} {v}" for g, v in recovery["found"].items()) or "none"
+        score = f"layer {found} vs planted {recovery['planted_layer']}"
+        if not recovery["planted"]:
+            score = f"{found} vs layer {recovery['planted_layer']}, where nothing is planted"
+            return f"{word} the absence of planted {recovery['what']} ({score}{_checks(recovery)})"
+        score += _checks(recovery)
     else:
         score = f"min cosine {recovery['min_cosine']:.2f}"
-        checks = recovery.get("checks", {})
-        if checks:
-            score += ", " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in checks.items())
+        score += _checks(recovery)
     return f"{word} planted {recovery['what']} ({score})"
+
+
+def _checks(recovery: Mapping[str, Any]) -> str:
+    checks = recovery.get("checks", {})
+    return "".join(f", {k} {'yes' if v else 'NO'}" for k, v in checks.items())

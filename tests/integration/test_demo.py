@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lens.studies import STUDIES
-from lens.studies.demo import ORDER, run_all
+from lens.studies.demo import CONTROLS, ORDER, run_all
 
 pytest.importorskip("lens.organism")
 
@@ -56,7 +56,7 @@ def test_relation_drop_matrix_diagonal_exceeds_off_diagonal(demo_dir):
 def test_positive_controls_recover_the_planted_truth(demo_dir):
     index = (demo_dir / "report.md").read_text()
     assert "## Positive controls" in index and "## Natural organism" in index
-    for name in ("language_neurons", "refusal"):
+    for name in ("language_neurons", "refusal", "causal_tracing"):
         saved = demo_dir / "controls" / "organism-planted" / name / "results.json"
         rec = json.loads(saved.read_text())["data"]["recovery"]
         assert rec["recovered"], rec
@@ -66,6 +66,11 @@ def test_positive_controls_recover_the_planted_truth(demo_dir):
     transfer = next(f for f in raw["findings"] if "every other language" in f["claim"])
     assert not transfer["reproduced"]  # the negative control: no transfer planted, none found
     assert "transfer does not reproduce" in index
+    null_ct = demo_dir / "controls" / "organism-planted-null" / "causal_tracing" / "results.json"
+    raw = json.loads(null_ct.read_text())
+    assert raw["data"]["recovery"]["recovered"] and not raw["findings"][0]["reproduced"]
+    assert "early site does not reproduce" in index
     page = (demo_dir / "report.html").read_text()  # the same table on the HTML index
     assert "Positive controls" in page and "transfer does not reproduce" in page
-    assert index.count("no planted truth yet") == len(ORDER) - 2
+    assert index.count("no planted truth yet") == len(ORDER) - len(CONTROLS)
+    assert "latent pivot does not reproduce" in index

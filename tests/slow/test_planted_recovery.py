@@ -7,6 +7,8 @@ import pytest
 
 import lens
 from lens.studies import language_neurons, refusal
+from lens.studies.demo import control_config
+from lens.studies.recovery import planted_truth
 
 pytestmark = pytest.mark.slow
 
@@ -52,3 +54,50 @@ def test_refusal_finds_no_transfer_where_none_was_planted(null):
     assert rec["min_cosine"] >= 0.9 and rec["recovered"], rec
     assert not _transfer(res)  # "does not reproduce": the study is not biased toward yes
     assert not next(f for f in res.findings if "similar" in f.claim).reproduced
+
+
+def test_causal_tracing_peaks_at_the_planted_fact_pathway(planted, null):
+    from lens.studies import causal_tracing
+
+    truth = planted_truth(planted, "fact_pathway")
+    # the demo's control config: with quick_config's 2 noise draws the planted effect can vanish
+    # (in about half the draws the noised subject trips the planted refusal head, whose huge
+    # output then swamps every position; see lens.organism.planted_facts)
+    config = control_config("causal_tracing", quick=False)
+    res = causal_tracing.run(planted, config)
+    rec = res.data.recovery
+    assert rec["recovered"] and rec["found"] == {"en": truth["layer"]}, rec
+    assert res.headline().startswith("recovered planted fact pathway")
+    assert res.findings[0].reproduced  # en's early site
+    # the negative control: the same prompts without the pathway peak elsewhere
+    res = causal_tracing.run(null, config)
+    rec = res.data.recovery
+    assert rec["recovered"] and not rec["planted"] and rec["found"]["en"] != truth["layer"], rec
+    assert not res.findings[0].reproduced  # "does not reproduce"
+
+
+def test_concept_space_finds_the_planted_pivot_band(planted, null):
+    from lens.studies import concept_space
+
+    truth = planted_truth(planted, "latent_pivot")
+    res = concept_space.run(planted, concept_space.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and set(rec["found"]) == {"translate to language", "translate to code"}
+    assert all(band == truth["layers"] for band in rec["found"].values()), rec
+    assert res.headline().startswith("recovered planted latent pivot")
+    assert res.findings[0].reproduced  # translation into a language
+    # the negative control: no pivot planted, none found
+    res = concept_space.run(null, concept_space.quick_config())
+    rec = res.data.recovery
+    assert rec["recovered"] and not rec["planted"] and not any(rec["found"].values()), rec
+    assert not any(f.reproduced for f in res.findings[:2])  # "does not reproduce"
+
+
+def test_relation_neurons_recovers_the_planted_neurons(planted):
+    from lens.studies import relation_neurons
+
+    res = relation_neurons.run(planted, control_config("relation_neurons", quick=False))
+    rec = res.data.recovery
+    assert rec["precision"] >= 0.9 and rec["recall"] >= 0.9 and rec["recovered"], rec
+    assert rec["n_planted"] == 8 * 17
+    assert res.headline().startswith("recovered planted relation neurons")

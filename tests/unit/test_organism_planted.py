@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 import lens
 from lens.organism import corpus, requests, world
+from lens.organism.planted import NEW_DIMS
 from lens.studies._organism_data import model_label, organism_world
 
 
@@ -78,7 +79,7 @@ def test_truth_is_saved_and_named(planted, null):
     assert model_label(planted) == "organism-planted"
     assert model_label(null) == "organism-planted-null"
     assert organism_world(lens.load_model("organism")).truth == {}
-    assert planted.cfg.d_model == 120 and planted.cfg.n_heads == 6
+    assert planted.cfg.d_model == 96 + NEW_DIMS and planted.cfg.n_heads == 6
 
 
 def test_natural_behaviour_kept(natural, planted):

@@ -24,6 +24,8 @@ class CausalTracingData(StudyData):
             ``mlp_peak_layer`` and ``mlp_last_subject_peak`` (where and how high the MLP
             effect at the last subject token peaks) and ``mlp_further_peak`` (the MLP effect's
             peak at subject-free tokens before the last one; None when the prompts have none).
+        recovery: the MLP peak layer vs the planted fact pathway's layer on the planted
+            organism (:func:`lens.studies.recovery.layer_recovery`); None elsewhere.
         noise, noise_from: sigma is ``noise`` x the token-embedding std of ``"subjects"``
             (each language's fact subjects, ROME's recipe) or of the ``"prompts"``.
     """
@@ -33,3 +35,4 @@ class CausalTracingData(StudyData):
     languages: dict[str, dict[str, Any]]
     noise: float = 3.0
     noise_from: str = "prompts"
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

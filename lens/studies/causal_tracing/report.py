@@ -23,6 +23,11 @@ class Result(StudyResult):
     data: CausalTracingData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """Where the early site shows up, in plain words."""
         d = self.data
         traced = [g for g, e in d.languages.items() if e["n_prompts"] > 0]

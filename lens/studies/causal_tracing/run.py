@@ -15,6 +15,7 @@ from lens.studies.causal_tracing.data import CausalTracingData
 from lens.studies.causal_tracing.findings import findings
 from lens.studies.causal_tracing.report import Result
 from lens.studies.config_types import StudyConfigError
+from lens.studies.recovery import layer_recovery, planted_truth
 from lens.tokens import TokenError, batch, token_id
 
 # Prompts written for lens (prompt, subject, answer) for English-speaking real models.
@@ -138,6 +139,28 @@ def run(model: Any, config: Config) -> Result:
         window=window, n_layers=n_layers, languages=languages, noise=config.noise,
         noise_from=config.noise_from,
     )  # fmt: skip
+    truth = planted_truth(model, "fact_pathway")
+    if truth is not None:
+        data.recovery = _recovery(truth, data)
     return Result(
         config=config.to_dict(), model=model_label(model), data=data, findings=findings(data)
     )
+
+
+def _recovery(truth: dict[str, Any], data: CausalTracingData) -> dict[str, Any] | None:
+    """The MLP peak at the last subject token vs the planted fact pathway's layer, in the
+    planted language (None when it was not traced); the early-site finding must hold there
+    exactly when the pathway is planted."""
+    from lens.studies.causal_tracing.findings import early_site
+
+    lang = truth["language"]
+    entry = data.languages.get(lang)
+    if entry is None or entry["n_prompts"] == 0:
+        return None
+    shown = early_site(lang, entry, data.n_layers)[0]
+    planted = bool(truth["planted"])
+    check = {"early site found": shown} if planted else {"early site not found": not shown}
+    return layer_recovery(
+        {lang: entry["mlp_peak_layer"]}, truth["layer"], "fact pathway (MLP at the last "
+        "subject token)", planted=planted, checks=check,
+    )  # fmt: skip

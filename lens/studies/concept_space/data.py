@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from lens.studies.base import StudyData
 
@@ -83,6 +83,9 @@ class ConceptSpaceData(StudyData):
         source: where the panels come from: ``"organism"`` (its world) or a dataset.
         excluded: concepts left out per dataset panel (target and pivot words share a first
             token); None on the organism.
+        recovery: the translation groups' pivot-ahead band vs the planted latent pivot's
+            layers on the planted organism (:func:`lens.studies.recovery.layer_recovery`);
+            None elsewhere.
     """
 
     n_layers: int
@@ -92,3 +95,4 @@ class ConceptSpaceData(StudyData):
     summary: Summary
     source: str = "organism"
     excluded: dict[str, int] | None = None
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

@@ -29,6 +29,11 @@ class Result(StudyResult):
     data: ConceptSpaceData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """Whether the pivot-language answer shows up before the target answer, in words."""
         d = self.data
         groups = d.summary["groups"]

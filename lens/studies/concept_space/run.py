@@ -20,6 +20,7 @@ from lens.studies.concept_space.findings import findings
 from lens.studies.concept_space.panels import decode_panel, summarize
 from lens.studies.concept_space.report import Result
 from lens.studies.facts import fact_queries
+from lens.studies.recovery import layer_recovery, planted_truth
 
 ANSWERS = ("target answer", "pivot answer", "source word")
 CATEGORIES = ("target language", "pivot language", "code")
@@ -99,6 +100,9 @@ def run(model: Any, config: Config) -> Result:
         "panels": panels,
     }
     data["summary"] = summarize(panels, config.min_mass)
+    truth = planted_truth(model, "latent_pivot")
+    if truth is not None:
+        data["recovery"] = _recovery(truth, data["summary"])
     typed = ConceptSpaceData.from_dict(jsonable(data))
     return Result(
         config=config.to_dict(),
@@ -162,3 +166,25 @@ def _sample(items: list, n: int | None, rng: random.Random) -> list:
 
 def _model_label(model: Any, config: Config) -> str:
     return f"organism ({config.organism_folder})" if config.organism_folder else "organism"
+
+
+TRANSLATION_GROUPS = ("translate to language", "translate to code")
+
+
+def _recovery(truth: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any] | None:
+    """Per translation group, the layers where the pivot answer leads (the mean curves) vs
+    the planted latent pivot's layers; the "pivot first" pattern must hold exactly when it is
+    planted. None when no translation group was decoded."""
+    groups = {g: s["check"] for g, s in summary["groups"].items() if g in TRANSLATION_GROUPS}
+    if not groups:
+        return None
+    planted = bool(truth["planted"])
+    held = [g for g, c in groups.items() if c["holds"]]
+    if planted:
+        checks = {"pattern found": len(held) == len(groups)}
+    else:
+        checks = {"pattern not found": not held}
+    return layer_recovery(
+        {g: c["layers_pivot_ahead"] for g, c in groups.items()}, truth["layers"],
+        "latent pivot (pivot word decoded first)", planted=planted, checks=checks,
+    )  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyData
@@ -43,6 +43,8 @@ class RelationNeuronsData(StudyData):
         near_zero: languages whose mean baseline accuracy is below ``min_accuracy`` (their
             drop rows are None: not measured).
         skipped: evaluation queries whose answer the model cannot tokenize (left out).
+        recovery: precision and recall of the selected neurons vs the planted ones on the
+            planted organism (:func:`lens.studies.recovery.neuron_recovery`); None elsewhere.
     """
 
     language: str
@@ -74,3 +76,4 @@ class RelationNeuronsData(StudyData):
     near_zero: list[str] | None = None
     min_accuracy: float | None = None
     skipped: list[dict[str, str]] | None = None
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

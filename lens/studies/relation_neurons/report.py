@@ -25,6 +25,11 @@ class Result(StudyResult):
     data: RelationNeuronsData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """What zeroing a relation's neurons does to its own recall, in words."""
         d = self.data
         p = summary(d)[d.language]

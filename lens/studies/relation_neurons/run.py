@@ -29,6 +29,7 @@ from lens.studies.base import (
 from lens.studies.datasets import study_dataset
 from lens.studies.facts import FactQuery, fact_queries, pivot_language
 from lens.studies.neuron_sets import random_like
+from lens.studies.recovery import neuron_recovery, planted_truth
 from lens.studies.relation_neurons.config import Config
 from lens.studies.relation_neurons.data import RelationNeuronsData
 from lens.studies.relation_neurons.findings import findings
@@ -291,6 +292,10 @@ def run(model: Any, config: Config) -> Result:
         "min_accuracy": config.min_accuracy,
         "skipped": _skipped(queries, qs),
     }
+    truth = planted_truth(model, "relation_neurons")
+    if truth is not None and truth["language"] == lang:
+        found = {r: [list(p) for p in top[r][:k]] for r in relations}
+        data["recovery"] = neuron_recovery(found, truth["neurons"], "relation neurons")
     typed = RelationNeuronsData.from_dict(jsonable(data))
     return Result(
         config=config.to_dict(), model=model_label(model), data=typed, findings=findings(typed)
