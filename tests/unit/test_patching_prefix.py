@@ -1,4 +1,4 @@
-"""Prefix reuse in exact activation patching: equal to patching without it within 1e-5 (one
+"""Prefix reuse in exact activation patching: equal to patching without it within TOL (one
 unpadded pair, where copies also join late, and left-padded pairs), and actually used."""
 
 from __future__ import annotations
@@ -12,6 +12,10 @@ import lens.patching.exact as exact
 from lens.patching import activation_patching
 from tests.conftest import save_random_hf
 
+# float32: the reused prefix's keys/values enter attention in another summation order; the
+# largest difference seen is 1.1e-5 on metrics of magnitude 1.5 (random GPT-2, AMD EPYC CPU;
+# below 1e-5 on other CPUs), so the tolerance is 3e-5 absolute, ~2e-5 of the metrics' scale
+TOL = 3e-5
 SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "z"]
 
 
@@ -36,7 +40,7 @@ def compare(model, clean, corrupt, monkeypatch, sites=SITES):
     plain = activation_patching(model, clean, corrupt, reuse_prefix=False, **kw)
     for site in sites:
         a, b = reused.values(site), plain.values(site)
-        assert (a - b).abs().max() < 1e-5, site
+        assert (a - b).abs().max() < TOL, site
         assert b.abs().max() > 0.05  # not a trivial sweep
     return len(calls)
 
