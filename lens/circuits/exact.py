@@ -58,7 +58,7 @@ def exact_scores(
             patch = EdgePatch(
                 source="corrupt",
                 values=values,  # read copy-major by EdgePatch
-                mask=masks.repeat_interleave(c, dim=0),
+                mask=masks,  # one mask per block of c rows
             )
             with torch.no_grad(), apply(model, *interventions, patch):
                 out = model(run.tokens, attention_mask=run.attention_mask)

@@ -87,7 +87,7 @@ def _metrics(
                 else:
                     corrupt_sum += total
         run = repeat(clean, s)
-        patch = EdgePatch(source=source, values=rep, mask=patched.repeat_interleave(c, dim=0))
+        patch = EdgePatch(source=source, values=rep, mask=patched)  # size-major rows
         with torch.no_grad(), apply(model, *interventions, patch):
             out = model(run.tokens, attention_mask=run.attention_mask)
         value = check_metric_output(metric(out, run), s * c).double()
