@@ -17,7 +17,9 @@ from interventions.edge_graph import (
     Layout,
     _attn_bias_sum,
     check_rebuild,
+    fold_norm,
     layout,
+    normalised_projection,
     qkv_weights,
 )
 
@@ -37,7 +39,9 @@ class EdgePatch:
     checked against the real input (within ``tol``, relative to its scale); where that fails
     (an architecture adding something else to the residual) it raises naming the reason.
     Query/key/value readers are patched per head (per key/value head with grouped queries) by
-    recomputing that head's projection of the patched, normalised input.
+    recomputing that head's projection of the patched, normalised input; that the live
+    q/k/v are such projections of the residual (a per-token map) is checked on the first
+    four rows of each forward.
 
     Args:
         edges: ``(writer, reader)`` names, e.g. ``("a0.h1", "a1.h0<k>")``.
@@ -156,20 +160,27 @@ class EdgePatch:
         block = run.mask[:, :, base + span[0] : base + span[1]]
         heads = block.any(0).any(0).nonzero().flatten().tolist()
         cols = [span[0] + h for h in heads]  # within the layer's q, k, v reader columns
+        if cols == list(range(cols[0], cols[0] + len(cols))):
+            pick: Any = slice(cols[0], cols[0] + len(cols))
+        else:
+            pick = cols
         stage = 2 * layer + 1
         folded: dict[torch.dtype, tuple[Tensor, Tensor | None]] = {}
 
         def fn(act: Tensor, hook: Any) -> Tensor:
             x = resid[layer]
             if x.dtype not in folded:
-                folded[x.dtype] = _fold(norm, w, b, x)
+                folded[x.dtype] = fold_norm(norm, w, b, x)
             wf, bf = folded[x.dtype]
-            corr = run.corrections(stage, x, base, n_cols)
-            full = _project(norm, x, wf.permute(1, 0, 2).reshape(wf.shape[1], -1), bf)
-            full = full.view(act.shape)
-            check_rebuild(act, full, f"a{layer} <{kind}> from its normalised input", self.tol)
-            xh = torch.add(x, corr[cols] if len(cols) < corr.shape[0] else corr)
-            new = _project(norm, xh.view(len(heads), -1, x.shape[-1]), wf[heads], None)
+            xh = run.corrections(stage, x, base, n_cols)  # [readers, b, p, d]: x + corrections
+            rows = slice(0, _CHECK_ROWS)  # a per-token map: a few rows check the architecture
+            flat = wf.permute(1, 0, 2).reshape(wf.shape[1], -1)  # [d, heads * e]
+            full = normalised_projection(norm, x[rows], flat, bf)
+            full = full.view(act[rows].shape)
+            what = f"a{layer} <{kind}> from its normalised input"
+            check_rebuild(act[rows], full, what, self.tol)
+            sel = xh[pick].view(len(heads), -1, x.shape[-1])
+            new = normalised_projection(norm, sel, wf[heads], None)
             new = new.view(len(heads), *act.shape[:2], -1).permute(1, 2, 0, 3)
             if bf is not None:
                 new = new + bf.view(act.shape[2], -1)[heads]
@@ -210,49 +221,27 @@ def _keep(sink: dict[int, Tensor], layer: int) -> Any:
     return fn
 
 
-def _fold(
-    norm: bridge.NormParams, w: Tensor, b: Tensor | None, like: Tensor
-) -> tuple[Tensor, Tensor | None]:
-    """``W`` ``[heads, d, e]`` with the norm's scale folded in, and the bias ``[heads * e]``
-    with the norm's bias projected in: ``norm(x) @ W + b = unit(x) @ W' + b'``."""
-    wf = w.to(like.device, like.dtype)
-    if norm.weight is not None:
-        wf = wf * norm.weight.to(wf)[None, :, None]
-    bias = None if b is None else b.to(like.device, like.dtype).reshape(-1)
-    if norm.bias is not None:
-        nb = torch.einsum("d,hde->he", norm.bias.to(wf), w.to(wf)).reshape(-1)
-        bias = nb if bias is None else bias + nb
-    return wf.contiguous(), bias
-
-
-def _project(norm: bridge.NormParams, x: Tensor, w: Tensor, b: Tensor | None) -> Tensor:
-    """``unit(x) @ w (+ b)`` for ``x`` ``[..., n, d]`` and ``w`` ``[..., d, e]``; the norm's
-    statistics are taken in float32 and applied to the (narrower) projection."""
-    xf = x.float()
-    if norm.kind == "LN":
-        xf = xf - xf.mean(-1, keepdim=True)
-    ms = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).pow(2) / x.shape[-1]
-    scale = torch.rsqrt(ms + norm.eps).to(x.dtype)
-    out = torch.matmul(xf.to(x.dtype), w) * scale
-    return out + b if b is not None else out
+_CHECK_ROWS = 4  # rows of each forward on which q/k/v are checked to be projections of x
 
 
 class _Pass:
     """One forward's bookkeeping for an :class:`EdgePatch`.
 
     Each writer's ``source - live`` output is stored once, when the writer runs, in a
-    writer-major ``[writers, rows * pos * d_model]`` buffer; a stage's corrections
-    ``sum_w mask[w, r] (source_w - live_w)`` for all its readers are then one (batched over
-    mask groups) matrix product over the writers below it. Live outputs are summed as they
-    arrive (once per writer, not once per reader) to check the residual rebuild at every
-    patched stage."""
+    ``[groups, writers, rows/groups * pos * d_model]`` buffer (``groups``: the mask's rows); a
+    stage's reader inputs ``x + sum_w mask[w, r] (source_w - live_w)`` are then one
+    matrix product per mask group over the writers below the stage, written reader-major
+    ``[readers, rows, pos, d_model]``. Live outputs are summed as they arrive (once per
+    writer, not once per reader) to check the residual rebuild at every patched stage. Without
+    grad, the buffers are reused by the next forward of the same shape."""
 
     def __init__(self, patch: EdgePatch, model: Any, lay: Layout, mask: Tensor) -> None:
         self.patch, self.model, self.lay, self.mask = patch, model, lay, mask
         stages = [lay.writer_stage(i) for i in range(len(lay.writers))]
         self.below = [sum(1 for s in stages if s < t) for t in range(2 * lay.n_layers + 2)]
         self.delta: Tensor | None = None
-        self.live: Tensor | None = None
+        self.work: Tensor | None = None  # the q/k/v stages' reader inputs (never returned)
+        self.live = torch.zeros(())  # the live writers' sum so far
         self.values: Tensor | None = None  # writer-major [writers, rows, 1 or pos, d_model]
         self.mask_t: Tensor | None = None  # [groups, readers, writers] in the live dtype
         self.w_o: dict[int, Tensor] = {}
@@ -279,22 +268,43 @@ class _Pass:
             self.values = None
         if self.mask_t is None or self.mask_t.dtype != act.dtype:
             self.mask_t = self.mask.transpose(1, 2).to(act.device, act.dtype)
-        self.delta = act.new_empty(len(self.lay.writers), b * p * d)
+        shape = (g, len(self.lay.writers), (b // g) * p * d)
+        self.delta = _reuse(self.delta, shape, act) if not torch.is_grad_enabled() else None
+        self.chunks: list[Tensor] = []
         self.live = act
         self.corr.clear()
         self._put(0, act[None])
 
     def _put(self, col: int, live: Tensor) -> None:
         """Store ``source - live`` of the writers ``col .. col + n`` (``live``: [n, b, p, d])."""
-        assert self.delta is not None
         n, b, p, d = live.shape
-        dst = self.delta[col : col + n]
+        g = self.mask.shape[0]
+        c = b // g
+        if self.delta is None:  # with grad: no in-place buffer, chunks joined per stage
+            dst = None
+        else:  # [n, groups, rows/groups * p * d]
+            dst = self.delta[:, col : col + n].transpose(0, 1)
         if self.values is None:
-            torch.neg(live.reshape(n, -1), out=dst)
+            if dst is None:
+                self.chunks.append(-live.view(n, g, -1).transpose(0, 1))
+            else:
+                torch.neg(live.view(n, g, -1), out=dst)
             return
-        vb = self.values.shape[1]
-        src = self.values[col : col + n, None]  # [n, 1, vb, 1 or p, d]
-        torch.sub(src, live.view(n, b // vb, vb, p, d), out=dst.view(n, b // vb, vb, p, d))
+        vals = self.values[col : col + n]  # row i reads values[i % vb]
+        vb, vp = vals.shape[1:3]
+        shape: tuple[int, ...]
+        if c % vb == 0:
+            shape, src = (n, g, c // vb, vb, p, d), vals[:, None, None]
+        elif vb % c == 0 and g % (vb // c) == 0:
+            shape = (n, g // (vb // c), vb // c, c, p, d)
+            src = vals.view(n, 1, vb // c, c, vp, d)
+        else:
+            shape = (n, g, c, p, d)
+            src = vals[:, torch.arange(b, device=vals.device) % vb].view(n, g, c, vp, d)
+        if dst is None:
+            self.chunks.append((src - live.view(shape)).reshape(n, g, -1).transpose(0, 1))
+        else:
+            torch.sub(src, live.view(shape), out=dst.view(shape))
 
     def put_heads(self, layer: int) -> Any:
         col = 1 + layer * (self.lay.n_heads + 1)
@@ -320,28 +330,48 @@ class _Pass:
         return fn
 
     def corrections(
-        self, stage: int, x: Tensor, r0: int, n: int
+        self, stage: int, x: Tensor, r0: int, n: int, keep: bool = True
     ) -> Float[Tensor, "readers batch pos d_model"]:
-        """Corrections of the readers ``r0 .. r0 + n`` (all read at ``stage``), after
-        checking the residual rebuild there; once per stage and forward."""
+        """``x`` plus the corrections of the readers ``r0 .. r0 + n`` (all read at
+        ``stage``), after checking the residual rebuild there; once per stage and forward.
+        ``keep``: the result stays inside the hooks (so a reused buffer may hold it)."""
         if stage in self.corr:
             return self.corr[stage]
-        assert self.delta is not None and self.live is not None and self.mask_t is not None
+        assert self.mask_t is not None
+        delta = self.delta if self.delta is not None else torch.cat(self.chunks, 1)
         rebuilt = self.live + _attn_bias_sum(self.model, stage // 2, x)
         check_rebuild(x, rebuilt, f"the residual input at stage {stage}", self.patch.tol)
         k = self.below[stage]
         g = self.mask_t.shape[0]
+        if keep:
+            out = self.work = _reuse(self.work, (n, *x.shape), x)
+        else:
+            out = x.new_empty(n, *x.shape)
         m = self.mask_t[:, r0 : r0 + n, :k]
-        if g == 1:
-            out = torch.mm(m[0], self.delta[:k])
-        else:  # [n, groups, rest] from one product per group
-            out = torch.einsum("gnk,kgr->ngr", m, self.delta[:k].view(k, g, -1))
-        out = out.reshape(n, *x.shape)
+        xg, og = x.reshape(g, -1), out.view(n, g, -1)
+        if g <= 32 and not torch.is_grad_enabled():  # one product per group, in place
+            for i in range(g):
+                torch.addmm(xg[i], m[i], delta[i, :k], out=og[:, i])
+        else:
+            og.copy_(torch.baddbmm(xg[:, None], m, delta[:, :k]).transpose(0, 1))
         self.corr[stage] = out
         return out
 
     def resid_hook(self, stage: int, col: int) -> Any:
         def fn(act: Tensor, hook: Any) -> Tensor:
-            return act + self.corrections(stage, act, col, 1)[0]
+            return self.corrections(stage, act, col, 1, keep=False)[0]
 
         return fn
+
+
+def _reuse(buf: Tensor | None, shape: tuple[int, ...], like: Tensor) -> Tensor:
+    """``buf`` when it has ``shape`` and grad is off (nothing can still hold it); else new."""
+    if (
+        buf is not None
+        and not torch.is_grad_enabled()
+        and tuple(buf.shape) == shape
+        and buf.dtype == like.dtype
+        and buf.device == like.device
+    ):
+        return buf
+    return like.new_empty(shape)
