@@ -185,16 +185,14 @@ class WriterStore:
             parts += [self.heads[layer], self.mlps[layer][:, :, None]]
         return torch.cat(parts, dim=2)
 
-    def prefix(self, lay: Layout, stage: int) -> Float[Tensor, "batch pos k d_model"]:
-        """Outputs of the writers below ``stage`` (a prefix of the writer order)."""
-        assert self.input is not None
-        parts = [self.input[:, :, None]]
+    def writer_major(self, lay: Layout, rows: int | None = None) -> Tensor:
+        """``[rows, writers, pos, d_model]`` (the first ``rows`` rows; all by default)."""
+        if self.input is None or len(self.mlps) != lay.n_layers:
+            raise RuntimeError("no complete forward was captured")
+        parts = [self.input[:rows, None]]
         for layer in range(lay.n_layers):
-            if 2 * layer + 1 < stage:
-                parts.append(self.heads[layer])
-            if 2 * layer + 2 < stage:
-                parts.append(self.mlps[layer][:, :, None])
-        return torch.cat(parts, dim=2)
+            parts += [self.heads[layer][:rows].transpose(1, 2), self.mlps[layer][:rows, None]]
+        return torch.cat(parts, dim=1)
 
 
 def writer_capture_hooks(model: Any, store: WriterStore, detach: bool = True) -> list[HookPair]:
