@@ -33,6 +33,7 @@ from lens.circuits.runs import _Hooks, _rows, writer_outputs
 from lens.hooks import GradProbe, Probe, apply
 from lens.patching.exact import metric_view, unembed_last_only
 from lens.patching.pairs import Metric, Token, check_metric_output, repeat
+from lens.stats import distributed as dist
 from lens.tokens import Batch
 
 Method = Literal["eap", "eap-ig", "exact"]
@@ -41,13 +42,17 @@ IGPath = Literal["inputs", "activations"]
 __all__ = ["attribute", "metric_rows", "writer_outputs"]
 
 
-def norm_vjp(norm: bridge.NormParams, x: Tensor, u: Tensor) -> Float[Tensor, "batch pos k d_model"]:
+def norm_vjp(
+    norm: bridge.NormParams, x: Tensor, u: Tensor, *, weighted: bool = False
+) -> Float[Tensor, "batch pos k d_model"]:
     """``J_norm(x)^T u`` for ``x`` ``[b, p, d]`` and ``u`` ``[b, p, k, d]`` (k cotangents at
     the same point), in closed form: RMS ``s (w u) - s^3/d x <w u, x>``; LN
-    ``s (v - mean(v) - x_hat mean(v x_hat))`` with ``v = w u``, ``x_hat = (x - mean) s``."""
+    ``s (v - mean(v) - x_hat mean(v x_hat))`` with ``v = w u``, ``x_hat = (x - mean) s``.
+    ``weighted``: ``u`` is already ``w u``."""
     xf = x.float()[:, :, None]
-    v = u.float() * norm.weight.to(u.device, torch.float32) if norm.weight is not None else u
-    v = v.float()
+    v = u.float()
+    if norm.weight is not None and not weighted:
+        v = v * norm.weight.to(u.device, torch.float32)
     d = x.shape[-1]
     if norm.kind == "LN":
         xf = xf - xf.mean(-1, keepdim=True)
@@ -82,13 +87,17 @@ def reader_grads(
     blocks = []
     for layer in range(lay.n_layers):
         norm = bridge.block_norm_params(model, layer, "ln1")
-        us = []
+        x = resid[layer].detach()
+        parts = []
         for kind in ("q", "k", "v"):
             w, _ = qkv_weights(model, layer, kind)
             g = qkv[kind][layer]
-            us.append(torch.einsum("bphe,hde->bphd", g, w.to(g.dtype)))
-        u = torch.cat(us, dim=2)  # [b, p, H + 2K, d]
-        blocks += [mean(norm_vjp(norm, resid[layer].detach(), u)), mean(mlp[layer])[:, :, None]]
+            w = w.to(g.dtype)
+            if norm.weight is not None:  # fold the norm's scale into W: v = w * (W g)
+                w = w * norm.weight.to(w)[None, :, None]
+            v = torch.einsum("bphe,hde->bphd", g, w)
+            parts.append(mean(norm_vjp(norm, x, v, weighted=True)))
+        blocks += [torch.cat(parts, dim=2), mean(mlp[layer])[:, :, None]]
     blocks.append(mean(final)[:, :, None])
     return blocks
 
@@ -99,7 +108,7 @@ def _grad_run(
 ) -> tuple[list[Tensor], Tensor]:  # fmt: skip
     """One forward + backward of ``run`` (``copies`` copy-major copies of ``n`` pairs): the
     reader gradient blocks of :func:`reader_grads` (mean over copies) and the first copy's
-    writer outputs ``[n, pos, W, d]``. ``extra`` hooks may append grad leaves. A metric that
+    writer outputs ``[n, W, pos, d]``. ``extra`` hooks may append grad leaves. A metric that
     reads only the last token gets only the last token unembedded."""
     L = lay.n_layers
     store = WriterStore()
@@ -128,15 +137,11 @@ def _grad_run(
 
     with torch.no_grad():
         blocks = reader_grads(
-                model, lay, [p.value for p in resid], {k: [got(g) for g in v] for k, v in names.items()},
+            model, lay, [p.value for p in resid],
+            {k: [got(g) for g in v] for k, v in names.items()},
             [got(g) for g in mlp], got(final), copies,
         )  # fmt: skip
-    assert store.input is not None
-    first = WriterStore()  # the first copy (alpha = 0: the corrupted run) only
-    first.input = store.input[:n]
-    first.heads = {i: t[:n] for i, t in store.heads.items()}
-    first.mlps = {i: t[:n] for i, t in store.mlps.items()}
-    return blocks, first.stacked(lay)
+    return blocks, store.writer_major(lay, n)  # the first copy: alpha = 0, the corrupted run
 
 
 def _interp(alphas: Tensor, target: Tensor, leaves: list[Tensor]) -> Any:
@@ -157,16 +162,16 @@ def _contract(
     lay: Layout, delta: Tensor, cols: list[int], blocks: list[Tensor], keep: Sequence[str]
 ) -> dict[str, Tensor]:
     """``sum (delta . g)`` over the existing edges out of the writers ``cols`` (``delta``:
-    their deltas ``[b, p, len(cols), d]``) to ``[W, R]``, and on request ``[b, W, R]`` (per
+    their deltas ``[b, len(cols), p, d]``) to ``[W, R]``, and on request ``[b, W, R]`` (per
     pair) or ``[p, W, R]`` (per position); per reader stage one batched product (over pairs,
     in float64) with only the writers below the stage."""
     n_w, n_r = len(lay.writers), len(lay.readers)
-    b, p = delta.shape[:2]
+    b, p = delta.shape[0], delta.shape[2]
     per_pair = torch.zeros(b, n_w, n_r, dtype=torch.float64)
     per_pos = torch.zeros(p, n_w, n_r, dtype=torch.float64) if "position" in keep else None
     col_t = torch.tensor(cols)
     dd = delta.double()
-    dw = dd.permute(0, 2, 1, 3).reshape(b, len(cols), -1)  # [b, cols, p * d]
+    dw = dd.view(b, len(cols), -1)  # [b, cols, p * d]
     r0 = 0
     for g in blocks:
         r1 = r0 + g.shape[2]
@@ -177,7 +182,7 @@ def _contract(
             part = torch.bmm(dw[:, :below], gw.transpose(1, 2)).cpu()
             per_pair[:, col_t[:below], r0:r1] += part
             if per_pos is not None:
-                pos = torch.einsum("bpwd,bprd->pwr", dd[:, :, :below], gd).cpu()
+                pos = torch.einsum("bwpd,bprd->pwr", dd[:, :below], gd).cpu()
                 per_pos[:, col_t[:below], r0:r1] += pos
         r0 = r1
     out = {"": per_pair.sum(0)}
@@ -208,8 +213,8 @@ def _chunk_scores(
     capture = _Hooks(writer_capture_hooks(model, clean_store))
     with torch.no_grad(), apply(model, *interventions, capture, probes=probes):
         model(clean.tokens, attention_mask=clean.attention_mask)
-    clean_w = clean_store.stacked(lay)
-    mask = clean.attention_mask.to(clean_w.device, clean_w.dtype)[:, :, None, None]
+    clean_w = clean_store.writer_major(lay)
+    mask = clean.attention_mask.to(clean_w.device, clean_w.dtype)[:, None, :, None]
     run = repeat(corrupt, copies)
     run_metric = metric_rows(metric, 0, n)
     every = list(range(len(lay.writers)))
@@ -235,7 +240,7 @@ def _chunk_scores(
         blocks, corrupt_w = _grad_run(
             model, lay, run, run_metric, extra, leaves, interventions, copies, n
         )
-        delta = ((clean_w - corrupt_w) * mask)[:, :, cols]
+        delta = ((clean_w - corrupt_w) * mask)[:, cols]
         for k, v in _contract(lay, delta, cols, blocks, keep).items():
             out[k] = out[k] + v if k in out else v
     return out
@@ -256,6 +261,7 @@ def attribute(
     per_position: bool = False,
     batch_size: int = 8,
     interventions: Sequence[Any] = (),
+    process_group: Any = None,
 ) -> Graph:
     """Score every edge of ``model``'s residual graph on clean/corrupt prompt pairs.
 
@@ -277,6 +283,9 @@ def attribute(
             left-padded positions).
         batch_size: pairs per forward (an EAP-IG forward holds ``steps * batch_size`` rows).
         interventions: applied in every run.
+        process_group: under torch.distributed (default: the world when initialised), the
+            chunks of ``batch_size`` pairs are dealt to the processes in turn and their
+            scores summed over processes; every process returns the same graph.
 
     Returns:
         A :class:`~lens.circuits.graph.Graph`; scores summed over positions, mean over pairs.
@@ -298,13 +307,22 @@ def attribute(
     pairs = prepare_pairs(model, clean, corrupt, answer=answer, wrong=wrong, metric=metric)
     n = pairs.n_pairs
     keep = [k for k, on in (("pair", per_pair), ("position", per_position)) if on]
+    rank, world = dist.rank(process_group), dist.world_size(process_group)
+    mine = [start for i, start in enumerate(range(0, n, batch_size)) if i % world == rank]
     if method == "exact":
         parts = exact_scores(
-            model, lay, pairs, batch_size=batch_size, interventions=interventions, keep=keep
-        )
+            model, lay, pairs, batch_size=batch_size, interventions=interventions, keep=keep,
+            starts=mine,
+        )  # fmt: skip
     else:
-        parts, per_pair_chunks = {}, []
-        for start in range(0, n, batch_size):
+        shape = (len(lay.writers), len(lay.readers))
+        parts = {"": torch.zeros(shape, dtype=torch.float64)}
+        if "pair" in keep:
+            parts["pair"] = torch.zeros(n, *shape, dtype=torch.float64)
+        if "position" in keep:  # every chunk has the batch's padded length
+            p = pairs.clean.tokens.shape[1]
+            parts["position"] = torch.zeros(p, *shape, dtype=torch.float64)
+        for start in mine:
             stop = min(n, start + batch_size)
             s = _chunk_scores(
                 model, lay, _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop),
@@ -313,11 +331,11 @@ def attribute(
             for k, v in s.items():
                 v = v.cpu()
                 if k == "pair":
-                    per_pair_chunks.append(v)
+                    parts["pair"][start:stop] = v
                 else:
-                    parts[k] = parts[k] + v if k in parts else v
-        if per_pair_chunks:
-            parts["pair"] = torch.cat(per_pair_chunks)
+                    parts[k] += v
+    for k in parts:  # each pair was scored by one process: sum the processes' parts
+        parts[k] = dist.all_reduce_sum(parts[k], process_group)
     m = lay.mask()
     scores = (parts[""] / n).float() * m
     return Graph(
