@@ -18,6 +18,7 @@ from lens.circuits.graph import Circuit, Graph
 from lens.circuits.metrics import MetricName, metric_rows, prepare_pairs
 from lens.circuits.runs import _Hooks, _rows, writer_outputs
 from lens.hooks import apply
+from lens.patching.exact import metric_view, unembed_last_only
 from lens.patching.pairs import Metric, Token, check_metric_output, repeat
 from lens.tokens import as_batch
 
@@ -88,9 +89,10 @@ def _metrics(
             source, rep = "mean", means
         run = repeat(clean, s)
         patch = EdgePatch(source=source, values=rep, mask=patched)  # size-major rows
-        with torch.no_grad(), apply(model, *interventions, patch):
+        last = unembed_last_only(metric, run)  # a last-token metric: unembed only that
+        with torch.no_grad(), apply(model, *interventions, patch, *last):
             out = model(run.tokens, attention_mask=run.attention_mask)
-        value = check_metric_output(metric(out, run), s * c).double()
+        value = check_metric_output(metric(out, metric_view(metric, run)), s * c).double()
         if not bool(torch.isfinite(value).all()):
             raise ValueError("the metric is NaN or infinite under edge patching")
         sums += value.view(s, c).sum(1).cpu()
