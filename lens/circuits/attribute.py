@@ -49,19 +49,21 @@ def norm_vjp(
     the same point), in closed form: RMS ``s (w u) - s^3/d x <w u, x>``; LN
     ``s (v - mean(v) - x_hat mean(v x_hat))`` with ``v = w u``, ``x_hat = (x - mean) s``.
     ``weighted``: ``u`` is already ``w u``."""
-    xf = x.float()[:, :, None]
+    xf = x.float()
     v = u.float()
     if norm.weight is not None and not weighted:
         v = v * norm.weight.to(u.device, torch.float32)
     d = x.shape[-1]
     if norm.kind == "LN":
         xf = xf - xf.mean(-1, keepdim=True)
-    s = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)
-    if norm.kind == "LN":
-        xh = xf * s
-        out = s * (v - v.mean(-1, keepdim=True) - xh * (v * xh).mean(-1, keepdim=True))
+    s = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)[:, :, None]  # [b, p, 1, 1]
+    # <v, x> per cotangent as one batched product (no [b, p, k, d] temporary)
+    dot = torch.einsum("bpkd,bpd->bpk", v, xf)[..., None]
+    if norm.kind == "LN":  # x_hat = xf s: s (v - mean(v)) - x_hat s^2 <v, xf> / d
+        out = (v - v.mean(-1, keepdim=True)).mul_(s)
+        out.addcmul_(xf[:, :, None], dot * (s.pow(3) / d), value=-1.0)
     else:
-        out = s * v - (s.pow(3) / d) * xf * (v * xf).sum(-1, keepdim=True)
+        out = (v * s).addcmul_(xf[:, :, None], dot * (s.pow(3) / d), value=-1.0)
     return out.to(u.dtype)
 
 
