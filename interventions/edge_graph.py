@@ -126,6 +126,11 @@ def layout(model: Any) -> Layout:
     check_supported(model)
     n_layers, n_heads = int(model.cfg.n_layers), bridge.n_heads(model)
     n_kv = int(getattr(model.cfg, "n_key_value_heads", None) or n_heads)
+    return make_layout(n_layers, n_heads, n_kv)
+
+
+def make_layout(n_layers: int, n_heads: int, n_kv: int) -> Layout:
+    """The layout of a pre-norm model of this shape (what :func:`layout` returns)."""
     lay = Layout(n_layers, n_heads, n_kv, False)
     tag = lay.kv_tag
     for layer in range(n_layers):
@@ -180,16 +185,14 @@ class WriterStore:
             parts += [self.heads[layer], self.mlps[layer][:, :, None]]
         return torch.cat(parts, dim=2)
 
-    def prefix(self, lay: Layout, stage: int) -> Float[Tensor, "batch pos k d_model"]:
-        """Outputs of the writers below ``stage`` (a prefix of the writer order)."""
-        assert self.input is not None
-        parts = [self.input[:, :, None]]
+    def writer_major(self, lay: Layout, rows: int | None = None) -> Tensor:
+        """``[rows, writers, pos, d_model]`` (the first ``rows`` rows; all by default)."""
+        if self.input is None or len(self.mlps) != lay.n_layers:
+            raise RuntimeError("no complete forward was captured")
+        parts = [self.input[:rows, None]]
         for layer in range(lay.n_layers):
-            if 2 * layer + 1 < stage:
-                parts.append(self.heads[layer])
-            if 2 * layer + 2 < stage:
-                parts.append(self.mlps[layer][:, :, None])
-        return torch.cat(parts, dim=2)
+            parts += [self.heads[layer][:rows].transpose(1, 2), self.mlps[layer][:rows, None]]
+        return torch.cat(parts, dim=1)
 
 
 def writer_capture_hooks(model: Any, store: WriterStore, detach: bool = True) -> list[HookPair]:
@@ -231,3 +234,32 @@ def check_rebuild(x: Tensor, rebuilt: Tensor, what: str, tol: float) -> None:
             f"(max difference {err:.3g} > {tol:g} x {scale:.3g}); this architecture adds "
             "something to the residual stream that is not a head, an MLP, the input or b_O"
         )
+
+
+def fold_norm(
+    norm: bridge.NormParams, w: Tensor, b: Tensor | None, like: Tensor
+) -> tuple[Tensor, Tensor | None]:
+    """``W`` ``[heads, d, e]`` with the norm's scale folded in, and the bias ``[heads * e]``
+    with the norm's bias projected in: ``norm(x) @ W + b = unit(x) @ W' + b'``."""
+    wf = w.to(like.device, like.dtype)
+    if norm.weight is not None:
+        wf = wf * norm.weight.to(wf)[None, :, None]
+    bias = None if b is None else b.to(like.device, like.dtype).reshape(-1)
+    if norm.bias is not None:
+        nb = torch.einsum("d,hde->he", norm.bias.to(wf), w.to(wf)).reshape(-1)
+        bias = nb if bias is None else bias + nb
+    return wf.contiguous(), bias
+
+
+def normalised_projection(
+    norm: bridge.NormParams, x: Tensor, w: Tensor, b: Tensor | None
+) -> Tensor:
+    """``unit(x) @ w (+ b)`` for ``x`` ``[..., n, d]`` and ``w`` ``[..., d, e]``; the norm's
+    statistics are taken in float32 and applied to the (narrower) projection."""
+    xf = x.float()
+    if norm.kind == "LN":
+        xf = xf - xf.mean(-1, keepdim=True)
+    ms = torch.linalg.vector_norm(xf, dim=-1, keepdim=True).pow(2) / x.shape[-1]
+    scale = torch.rsqrt(ms + norm.eps).to(x.dtype)
+    out = torch.matmul(xf.to(x.dtype), w) * scale
+    return out + b if b is not None else out

@@ -31,13 +31,40 @@ from lens.circuits.graph import Graph
 from lens.circuits.metrics import MetricName, metric_rows, prepare_pairs
 from lens.circuits.runs import _Hooks, _rows, writer_outputs
 from lens.hooks import GradProbe, Probe, apply
+from lens.patching.exact import metric_view, unembed_last_only
 from lens.patching.pairs import Metric, Token, check_metric_output, repeat
+from lens.stats import distributed as dist
 from lens.tokens import Batch
 
 Method = Literal["eap", "eap-ig", "exact"]
 IGPath = Literal["inputs", "activations"]
 
 __all__ = ["attribute", "metric_rows", "writer_outputs"]
+
+
+def norm_vjp(
+    norm: bridge.NormParams, x: Tensor, u: Tensor, *, weighted: bool = False
+) -> Float[Tensor, "batch pos k d_model"]:
+    """``J_norm(x)^T u`` for ``x`` ``[b, p, d]`` and ``u`` ``[b, p, k, d]`` (k cotangents at
+    the same point), in closed form: RMS ``s (w u) - s^3/d x <w u, x>``; LN
+    ``s (v - mean(v) - x_hat mean(v x_hat))`` with ``v = w u``, ``x_hat = (x - mean) s``.
+    ``weighted``: ``u`` is already ``w u``."""
+    xf = x.float()
+    v = u.float()
+    if norm.weight is not None and not weighted:
+        v = v * norm.weight.to(u.device, torch.float32)
+    d = x.shape[-1]
+    if norm.kind == "LN":
+        xf = xf - xf.mean(-1, keepdim=True)
+    s = torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + norm.eps)[:, :, None]  # [b, p, 1, 1]
+    # <v, x> per cotangent as one batched product (no [b, p, k, d] temporary)
+    dot = torch.einsum("bpkd,bpd->bpk", v, xf)[..., None]
+    if norm.kind == "LN":  # x_hat = xf s: s (v - mean(v)) - x_hat s^2 <v, xf> / d
+        out = (v - v.mean(-1, keepdim=True)).mul_(s)
+        out.addcmul_(xf[:, :, None], dot * (s.pow(3) / d), value=-1.0)
+    else:
+        out = (v * s).addcmul_(xf[:, :, None], dot * (s.pow(3) / d), value=-1.0)
+    return out.to(u.dtype)
 
 
 def reader_grads(
@@ -47,35 +74,44 @@ def reader_grads(
     qkv: dict[str, list[Tensor]],
     mlp: list[Tensor],
     final: Tensor,
-) -> Float[Tensor, "batch pos readers d_model"]:
-    """Per-reader input gradients from the q/k/v, MLP-input and final-residual gradients.
+    copies: int = 1,
+) -> list[Float[Tensor, "batch pos readers d_model"]]:
+    """Per-reader input gradients, one block per stage in reader order (a layer's q/k/v
+    readers; its MLP input; the logits), each averaged over ``copies`` copy-major copies.
 
     A head's q (k, v) input gradient is ``J_norm(x)^T (W_Q[h] g_q[h])`` at the layer input
     ``x``: the gradient the residual would receive if only that head's query read it.
     """
-    parts = []
+
+    def mean(t: Tensor) -> Tensor:
+        return t.view(copies, t.shape[0] // copies, *t.shape[1:]).mean(0)
+
+    blocks = []
     for layer in range(lay.n_layers):
         norm = bridge.block_norm_params(model, layer, "ln1")
-        us = []
+        x = resid[layer].detach()
+        parts = []
         for kind in ("q", "k", "v"):
             w, _ = qkv_weights(model, layer, kind)
             g = qkv[kind][layer]
-            us.append(torch.einsum("bphe,hde->bphd", g, w.to(g.dtype)))
-        u = torch.cat(us, dim=2)  # [b, p, H + 2K, d]
-        with torch.enable_grad():
-            x = resid[layer].detach()[:, :, None].expand(u.shape).clone().requires_grad_(True)
-            (gx,) = torch.autograd.grad(norm.apply(x), x, u)
-        parts += [gx, mlp[layer][:, :, None]]
-    parts.append(final[:, :, None])
-    return torch.cat(parts, dim=2)
+            w = w.to(g.dtype)
+            if norm.weight is not None:  # fold the norm's scale into W: v = w * (W g)
+                w = w * norm.weight.to(w)[None, :, None]
+            v = torch.einsum("bphe,hde->bphd", g, w)
+            parts.append(mean(norm_vjp(norm, x, v, weighted=True)))
+        blocks += [torch.cat(parts, dim=2), mean(mlp[layer])[:, :, None]]
+    blocks.append(mean(final)[:, :, None])
+    return blocks
 
 
 def _grad_run(
     model: Any, lay: Layout, run: Batch, metric: Metric, extra: list[tuple[str, Any]],
-    leaves: list[Tensor], interventions: Sequence[Any],
-) -> tuple[Tensor, WriterStore, Tensor]:  # fmt: skip
-    """One forward + backward of ``run``: the reader gradients ``[rows, pos, readers, d]``,
-    the writer outputs and the metric per row. ``extra`` hooks may append grad leaves."""
+    leaves: list[Tensor], interventions: Sequence[Any], copies: int, n: int,
+) -> tuple[list[Tensor], Tensor]:  # fmt: skip
+    """One forward + backward of ``run`` (``copies`` copy-major copies of ``n`` pairs): the
+    reader gradient blocks of :func:`reader_grads` (mean over copies) and the first copy's
+    writer outputs ``[n, W, pos, d]``. ``extra`` hooks may append grad leaves. A metric that
+    reads only the last token gets only the last token unembedded."""
     L = lay.n_layers
     store = WriterStore()
     resid = [Probe(f"blocks.{i}.hook_resid_pre") for i in range(L)]
@@ -84,9 +120,10 @@ def _grad_run(
     final = GradProbe("ln_final.hook_in")
     grads = [*names["q"], *names["k"], *names["v"], *mlp, final]
     hooks = _Hooks([*extra, *writer_capture_hooks(model, store)])
-    with torch.enable_grad(), apply(model, *interventions, hooks, probes=[*resid, *grads]):
+    last = unembed_last_only(metric, run)
+    with torch.enable_grad(), apply(model, *interventions, hooks, *last, probes=[*resid, *grads]):
         logits = model(run.tokens, attention_mask=run.attention_mask)
-        value = check_metric_output(metric(logits, run), len(run))
+        value = check_metric_output(metric(logits, metric_view(metric, run)), len(run))
         if not value.requires_grad:
             raise ValueError("the metric returned a tensor without grad; EAP needs gradients")
         if not bool(torch.isfinite(value).all()):
@@ -100,11 +137,13 @@ def _grad_run(
     def got(g: GradProbe) -> Tensor:  # no gradient reached it (e.g. frozen patterns): zero
         return g.values[-1] if g.values else torch.zeros(shapes[id(g)])
 
-    g_read = reader_grads(
-        model, lay, [p.value for p in resid], {k: [got(g) for g in v] for k, v in names.items()},
-        [got(g) for g in mlp], got(final),
-    )  # fmt: skip
-    return g_read, store, value.detach()
+    with torch.no_grad():
+        blocks = reader_grads(
+            model, lay, [p.value for p in resid],
+            {k: [got(g) for g in v] for k, v in names.items()},
+            [got(g) for g in mlp], got(final), copies,
+        )  # fmt: skip
+    return blocks, store.writer_major(lay, n)  # the first copy: alpha = 0, the corrupted run
 
 
 def _interp(alphas: Tensor, target: Tensor, leaves: list[Tensor]) -> Any:
@@ -121,10 +160,45 @@ def _interp(alphas: Tensor, target: Tensor, leaves: list[Tensor]) -> Any:
     return fn
 
 
-def _contract(delta: Tensor, g: Tensor, keep: str) -> Tensor:
-    """``sum (delta . g)`` to ``[W, R]``, ``[b, W, R]`` (per pair) or ``[p, W, R]``."""
-    out = {"": "wr", "pair": "bwr", "position": "pwr"}[keep]
-    return torch.einsum(f"bpwd,bprd->{out}", delta.double(), g.double())
+def _contract(
+    lay: Layout, delta: Tensor, cols: list[int], blocks: list[Tensor], keep: Sequence[str]
+) -> dict[str, Tensor]:
+    """``sum (delta . g)`` over the existing edges out of the writers ``cols`` (``delta``:
+    their deltas ``[b, len(cols), p, d]``) to ``[W, R]``, and on request ``[b, W, R]`` (per
+    pair) or ``[p, W, R]`` (per position); per reader stage one batched product (over pairs,
+    in float64) with only the writers below the stage."""
+    n_w, n_r = len(lay.writers), len(lay.readers)
+    b, p = delta.shape[0], delta.shape[2]
+    per_pair = torch.zeros(b, n_w, n_r, dtype=torch.float64)
+    per_pos = torch.zeros(p, n_w, n_r, dtype=torch.float64) if "position" in keep else None
+    col_t = torch.tensor(cols)
+    dd = delta.double()
+    dw = dd.view(b, len(cols), -1)  # [b, cols, p * d]
+    r0 = 0
+    for g in blocks:
+        r1 = r0 + g.shape[2]
+        below = int((col_t < _writers_below(lay, r0)).sum())  # cols ascend: a prefix
+        if below:
+            gd = g.double()
+            gw = gd.permute(0, 2, 1, 3).reshape(b, r1 - r0, -1)  # [b, readers, p * d]
+            part = torch.bmm(dw[:, :below], gw.transpose(1, 2)).cpu()
+            per_pair[:, col_t[:below], r0:r1] += part
+            if per_pos is not None:
+                pos = torch.einsum("bwpd,bprd->pwr", dd[:, :below], gd).cpu()
+                per_pos[:, col_t[:below], r0:r1] += pos
+        r0 = r1
+    out = {"": per_pair.sum(0)}
+    if "pair" in keep:
+        out["pair"] = per_pair
+    if per_pos is not None:
+        out["position"] = per_pos
+    return out
+
+
+def _writers_below(lay: Layout, reader: int) -> int:
+    """How many writers (a prefix of the writer order) reader ``reader`` sees."""
+    stage = lay.reader_stage(reader)
+    return sum(1 for i in range(len(lay.writers)) if lay.writer_stage(i) < stage)
 
 
 def _chunk_scores(
@@ -141,17 +215,18 @@ def _chunk_scores(
     capture = _Hooks(writer_capture_hooks(model, clean_store))
     with torch.no_grad(), apply(model, *interventions, capture, probes=probes):
         model(clean.tokens, attention_mask=clean.attention_mask)
-    clean_w = clean_store.stacked(lay)
-    mask = clean.attention_mask.to(clean_w.device, clean_w.dtype)[:, :, None, None]
+    clean_w = clean_store.writer_major(lay)
+    mask = clean.attention_mask.to(clean_w.device, clean_w.dtype)[:, None, :, None]
     run = repeat(corrupt, copies)
     run_metric = metric_rows(metric, 0, n)
+    every = list(range(len(lay.writers)))
     if method != "eap-ig" or ig == "inputs":
         leaves: list[Tensor] = []
         extra = [("hook_embed", _interp(alphas, probes[0].value, leaves))]
-        g, store, _ = _grad_run(model, lay, run, run_metric, extra, leaves, interventions)
-        g = g.view(copies, n, *g.shape[1:]).mean(0)
-        delta = (clean_w - store.stacked(lay)[:n]) * mask
-        return {k: _contract(delta, g, k) for k in ("", *keep)}
+        blocks, corrupt_w = _grad_run(
+            model, lay, run, run_metric, extra, leaves, interventions, copies, n
+        )
+        return _contract(lay, (clean_w - corrupt_w) * mask, every, blocks, keep)
     # ig="activations": one batched pass per writer group, each group's edges from its own
     assert clean_store.input is not None
     groups = [("blocks.0.hook_resid_pre", [0], clean_store.input)]
@@ -164,15 +239,12 @@ def _chunk_scores(
     for name, cols, target in groups:
         leaves = []
         extra = [(name, _interp(alphas, target, leaves))]
-        g, store, _ = _grad_run(model, lay, run, run_metric, extra, leaves, interventions)
-        g = g.view(copies, n, *g.shape[1:]).mean(0)
-        delta = ((clean_w - store.stacked(lay)[:n]) * mask)[:, :, cols]
-        for k in ("", *keep):
-            part = _contract(delta, g, k)
-            if k not in out:
-                shape = (*part.shape[:-2], clean_w.shape[2], part.shape[-1])
-                out[k] = torch.zeros(shape, dtype=torch.float64)
-            out[k][..., cols, :] += part.cpu()
+        blocks, corrupt_w = _grad_run(
+            model, lay, run, run_metric, extra, leaves, interventions, copies, n
+        )
+        delta = ((clean_w - corrupt_w) * mask)[:, cols]
+        for k, v in _contract(lay, delta, cols, blocks, keep).items():
+            out[k] = out[k] + v if k in out else v
     return out
 
 
@@ -191,6 +263,7 @@ def attribute(
     per_position: bool = False,
     batch_size: int = 8,
     interventions: Sequence[Any] = (),
+    process_group: Any = None,
 ) -> Graph:
     """Score every edge of ``model``'s residual graph on clean/corrupt prompt pairs.
 
@@ -212,6 +285,9 @@ def attribute(
             left-padded positions).
         batch_size: pairs per forward (an EAP-IG forward holds ``steps * batch_size`` rows).
         interventions: applied in every run.
+        process_group: under torch.distributed (default: the world when initialised), the
+            chunks of ``batch_size`` pairs are dealt to the processes in turn and their
+            scores summed over processes; every process returns the same graph.
 
     Returns:
         A :class:`~lens.circuits.graph.Graph`; scores summed over positions, mean over pairs.
@@ -233,13 +309,22 @@ def attribute(
     pairs = prepare_pairs(model, clean, corrupt, answer=answer, wrong=wrong, metric=metric)
     n = pairs.n_pairs
     keep = [k for k, on in (("pair", per_pair), ("position", per_position)) if on]
+    rank, world = dist.rank(process_group), dist.world_size(process_group)
+    mine = [start for i, start in enumerate(range(0, n, batch_size)) if i % world == rank]
     if method == "exact":
         parts = exact_scores(
-            model, lay, pairs, batch_size=batch_size, interventions=interventions, keep=keep
-        )
+            model, lay, pairs, batch_size=batch_size, interventions=interventions, keep=keep,
+            starts=mine,
+        )  # fmt: skip
     else:
-        parts, per_pair_chunks = {}, []
-        for start in range(0, n, batch_size):
+        shape = (len(lay.writers), len(lay.readers))
+        parts = {"": torch.zeros(shape, dtype=torch.float64)}
+        if "pair" in keep:
+            parts["pair"] = torch.zeros(n, *shape, dtype=torch.float64)
+        if "position" in keep:  # every chunk has the batch's padded length
+            p = pairs.clean.tokens.shape[1]
+            parts["position"] = torch.zeros(p, *shape, dtype=torch.float64)
+        for start in mine:
             stop = min(n, start + batch_size)
             s = _chunk_scores(
                 model, lay, _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop),
@@ -248,11 +333,11 @@ def attribute(
             for k, v in s.items():
                 v = v.cpu()
                 if k == "pair":
-                    per_pair_chunks.append(v)
+                    parts["pair"][start:stop] = v
                 else:
-                    parts[k] = parts[k] + v if k in parts else v
-        if per_pair_chunks:
-            parts["pair"] = torch.cat(per_pair_chunks)
+                    parts[k] += v
+    for k in parts:  # each pair was scored by one process: sum the processes' parts
+        parts[k] = dist.all_reduce_sum(parts[k], process_group)
     m = lay.mask()
     scores = (parts[""] / n).float() * m
     return Graph(

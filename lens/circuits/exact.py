@@ -28,9 +28,11 @@ def exact_scores(
     interventions: Sequence[Any],
     keep: Sequence[str],
     rows_per_forward: int = 64,
+    starts: Sequence[int] | None = None,
 ) -> dict[str, Tensor]:
     """``{"": [W, R] summed over pairs, "pair": [pairs, W, R]}`` (``"pair"`` when in
-    ``keep``); ``rows_per_forward`` bounds the patched rows of one forward."""
+    ``keep``); ``rows_per_forward`` bounds the patched rows of one forward; ``starts``: the
+    chunks (first pair of each) to score (default: all; other pairs' rows stay 0)."""
     if "position" in keep:
         raise ValueError(
             "per_position is not available for method='exact' (it patches whole edges); use "
@@ -40,7 +42,7 @@ def exact_scores(
     edges = exists.nonzero()
     n = pairs.n_pairs
     per_pair = torch.zeros(n, *exists.shape, dtype=torch.float64)
-    for start in range(0, n, batch_size):
+    for start in range(0, n, batch_size) if starts is None else starts:
         stop = min(n, start + batch_size)
         c = stop - start
         clean, corrupt = _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop)
@@ -58,7 +60,7 @@ def exact_scores(
             patch = EdgePatch(
                 source="corrupt",
                 values=values,  # read copy-major by EdgePatch
-                mask=masks.repeat_interleave(c, dim=0),
+                mask=masks,  # one mask per block of c rows
             )
             with torch.no_grad(), apply(model, *interventions, patch):
                 out = model(run.tokens, attention_mask=run.attention_mask)

@@ -12,11 +12,13 @@ import torch
 from jaxtyping import Bool
 from torch import Tensor
 
+from interventions.edge_graph import WriterStore, layout, writer_capture_hooks
 from interventions.edges import EdgePatch, Source
 from lens.circuits.graph import Circuit, Graph
 from lens.circuits.metrics import MetricName, metric_rows, prepare_pairs
-from lens.circuits.runs import _rows, writer_outputs
+from lens.circuits.runs import _Hooks, _rows, writer_outputs
 from lens.hooks import apply
+from lens.patching.exact import metric_view, unembed_last_only
 from lens.patching.pairs import Metric, Token, check_metric_output, repeat
 from lens.tokens import as_batch
 
@@ -72,25 +74,25 @@ def _metrics(
         clean, corrupt = _rows(pairs.clean, start, stop), _rows(pairs.corrupt, start, stop)
         metric = metric_rows(pairs.metric, start, stop)
         c = stop - start
+        store = WriterStore()  # the corrupted run's writer outputs, captured as it runs
+        capture = _Hooks(writer_capture_hooks(model, store))
+        with torch.no_grad(), apply(model, *interventions):
+            out = model(clean.tokens, attention_mask=clean.attention_mask)
+            clean_sum += float(check_metric_output(metric(out, clean), c).double().sum())
+        with torch.no_grad(), apply(model, *interventions, capture):
+            out = model(corrupt.tokens, attention_mask=corrupt.attention_mask)
+            corrupt_sum += float(check_metric_output(metric(out, corrupt), c).double().sum())
         if means is None:
-            values = writer_outputs(model, corrupt, interventions=interventions)
             source: Source = "corrupt"
-            rep = values  # read copy-major by EdgePatch, never repeated
+            rep = store.stacked(layout(model))  # read copy-major by EdgePatch, never repeated
         else:
             source, rep = "mean", means
-        with torch.no_grad(), apply(model, *interventions):
-            for batch, sign in ((clean, 1), (corrupt, -1)):
-                out = model(batch.tokens, attention_mask=batch.attention_mask)
-                total = float(check_metric_output(metric(out, batch), c).double().sum())
-                if sign > 0:
-                    clean_sum += total
-                else:
-                    corrupt_sum += total
         run = repeat(clean, s)
-        patch = EdgePatch(source=source, values=rep, mask=patched.repeat_interleave(c, dim=0))
-        with torch.no_grad(), apply(model, *interventions, patch):
+        patch = EdgePatch(source=source, values=rep, mask=patched)  # size-major rows
+        last = unembed_last_only(metric, run)  # a last-token metric: unembed only that
+        with torch.no_grad(), apply(model, *interventions, patch, *last):
             out = model(run.tokens, attention_mask=run.attention_mask)
-        value = check_metric_output(metric(out, run), s * c).double()
+        value = check_metric_output(metric(out, metric_view(metric, run)), s * c).double()
         if not bool(torch.isfinite(value).all()):
             raise ValueError("the metric is NaN or infinite under edge patching")
         sums += value.view(s, c).sum(1).cpu()

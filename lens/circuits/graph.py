@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import torch
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from interventions.edge_graph import Layout
+from interventions.edge_graph import Layout, make_layout
 from lens.circuits.interop import dense_scores, to_transformer_lens
 
 
@@ -33,23 +34,39 @@ def _components(lay: Layout) -> list[list[int]]:
     return out
 
 
+@functools.lru_cache(maxsize=16)
+def _structure(n_layers: int, n_heads: int, n_kv: int) -> tuple[Tensor, list[Tensor]]:
+    """``produces[r, w]`` (reader ``r``'s component writes ``w``) and the reader indices of
+    each stage, in stage order."""
+    lay = make_layout(n_layers, n_heads, n_kv)
+    n_w, n_r = len(lay.writers), len(lay.readers)
+    produces = torch.zeros(n_r, n_w, dtype=torch.bool)
+    for r, ws in enumerate(_components(lay)):
+        produces[r, ws] = True
+    stages: dict[int, list[int]] = {}
+    for r in range(n_r):
+        stages.setdefault(lay.reader_stage(r), []).append(r)
+    return produces, [torch.tensor(stages[s]) for s in sorted(stages)]
+
+
 def prune(lay: Layout, keep: Bool[Tensor, "writers readers"]) -> Bool[Tensor, "writers readers"]:
-    """Drop edges not on a path from ``input`` to ``logits``."""
-    comps = _components(lay)
-    n_w = len(lay.writers)
+    """Drop edges not on a path from ``input`` to ``logits``.
+
+    Readers are visited stage by stage (readers of one stage never feed each other: their
+    components write at that stage, and they read only writers below it)."""
+    produces, order = _structure(lay.n_layers, lay.n_heads, lay.n_kv)
+    n_r, n_w = produces.shape
     reached = torch.zeros(n_w, dtype=torch.bool)
     reached[0] = True
-    order = sorted(range(len(lay.readers)), key=lay.reader_stage)
-    for r in order:  # forward: a component is reached if any of its readers gets a reached edge
-        if bool((keep[:, r] & reached).any()):
-            reached[comps[r]] = True
+    for rs in order:  # a component is reached if any of its readers gets a reached edge
+        hit = (keep[:, rs] & reached[:, None]).any(0)
+        reached |= (produces[rs] & hit[:, None]).any(0)
     useful = torch.zeros(n_w, dtype=torch.bool)
-    reader_useful = torch.zeros(len(lay.readers), dtype=torch.bool)
-    reader_useful[-1] = True
-    for r in reversed(order):
-        if comps[r]:
-            reader_useful[r] = bool(useful[comps[r]].any())
-        useful |= keep[:, r] & bool(reader_useful[r])
+    reader_useful = torch.zeros(n_r, dtype=torch.bool)
+    for rs in reversed(order):  # a reader is useful if its component feeds a useful reader
+        ru = (produces[rs] & useful[None]).any(1) | (rs == n_r - 1)
+        reader_useful[rs] = ru
+        useful |= (keep[:, rs] & ru[None]).any(1)
     return keep & reached[:, None] & reader_useful[None, :]
 
 

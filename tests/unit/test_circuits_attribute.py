@@ -147,3 +147,22 @@ def test_transformer_lens_interop_and_faithfulness_parity(gpt2):
     assert abs(mine) > 1e-3 and abs(mine - 1) > 1e-3
     assert mine == pytest.approx(theirs.recovered, abs=1e-4)
     assert len(ours.to_transformer_lens(6)) == 6 * ours.n_edges
+
+
+@pytest.mark.parametrize("kind", ["LN", "RMS"])
+def test_norm_vjp_equals_autograd(kind):
+    """The closed-form norm VJP used for every q/k/v reader equals autograd through
+    NormParams.apply, for k cotangents at one point (weights and bias not 1 and 0)."""
+    from interventions.bridge import NormParams
+    from lens.circuits.attribute import norm_vjp
+
+    gen = torch.Generator().manual_seed(0)
+    w, b = torch.randn(16, generator=gen), torch.randn(16, generator=gen)
+    norm = NormParams(kind, w, b if kind == "LN" else None, 1e-5)
+    x = torch.randn(2, 3, 16, generator=gen) + 0.5
+    u = torch.randn(2, 3, 4, 16, generator=gen)
+    xs = x[:, :, None].expand(u.shape).clone().requires_grad_(True)
+    (ref,) = torch.autograd.grad(norm.apply(xs), xs, u)
+    got = norm_vjp(norm, x, u)
+    assert ref.abs().max() > 1e-2
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)

@@ -70,3 +70,55 @@ def test_graph_save_load_and_top(tmp_path, model):
     assert torch.equal(prune(g.layout, c.mask), c.mask)
     with pytest.raises(KeyError, match="unknown reader"):
         g.score("input", "a0.h99<q>")
+
+
+def _prune_by_search(lay, keep):
+    """Independent pruning: an edge stays if its writer is reached from ``input`` and its
+    reader's component (the heads or MLP it feeds; ``logits`` itself) reaches ``logits``,
+    both by plain graph search over kept edges."""
+    n_h, group = lay.n_heads, lay.n_heads // lay.n_kv
+
+    def component(r):  # the writers a reader's component produces
+        kind, layer, head = lay.reader_parts(lay.readers[r])
+        base = 1 + layer * (n_h + 1)
+        if kind == "q":
+            return [base + head]
+        if kind in ("k", "v"):
+            return [base + h for h in range(head * group, (head + 1) * group)]
+        return [base + n_h] if kind == "mlp" else []
+
+    edges = [tuple(e) for e in keep.nonzero().tolist()]
+    reached, todo = {0}, [0]
+    while todo:
+        w = todo.pop()
+        for ew, r in edges:
+            if ew == w:
+                for nxt in component(r):
+                    if nxt not in reached:
+                        reached.add(nxt)
+                        todo.append(nxt)
+    logits = len(lay.readers) - 1
+    good_r, changed = {logits}, True
+    while changed:
+        changed = False
+        for r in range(len(lay.readers)):
+            if r not in good_r and any((w, rr) in edges for w in component(r) for rr in good_r):
+                good_r.add(r)
+                changed = True
+    out = torch.zeros_like(keep)
+    for w, r in edges:
+        out[w, r] = w in reached and r in good_r
+    return out
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_prune_equals_a_plain_graph_search(family):
+    lay = layout(lens.load_model(lens.tiny_config(family)))
+    gen = torch.Generator().manual_seed(3)
+    kept = dropped = 0
+    for density in (0.02, 0.1, 0.3, 0.5):
+        keep = (torch.rand(lay.mask().shape, generator=gen) < density) & lay.mask()
+        got = prune(lay, keep)
+        assert torch.equal(got, _prune_by_search(lay, keep))
+        kept, dropped = kept + int(got.sum()), dropped + int((keep & ~got).sum())
+    assert kept > 0 and dropped > 0  # neither trivial answer
