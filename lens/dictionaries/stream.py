@@ -102,7 +102,7 @@ class ActivationBuffer:
         """Load a saved state; ``skip`` yields the documents already consumed (discarded)."""
         self.rows = tensors["buffer.rows"].clone()
         self.gen.set_state(tensors["buffer.gen"])
-        docs_done, exhausted, tokens = tensors["buffer.counts"].tolist()
+        docs_done, _exhausted, tokens = tensors["buffer.counts"].tolist()
         flat = tensors["buffer.pending"].tolist()
         self.pending = []
         row: list[int] = []
@@ -112,9 +112,15 @@ class ActivationBuffer:
                 row = []
             else:
                 row.append(t)
-        for _ in range(docs_done):
-            next(skip)
-        self.docs_done, self.exhausted, self.tokens_read = docs_done, bool(exhausted), tokens
+        for i in range(docs_done):
+            if next(skip, None) is None:
+                raise ValueError(
+                    f"the checkpoint had read {docs_done} documents but the corpus now has "
+                    f"only {i}; give the corpus it was trained on (or a longer one)"
+                )
+        # A run whose corpus ran out may be resumed with a longer one: reading goes on where it
+        # stopped, and the corpus says again whether it is exhausted.
+        self.docs_done, self.exhausted, self.tokens_read = docs_done, False, tokens
 
     # ------------------------------------------------------------------ filling
     def _next_rows(self) -> list[list[int]]:

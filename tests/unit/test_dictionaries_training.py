@@ -74,6 +74,26 @@ def test_resume_is_bit_identical(model, tmp_path, monkeypatch):
     assert not torch.equal(fresh.W_dec, ref.W_dec)
 
 
+def test_resume_continues_a_corpus_cut_short(model, tmp_path):
+    """A run stopped because its corpus ran out, resumed with a longer corpus that starts with
+    the same documents, reads on from where it stopped and goes on training; a corpus shorter
+    than what the checkpoint read is refused."""
+    kwargs = dict(layer=1, n_latents=64, k=4, batch_size=50, buffer_tokens=100, seed=1)
+    kwargs.update(rows_per_forward=2, steps=30, checkpoint_every=1)
+    docs = _docs(24)
+    ckpt = tmp_path / "sae.ckpt"
+    short = train(model, docs[:6], checkpoint=ckpt, **kwargs)
+    short_steps = short.meta["training"]["steps"]
+    assert short_steps < 30  # the short corpus stopped it
+    resumed = train(model, docs, checkpoint=ckpt, **kwargs)
+    rec = resumed.meta["training"]
+    assert rec["steps"] > short_steps
+    assert rec["tokens_read"] > short.meta["training"]["tokens_read"]
+    assert not torch.equal(resumed.W_dec, short.W_dec)
+    with pytest.raises(ValueError, match="only 3"):
+        train(model, docs[:3], checkpoint=ckpt, **kwargs)
+
+
 def test_training_reconstructs_and_records(model):
     sae = train(
         model,
