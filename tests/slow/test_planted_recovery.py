@@ -13,16 +13,6 @@ from lens.studies.recovery import planted_truth
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def planted():
-    return lens.load_model("organism-planted")
-
-
-@pytest.fixture(scope="module")
-def null():
-    return lens.load_model("organism-planted-null")
-
-
 def test_lape_recovers_planted_language_neurons(planted):
     res = language_neurons.run(planted, language_neurons.quick_config())
     rec = res.data.recovery

@@ -3,7 +3,6 @@ the study code, against the truth recorded in its world."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -11,21 +10,6 @@ import lens
 from lens.organism import corpus, requests, world
 from lens.organism.planted import NEW_DIMS
 from lens.studies._organism_data import model_label, organism_world
-
-
-@pytest.fixture(scope="module")
-def natural():
-    return lens.load_model("organism")
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return lens.load_model("organism-planted")
-
-
-@pytest.fixture(scope="module")
-def null():
-    return lens.load_model("organism-planted-null")
 
 
 def _loss(model, texts, hooks=()) -> float:

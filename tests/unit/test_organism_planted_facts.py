@@ -4,22 +4,11 @@ MLP output at the subject token brings the answer back."""
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import lens
 from lens.organism import fact_queries, world
 from lens.studies._organism_data import organism_world
-
-
-@pytest.fixture(scope="module")
-def planted():
-    return lens.load_model("organism-planted")
-
-
-@pytest.fixture(scope="module")
-def null():
-    return lens.load_model("organism-planted-null")
 
 
 def _queries(model):

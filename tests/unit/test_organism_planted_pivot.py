@@ -4,17 +4,11 @@ the last layer the natural model's answer; the null variant has no such detour."
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import lens
 from lens.organism import translation_pairs, world
 from lens.studies._organism_data import organism_world
-
-
-@pytest.fixture(scope="module")
-def null():
-    return lens.load_model("organism-planted-null")
 
 
 def _curves(model, pairs) -> tuple[list[float], list[float], torch.Tensor]:
@@ -44,8 +38,7 @@ def _pairs():
     return translation_pairs(w, "ka", "mu") + translation_pairs(w, "ro", "py")
 
 
-def test_middle_layers_decode_the_pivot_word_first(null):
-    planted = lens.load_model("organism-planted")
+def test_middle_layers_decode_the_pivot_word_first(planted, null):
     truth = organism_world(planted).truth["latent_pivot"]
     assert truth["planted"] and truth["layers"] == [2, 3, 4]
     pivot, target, final = _curves(planted, _pairs())

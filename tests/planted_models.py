@@ -1,0 +1,27 @@
+"""Fixtures for the planted organism's variants (built once from the shipped weights and
+cached; see ``lens.organism.planted``), shared by the unit tests of each plant and the slow
+recovery tests. Registered in ``tests/conftest.py``."""
+
+from __future__ import annotations
+
+import pytest
+
+import lens
+
+
+@pytest.fixture(scope="module")
+def natural():
+    """The shipped organism, nothing planted."""
+    return lens.load_model("organism")
+
+
+@pytest.fixture(scope="module")
+def planted():
+    """Variant ``"shared"``: every phenomenon planted, one refusal direction for all languages."""
+    return lens.load_model("organism-planted")
+
+
+@pytest.fixture(scope="module")
+def null():
+    """Variant ``"null"``: one refusal direction per language, nothing else planted."""
+    return lens.load_model("organism-planted-null")
