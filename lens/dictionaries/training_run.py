@@ -85,7 +85,9 @@ def train(
         lr: Adam learning rate (default ``2e-4 / sqrt(n_latents / 2**14)``).
         aux_coeff, dead_after_tokens: the AuxK loss weight and the dead-latent window.
         checkpoint: a file to write every ``checkpoint_every`` steps and at the end, and to
-            resume from (the same arguments and corpus continue bit-identically).
+            resume from (the same arguments and corpus continue bit-identically; a run that
+            stopped because its corpus ran out reads on from a longer corpus that starts with
+            the same documents).
         exclude_first: train without the first position of every row (BOS or not); the
             default drops only a BOS token.
         log_every: steps between entries of ``meta["training"]["log"]``.
