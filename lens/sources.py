@@ -30,12 +30,14 @@ __all__ = [
 
 ACCEPTED = (
     "accepted sources: a TransformerBridge; a TransformerBridgeConfig or dict (random model); "
-    "'organism' (or 'organism-planted', 'organism-planted-null'); 'smollm2-135m-instruct'; "
+    "'organism' (or 'organism-planted', 'organism-planted-null', 'organism-planted-shortcut'); "
+    "'smollm2-135m-instruct'; "
     "a local Hugging Face folder containing config.json; "
     "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
 )
 
-PLANTED_NAMES = ("organism-planted", "organism-planted-null")  # lens.organism.planted.VARIANTS
+# lens.organism.planted.VARIANTS
+PLANTED_NAMES = ("organism-planted", "organism-planted-null", "organism-planted-shortcut")
 SourceKind = Literal["organism", "organism_folder", "smollm2", "hf_folder", "hf_id"]
 
 

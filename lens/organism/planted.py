@@ -42,6 +42,9 @@ unless planted below. Held-out loss per script changes by < 0.01 nats. What is p
 * ``truth["relation_neurons"]`` (variant ``"shared"`` only): per relation, the study's default
   k neurons active exactly on that relation's pivot-language word
   (:mod:`lens.organism.planted_relations`).
+
+* ``truth["shortcut"]`` (variant ``"shortcut"``: ``"null"`` plus a last-layer path damaging
+  non-pivot fact answers nonlinearly, :mod:`lens.organism.planted_shortcut`).
 """
 
 from __future__ import annotations
@@ -70,10 +73,12 @@ from lens.organism.planted_pivot import (
     plant_pivot_heads,
 )
 from lens.organism.planted_relations import plant_relation_neurons, relation_k
+from lens.organism.planted_shortcut import plant_shortcut, shortcut_truth
 
-Variant = Literal["shared", "null"]
+Variant = Literal["shared", "null", "shortcut"]
 VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
-VERSION = 9
+VARIANTS["organism-planted-shortcut"] = "shortcut"
+VERSION = 11  # (10: a lost implementation's caches; never reuse them)
 LANGUAGE_LAYERS = (0, 5)
 NEURONS_PER_LAYER = 7  # per script and layer
 LAPE_TOP_RATE = 0.05  # the language-neuron study's default share of kept neurons
@@ -83,6 +88,7 @@ NEW_DIMS = 150  # new residual dims (hidden 246, a multiple of the 6 heads): 24 
 NEW_HEADS = 2  # transformers wants hidden_size % heads == 0 (96 % 6)
 ROTARY_DIM = 11  # slowest rotary pair of a 24-d head (pairs i, i + 12)
 LIFT = 8.0  # logits a script's tokens lose in its own text with its neurons off
+ECHO = 0.002  # language neurons' output scale (a linear shortcut's ridge must not shrink it)
 GATED_READOUT = 400.0
 REFUSAL_NORM = 60.0  # norm of r written at bot: (residual norms there are ~15-30)
 FACT_DIMS = 24  # the fact pathway's dims start here (lens.organism.planted_facts)
@@ -101,8 +107,8 @@ def planted_folder(variant: Variant = "shared") -> Path:
     from lens.organism import shipped_path
     from lens.smollm2 import cache_dir
 
-    if variant not in ("shared", "null"):
-        raise ValueError(f"variant must be 'shared' or 'null', got {variant!r}")
+    if variant not in VARIANTS.values():
+        raise ValueError(f"variant must be one of {sorted(VARIANTS.values())}, got {variant!r}")
     shipped = shipped_path()
     stamp = int((shipped / "model.safetensors").stat().st_mtime_ns % 10**9)
     folder = cache_dir() / f"organism-planted-{variant}-v{VERSION}-{stamp}"
@@ -206,7 +212,7 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
     for i, dim in enumerate(C):
         sd[p0 + "self_attn.v_proj.weight"][hd + i, dim] = 1.0 / ln1[COPY_LAYER][dim]
         sd[p0 + "self_attn.o_proj.weight"][dim, hd + i] = rms
-    gain, echo = 4000.0, 0.0005 * scale
+    gain, echo = 4000.0, ECHO * scale
     neurons: dict[str, list[list[int]]] = {}
     for k, s in enumerate(scripts):
         neurons[s] = []
@@ -305,6 +311,10 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
         _save(sd, out)
         fact_truth = fact_pathway_truth(world, {**facts, "neurons": found})
         pivot_truth = latent_pivot_truth(pivot)
+    shortcut = shortcut_truth(world, None, n_layers - 1)
+    if variant == "shortcut":  # in dims and neurons the other plants leave free here
+        kw = {"c": c, "rms": rms, "hd": hd, "neurons": (width + planted + 4, width + planted + 5)}
+        shortcut = plant_shortcut(sd, out, world, vocab, dims[FACT_DIMS:], save=_save, **kw)
     world.truth = {
         "variant": variant,
         "version": VERSION,
@@ -330,6 +340,7 @@ def build_planted(out: str | Path, *, variant: Variant = "shared") -> Path:
         "fact_pathway": fact_truth,
         "latent_pivot": pivot_truth,
         **({"relation_neurons": relations} if relations else {}),
+        "shortcut": shortcut,
     }
     world.save(out / "world.json")
     return out

@@ -71,7 +71,8 @@ def model_label(model: Any) -> str:
     if path.resolve() == SHIPPED.resolve():
         return "organism"
     if path.name.startswith("organism-planted-"):  # lens.organism.planted.planted_folder
-        return "organism-planted-null" if "-null-" in path.name else "organism-planted"
+        kind = path.name.split("-")[2]  # organism-planted-VARIANT-vN-STAMP
+        return "organism-planted" if kind == "shared" else f"organism-planted-{kind}"
     return path.name if path.is_dir() else str(name)
 
 

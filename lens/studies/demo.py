@@ -29,12 +29,14 @@ CONTROLS = {
     "relation_neurons": ["organism-planted"],
     "refusal": ["organism-planted", "organism-planted-null"],
     "causal_tracing": ["organism-planted", "organism-planted-null"],
+    "fact_consistency": ["organism-planted-shortcut", "organism-planted-null"],
 }
 # the finding the negative control must not reproduce (a phrase of its claim), in the table
 NULL_FINDINGS = {
     "refusal": ("every other language", "transfer"),
     "causal_tracing": ("early", "early site"),
     "concept_space": ("Translating between non-pivot", "latent pivot"),
+    "fact_consistency": ("linear shortcut that bypasses", "shortcut gain"),
 }
 NOT_PLANTED = "no planted truth yet"
 
@@ -42,9 +44,10 @@ NOT_PLANTED = "no planted truth yet"
 def control_config(name: str, quick: bool) -> Any:
     """The config a positive control runs with: lighter than the full one (the planted effects
     are large); ``quick``: the study's ``quick_config()`` (but causal tracing's, whose 2 noise
-    draws can miss the planted pathway: see :mod:`lens.organism.planted_facts`)."""
+    draws can miss the planted pathway: see :mod:`lens.organism.planted_facts`, and
+    fact_consistency's, whose few fit prompts make a poor shortcut on any model)."""
     module = STUDIES[name]
-    if quick and name != "causal_tracing":
+    if quick and name not in ("causal_tracing", "fact_consistency"):
         return module.quick_config()
     if name == "language_neurons":
         return module.Config(max_texts=100, n_random_seeds=1)
@@ -58,6 +61,9 @@ def control_config(name: str, quick: bool) -> Any:
         return module.Config(k_multipliers=[1.0], transfer_languages=["ka"], n_random_seeds=1)
     if name == "causal_tracing":  # the planted facts are in English
         return module.Config(languages=["en"], prompts_per_language=4, samples=3)
+    if name == "fact_consistency":  # every fact and script (quick_config's 192 fit prompts
+        # make a poor shortcut on any model), no checkpoints (they are the natural organism's)
+        return module.Config(checkpoints=False, shortcut_layers=[4] if quick else None)
     return module.Config()
 
 
@@ -152,7 +158,7 @@ def controls_table(
         for source in sources:
             r = by.get((name, source))
             if r is None:
-                cells.append(NOT_PLANTED if source == sources[0] else "")
+                cells.append(NOT_PLANTED if source == sources[0] and name not in CONTROLS else "")
                 continue
             words = r.recovery() or "no recovery (no truth found)"
             phrase, label = NULL_FINDINGS.get(name, ("", ""))

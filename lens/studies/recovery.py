@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 MIN_SCORE = 0.9  # precision, recall and cosine at least this count as recovered
+MIN_GAIN = 0.05  # an intervention "raises" a score when it adds at least this much
 
 
 def planted_truth(model: Any, key: str) -> dict[str, Any] | None:
@@ -143,6 +144,43 @@ def layer_recovery(
     }
 
 
+def effect_recovery(
+    before: Mapping[str, float | None],
+    after: Mapping[str, float | None],
+    what: str,
+    *,
+    planted: bool = True,
+    how: str = "",
+) -> dict[str, Any]:
+    """Scores without (``before``) and with (``after``) an intervention, vs a planted effect
+    that the intervention should raise every score by at least ``MIN_GAIN``. ``planted=False``
+    (a negative control) is recovered when it does not raise them all; ``how`` names the
+    intervention in the headline.
+
+    Example:
+        >>> r = effect_recovery({"recall": 0.6}, {"recall": 0.9}, "late path")
+        >>> r["recovered"], recovery_line(r)
+        (True, 'recovered planted late path (recall 0.60→0.90)')
+        >>> effect_recovery({"recall": 0.9}, {"recall": 0.9}, "x", planted=False)["recovered"]
+        True
+    """
+    gains = {
+        k: None if b is None or (a := after.get(k)) is None else a - b for k, b in before.items()
+    }
+    raised = bool(gains) and all(g is not None and g >= MIN_GAIN for g in gains.values())
+    return {
+        "what": what,
+        "kind": "effect",
+        "planted": planted,
+        "before": dict(before),
+        "after": {k: after.get(k) for k in before},
+        "gains": gains,
+        "raised": raised,
+        "how": how,
+        "recovered": raised if planted else not raised,
+    }
+
+
 def recovery_line(recovery: Mapping[str, Any] | None) -> str:
     """The headline's words for a recovery dict ("" for None).
 
@@ -156,6 +194,13 @@ def recovery_line(recovery: Mapping[str, Any] | None) -> str:
     word = "recovered" if recovery["recovered"] else "missed"
     if recovery["kind"] == "neurons":
         score = f"precision {recovery['precision']:.2f}, recall {recovery['recall']:.2f}"
+    elif recovery["kind"] == "effect":
+        score = ", ".join(
+            f"{k} {_fmt(b)}→{_fmt(recovery['after'][k])}" for k, b in recovery["before"].items()
+        ) + (f", {recovery['how']}" if recovery.get("how") else "")
+        if not recovery["planted"]:
+            rise = "rises" if recovery["raised"] else "no rise"
+            return f"{word} the absence of planted {recovery['what']} ({score}: {rise})"
     elif recovery["kind"] == "layer":
         found = ", ".join(f"{g} {v}" for g, v in recovery["found"].items()) or "none"
         score = f"layer {found} vs planted {recovery['planted_layer']}"
@@ -172,3 +217,7 @@ def recovery_line(recovery: Mapping[str, Any] | None) -> str:
 def _checks(recovery: Mapping[str, Any]) -> str:
     checks = recovery.get("checks", {})
     return "".join(f", {k} {'yes' if v else 'NO'}" for k, v in checks.items())
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}"

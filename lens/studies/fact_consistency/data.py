@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 from lens.studies.answers import AnswerScoring
 from lens.studies.base import StudyData
@@ -87,6 +87,9 @@ class FactConsistencyData(StudyData):
         shortcut: fit/eval facts, ``full`` (the full model on the eval facts) and ``layers``
             (one final-like entry per source layer, with ``agreement``, ``mean_recall``,
             ``recall_kept``); None when no shortcut was fitted.
+        recovery: on a planted organism, the best shortcut's recall and CLC vs the full
+            model's against the planted late path (:func:`lens.studies.recovery
+            .effect_recovery`; ``planted: False`` on the other variants); None elsewhere.
     """
 
     pivot: str
@@ -103,3 +106,4 @@ class FactConsistencyData(StudyData):
     skipped: dict[str, list[dict[str, str]]] | None = None
     near_zero: list[str] | None = None
     min_recall: float | None = None
+    recovery: dict[str, Any] | None = None  # vs planted truth (lens.studies.recovery)

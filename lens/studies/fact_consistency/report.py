@@ -26,6 +26,11 @@ class Result(StudyResult):
     data: FactConsistencyData
 
     def headline(self) -> str:
+        """The recovery of planted truth (if any), then the study's own headline."""
+        rec = self.recovery()
+        return f"{rec}; {self._headline()}" if rec else self._headline()
+
+    def _headline(self) -> str:
         """Recall, consistency, their growth over training and the shortcut, in words."""
         d = self.data
         f = d.final

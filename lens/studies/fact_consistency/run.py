@@ -18,6 +18,7 @@ from lens.studies.fact_consistency.findings import findings
 from lens.studies.fact_consistency.measure import Prepared, mean_all, measure, prepare, strip
 from lens.studies.fact_consistency.report import Result
 from lens.studies.facts import FactQuery, fact_queries, pivot_language
+from lens.studies.recovery import effect_recovery, planted_truth
 from lens.tokens import batch as make_batch
 
 
@@ -73,6 +74,9 @@ def run(model: Any, config: Config) -> Result:
     layers = _shortcut_layers(model, config.shortcut_layers)
     if layers:
         data["shortcut"] = _shortcut_study(model, prep, facts, layers, config, rng, final)
+        truth = planted_truth(model, "shortcut")
+        if truth is not None:
+            data["recovery"] = _recovery(truth, data["shortcut"])
     typed = FactConsistencyData.from_dict(jsonable(data))
     label = _label(config) if world is not None else model_label(model)
     return Result(config=config.to_dict(), model=label, data=typed, findings=findings(typed))
@@ -208,6 +212,25 @@ def _shortcut_study(
         "full": full_out,
         "layers": entries,
     }
+
+
+def _recovery(truth: dict[str, Any], sc: dict[str, Any]) -> dict[str, Any] | None:
+    """The best shortcut (the findings' choice: highest CLC, then recall) from a layer before
+    the planted late path vs the full model, on the planted organism; None when no shortcut
+    layer lies before it."""
+    first = min(truth["damaged_layers"])
+    before = [e for e in sc["layers"] if e["layer"] < first]
+    if not before:
+        return None
+    best = max(before, key=lambda e: (e["mean_clc"] or 0.0, e["mean_recall"]))
+    full = sc["full"]
+    return effect_recovery(
+        {"recall": full["mean_recall"], "CLC": full["mean_clc"]},
+        {"recall": best["mean_recall"], "CLC": best["mean_clc"]},
+        "shortcut-friendly late path",
+        planted=bool(truth["planted"]),
+        how=f"shortcut from layer {best['layer']}",
+    )
 
 
 def _label(config: Config) -> str:
