@@ -16,7 +16,7 @@ from tests.architectures import (  # noqa: F401  (six-architecture fixtures)
     arch_hf,
     arch_model,
 )
-from tests.planted_models import natural, null, planted  # noqa: F401  (planted organism)
+from tests.planted_models import natural, null, planted, shortcut  # noqa: F401  (planted organism)
 
 torch.set_num_threads(1)
 

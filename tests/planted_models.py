@@ -25,3 +25,9 @@ def planted():
 def null():
     """Variant ``"null"``: one refusal direction per language, nothing else planted."""
     return lens.load_model("organism-planted-null")
+
+
+@pytest.fixture(scope="module")
+def shortcut():
+    """Variant ``"shortcut"``: a late path that a linear shortcut removes (fact_consistency)."""
+    return lens.load_model("organism-planted-shortcut")

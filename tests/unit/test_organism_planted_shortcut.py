@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -14,16 +13,6 @@ import lens
 from lens.organism import corpus, fact_queries, world
 from lens.studies import fact_consistency as fc
 from lens.studies._organism_data import model_label, organism_world
-
-
-@pytest.fixture(scope="module")
-def shortcut():
-    return lens.load_model("organism-planted-shortcut")
-
-
-@pytest.fixture(scope="module")
-def null():
-    return lens.load_model("organism-planted-null")
 
 
 def _truth(model):
