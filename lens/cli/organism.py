@@ -19,14 +19,49 @@ legend:
   py, lisp are code notations of the same facts; they have no requests"""
 
 
-def _train(args: argparse.Namespace) -> int:
-    from lens.organism.train import TrainConfig, train
+def train_config(args: argparse.Namespace) -> Any:
+    """The ``TrainConfig`` of ``lens organism train``'s arguments (unset options: defaults).
+
+    Raises:
+        ValueError: a malformed ``--kind-weight`` or an invalid data mix.
+    """
+    from lens.organism.train import TrainConfig
 
     cfg = TrainConfig(seed=args.seed, world_seed=args.world_seed, threads=args.threads)
     if args.steps is not None:
         cfg.steps = args.steps
     if args.tiny:
         cfg.n_layers, cfg.d_model, cfg.d_mlp, cfg.batch_size = 1, 32, 64, 8
+    for name in (
+        "n_layers",
+        "d_model",
+        "d_mlp",
+        "n_heads",
+        "batch_size",
+        "pivot_fact_share",
+        "parallel_pivot_share",
+        "chat_pivot_share",
+        "refusal_examples_per_language",
+    ):
+        if getattr(args, name) is not None:
+            setattr(cfg, name, getattr(args, name))
+    if args.n_heads is not None:
+        cfg.n_kv_heads = args.n_heads
+    for item in args.kind_weight or []:
+        kind, _, value = item.partition("=")
+        if kind not in cfg.kind_weights or not value:
+            raise ValueError(
+                f"--kind-weight {item!r}: expected KIND=W with KIND in {list(cfg.kind_weights)}"
+            )
+        cfg.kind_weights[kind] = float(value)
+    cfg.data_mix()  # validated before the run starts
+    return cfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    from lens.organism.train import train
+
+    cfg = train_config(args)
     from lens.cli.paths import OutputFolder
 
     with OutputFolder(args.out) as folder:  # an interrupted run leaves no half-trained model
@@ -137,6 +172,46 @@ def register(sub: Any) -> None:
         help="torch CPU threads (default 1: fastest on a busy 2-core machine)",
     )
     t.add_argument("--tiny", action="store_true", help="a tiny model (smoke tests)")
+    for flag, what in (
+        ("--n-layers", "layers (default 6)"),
+        ("--d-model", "hidden size (default 96)"),
+        ("--d-mlp", "MLP width (default 256)"),
+        ("--n-heads", "attention heads (default 4)"),
+        ("--batch-size", "documents per step (default 48)"),
+    ):
+        t.add_argument(flag, type=int, default=None, help=what)
+    mix = t.add_argument_group("data mix (defaults = the shipped model's documents)")
+    mix.add_argument(
+        "--kind-weight",
+        action="append",
+        metavar="KIND=W",
+        help="weight of a document kind (facts 0.56, mixed 0.12, parallel 0.10, dictionary "
+        "0.08, chat 0.14); repeatable",
+    )
+    mix.add_argument(
+        "--pivot-fact-share",
+        type=float,
+        default=None,
+        help="share of fact documents in the pivot en (default 0.24)",
+    )
+    mix.add_argument(
+        "--parallel-pivot-share",
+        type=float,
+        default=None,
+        help="probability that one side of a parallel document is en (default: random pairs)",
+    )
+    mix.add_argument(
+        "--chat-pivot-share",
+        type=float,
+        default=None,
+        help="share of chat documents in en (default 0.3)",
+    )
+    mix.add_argument(
+        "--refusal-examples-per-language",
+        type=int,
+        default=None,
+        help="keep only this many harmful train requests per non-pivot language (default: all)",
+    )
     t.add_argument("--quiet", action="store_true", help="no progress bar")
     t.set_defaults(func=_train)
     e = osub.add_parser("eval", help="recall and refusal per language (first-token, exact)")

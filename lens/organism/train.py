@@ -12,14 +12,20 @@ import json
 import math
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from lens.organism.documents import DocumentSampler
+from lens.organism.documents import (
+    CHAT_PIVOT_SHARE,
+    KIND_WEIGHTS,
+    PIVOT_FACT_SHARE,
+    DataMix,
+    DocumentSampler,
+)
 from lens.organism.evaluate import hf_logits_fn, measure, summary_line
 from lens.organism.tokenizer import build_tokenizer
 from lens.organism.world import World
@@ -28,7 +34,11 @@ from lens.organism.world_build import build_world
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of an organism training run (defaults = the shipped model)."""
+    """Hyper-parameters of an organism training run (defaults = the shipped model).
+
+    The data-mix fields are those of ``lens.organism.documents.DataMix`` (see there); their
+    defaults reproduce the shipped model's training documents exactly.
+    """
 
     steps: int = 2000
     seed: int = 0
@@ -48,6 +58,20 @@ class TrainConfig:
     log_every: int = 25
     eval_at_checkpoints: bool = True
     threads: int = 1
+    kind_weights: dict[str, float] = field(default_factory=lambda: dict(KIND_WEIGHTS))
+    pivot_fact_share: float = PIVOT_FACT_SHARE
+    parallel_pivot_share: float | None = None
+    chat_pivot_share: float = CHAT_PIVOT_SHARE
+    refusal_examples_per_language: int | None = None
+
+    def data_mix(self) -> DataMix:
+        return DataMix(
+            kind_weights=tuple(self.kind_weights.items()),
+            pivot_fact_share=self.pivot_fact_share,
+            parallel_pivot_share=self.parallel_pivot_share,
+            chat_pivot_share=self.chat_pivot_share,
+            refusal_examples_per_language=self.refusal_examples_per_language,
+        )
 
 
 def llama_config(cfg: TrainConfig, tokenizer: Any) -> Any:
@@ -130,7 +154,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = False) -> dict[
     world = build_world(cfg.world_seed)
     tokenizer = build_tokenizer(world)
     vocab = tokenizer.get_vocab()
-    sampler = DocumentSampler(world, seed=cfg.seed, max_len=cfg.max_len)
+    sampler = DocumentSampler(world, seed=cfg.seed, max_len=cfg.max_len, mix=cfg.data_mix())
     model = LlamaForCausalLM(llama_config(cfg, tokenizer))
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]

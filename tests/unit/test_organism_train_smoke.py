@@ -77,3 +77,17 @@ def test_load_final_and_checkpoints(trained):
     assert w.pivot == "en"
     with pytest.raises(ValueError, match="no checkpoint"):
         checkpoint_path(99, trained)
+
+
+def test_fact_consistency_measures_the_loaded_folders_own_checkpoints(trained):
+    """A trained organism loaded by its folder is paired with its own checkpoints, not the
+    shipped model's (steps 100..1500 of 2000)."""
+    import dataclasses
+
+    from lens.studies import fact_consistency as fc
+
+    model = lens.load_model(str(trained))
+    res = fc.run(model, dataclasses.replace(fc.quick_config(), shortcut_layers=[]))
+    points = res.data.training["points"]
+    assert [p["step"] for p in points[:-1]] == [checkpoints(trained)[0], checkpoints(trained)[-1]]
+    assert points[-1]["label"] == "final (step 10)"

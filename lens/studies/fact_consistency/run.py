@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from lens.studies._organism_data import model_label
+from lens.studies._organism_data import _world_folder, model_label
 from lens.studies.base import jsonable
 from lens.studies.datasets import is_organism, study_dataset
 from lens.studies.fact_consistency.config import Config
@@ -68,7 +68,8 @@ def run(model: Any, config: Config) -> Result:
     data["final"] = strip(final)
     if config.checkpoints:
         if world is not None or is_organism(model, config.organism_folder):
-            data["training"] = _training(model, prep, config, data["final"])
+            folder = _checkpoint_folder(model, config.organism_folder)
+            data["training"] = _training(model, prep, config, data["final"], folder)
         else:
             data["training"] = {"points": [], "note": NO_CHECKPOINTS}
     layers = _shortcut_layers(model, config.shortcut_layers)
@@ -105,13 +106,25 @@ def _fact_ids(queries: list[FactQuery], facts: list[int]) -> list[str]:
     return [ids[i] for i in facts]
 
 
-def _training(model: Any, prep: Prepared, config: Config, final: dict[str, Any]) -> dict[str, Any]:
-    """Recall and CLC of every saved checkpoint, then of the final model (``model``)."""
+def _checkpoint_folder(model: Any, folder: str | None) -> str | None:
+    """Whose checkpoints to measure: ``folder``, else the folder the model was loaded from
+    when it is an organism folder (a model trained with ``lens organism train`` and loaded by
+    its folder must not be paired with the shipped model's checkpoints), else None (shipped)."""
+    if folder is not None:
+        return folder
+    own = _world_folder(model, None)
+    return None if own is None else str(own)
+
+
+def _training(
+    model: Any, prep: Prepared, config: Config, final: dict[str, Any], folder: str | None
+) -> dict[str, Any]:
+    """Recall and CLC of every checkpoint saved in ``folder``, then of the final model."""
     import lens
     from lens import organism
 
     try:
-        steps = organism.checkpoints(config.organism_folder)
+        steps = organism.checkpoints(folder)
     except FileNotFoundError as exc:
         return {"points": [], "note": f"no checkpoints: {exc}"}
     steps = _spread(steps, config.max_checkpoints)
@@ -120,13 +133,13 @@ def _training(model: Any, prep: Prepared, config: Config, final: dict[str, Any])
         ckpt = lens.load_model(
             "organism",
             checkpoint=step,
-            folder=config.organism_folder,
+            folder=folder,
             device=next(model.parameters()).device,
         )
         m = strip(measure(ckpt, prep, config.scoring, config.batch_size))
         points.append({"step": step, "label": f"step {step}", **m})
         del ckpt
-    final_step = _final_step(config.organism_folder)
+    final_step = _final_step(folder)
     label = f"final (step {final_step})" if final_step is not None else "final"
     x = final_step if final_step is not None else (steps[-1] + 1 if steps else 0)
     points.append({"step": x, "label": label, **final})
