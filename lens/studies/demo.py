@@ -38,7 +38,11 @@ NULL_FINDINGS = {
     "concept_space": ("Translating between non-pivot", "latent pivot"),
     "fact_consistency": ("linear shortcut that bypasses", "shortcut gain"),
 }
-NOT_PLANTED = "no planted truth yet"
+# what a study without a planted control says in the controls table, and why
+NOT_PLANTED = {
+    "circuit_discovery": "not planted in the organism: scored by edge AUROC on models whose "
+    "circuit is known (lens.circuits planted and trained, docs/results/circuits_ground_truth.md)"
+}
 
 
 def control_config(name: str, quick: bool) -> Any:
@@ -158,7 +162,8 @@ def controls_table(
         for source in sources:
             r = by.get((name, source))
             if r is None:
-                cells.append(NOT_PLANTED if source == sources[0] and name not in CONTROLS else "")
+                first = source == sources[0] and name not in CONTROLS
+                cells.append(NOT_PLANTED.get(name, "no planted truth yet") if first else "")
                 continue
             words = r.recovery() or "no recovery (no truth found)"
             phrase, label = NULL_FINDINGS.get(name, ("", ""))
