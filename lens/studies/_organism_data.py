@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 
-def _world_folder(model: Any, folder: str | Path | None) -> Path | None:
+def world_folder(model: Any, folder: str | Path | None) -> Path | None:
     """Where the model's world.json lives: ``folder`` (or the folder of a given world.json),
     else the model's own folder (tokenizer path or model name), else None (the shipped one)."""
     if folder is not None:
@@ -41,7 +41,7 @@ def organism_world(model: Any, folder: str | Path | None = None, required: bool 
     """
     from lens import organism
 
-    world = organism.world(_world_folder(model, folder))
+    world = organism.world(world_folder(model, folder))
     tok = getattr(model, "tokenizer", None)
     ok = tok is not None and hasattr(tok, "convert_tokens_to_ids")
     if ok and tok is not None:

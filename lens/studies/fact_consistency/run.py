@@ -9,7 +9,7 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from lens.studies._organism_data import _world_folder, model_label
+from lens.studies._organism_data import model_label, world_folder
 from lens.studies.base import jsonable
 from lens.studies.datasets import is_organism, study_dataset
 from lens.studies.fact_consistency.config import Config
@@ -112,7 +112,7 @@ def _checkpoint_folder(model: Any, folder: str | None) -> str | None:
     its folder must not be paired with the shipped model's checkpoints), else None (shipped)."""
     if folder is not None:
         return folder
-    own = _world_folder(model, None)
+    own = world_folder(model, None)
     return None if own is None else str(own)
 
 
