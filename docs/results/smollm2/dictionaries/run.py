@@ -2,7 +2,7 @@
 SmolLM2-135M-Instruct, trained on the offline corpus (lens.data.corpus), evaluated on its
 held-out split, with feature cards and a search for language / code / refusal features.
 
-    PYTHONPATH=. nice -n 5 python docs/results/smollm2/dictionaries/run.py train 52  # minutes (resumable)
+    PYTHONPATH=. nice -n 5 python docs/results/smollm2/dictionaries/run.py train 52  # minutes
     PYTHONPATH=. nice python docs/results/smollm2/dictionaries/run.py report
 
 Arguments are fixed here so the committed results say exactly how they were made.
