@@ -36,8 +36,14 @@ ACCEPTED = (
     "or a Hugging Face id such as 'gpt2' (needs the hub or a local HF cache)"
 )
 
-# lens.organism.planted.VARIANTS
-PLANTED_NAMES = ("organism-planted", "organism-planted-null", "organism-planted-shortcut")
+PlantedVariant = Literal["shared", "null", "shortcut"]
+# source name -> variant of the planted organism (lens.organism.planted builds each one)
+PLANTED_VARIANTS: dict[str, PlantedVariant] = {
+    "organism-planted": "shared",
+    "organism-planted-null": "null",
+    "organism-planted-shortcut": "shortcut",
+}
+PLANTED_NAMES = tuple(PLANTED_VARIANTS)
 SourceKind = Literal["organism", "organism_folder", "smollm2", "hf_folder", "hf_id"]
 
 

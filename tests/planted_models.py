@@ -1,6 +1,7 @@
 """Fixtures for the planted organism's variants (built once from the shipped weights and
 cached; see ``lens.organism.planted``), shared by the unit tests of each plant and the slow
-recovery tests. Registered in ``tests/conftest.py``."""
+recovery tests (registered in ``tests/conftest.py``), and the hand-written hook those tests
+use to switch planted neurons off."""
 
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ def null():
 def shortcut():
     """Variant ``"shortcut"``: a late path that a linear shortcut removes (fact_consistency)."""
     return lens.load_model("organism-planted-shortcut")
+
+
+def zero_neurons(layer: int, neurons: list[int]):
+    """A TransformerLens forward hook zeroing ``neurons`` of layer ``layer``'s MLP output
+    activation (``blocks.L.mlp.hook_post``), written by hand (no lens intervention)."""
+
+    def hook(act, hook):
+        act[..., neurons] = 0
+        return act
+
+    return (f"blocks.{layer}.mlp.hook_post", hook)

@@ -54,7 +54,7 @@ import math
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import torch
 
@@ -74,10 +74,10 @@ from lens.organism.planted_pivot import (
 )
 from lens.organism.planted_relations import plant_relation_neurons, relation_k
 from lens.organism.planted_shortcut import plant_shortcut, shortcut_truth
+from lens.sources import PLANTED_VARIANTS, PlantedVariant
 
-Variant = Literal["shared", "null", "shortcut"]
-VARIANTS: dict[str, Variant] = {"organism-planted": "shared", "organism-planted-null": "null"}
-VARIANTS["organism-planted-shortcut"] = "shortcut"
+Variant = PlantedVariant
+VARIANTS = PLANTED_VARIANTS  # source name -> variant (one home: lens.sources)
 VERSION = 11  # (10: a lost implementation's caches; never reuse them)
 LANGUAGE_LAYERS = (0, 5)
 NEURONS_PER_LAYER = 7  # per script and layer

@@ -8,6 +8,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from lens.sources import PLANTED_VARIANTS
+
 
 def world_folder(model: Any, folder: str | Path | None) -> Path | None:
     """Where the model's world.json lives: ``folder`` (or the folder of a given world.json),
@@ -72,7 +74,9 @@ def model_label(model: Any) -> str:
         return "organism"
     if path.name.startswith("organism-planted-"):  # lens.organism.planted.planted_folder
         kind = path.name.split("-")[2]  # organism-planted-VARIANT-vN-STAMP
-        return "organism-planted" if kind == "shared" else f"organism-planted-{kind}"
+        return next(
+            (n for n, v in PLANTED_VARIANTS.items() if v == kind), f"organism-planted-{kind}"
+        )
     return path.name if path.is_dir() else str(name)
 
 

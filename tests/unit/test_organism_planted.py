@@ -10,6 +10,7 @@ import lens
 from lens.organism import corpus, requests, world
 from lens.organism.planted import NEW_DIMS
 from lens.studies._organism_data import model_label, organism_world
+from tests.planted_models import zero_neurons
 
 
 def _loss(model, texts, hooks=()) -> float:
@@ -23,14 +24,6 @@ def _loss(model, texts, hooks=()) -> float:
     ).view(len(texts), -1)
     keep = (toks.attention_mask[:, 1:] & toks.attention_mask[:, :-1]).double()
     return float((nll.double() * keep).sum() / keep.sum())
-
-
-def _zero(layer: int, neurons: list[int]):
-    def hook(act, hook):
-        act[..., neurons] = 0
-        return act
-
-    return (f"blocks.{layer}.mlp.hook_post", hook)
 
 
 def _zero_dim(model, dim: int):
@@ -91,7 +84,10 @@ def test_language_neurons_by_hand(planted):
     base = {s: _loss(planted, texts[s]) for s in scripts}
     for s in scripts:
         pairs = truth["neurons"][s]
-        hooks = [_zero(layer, [n for lay, n in pairs if lay == layer]) for layer in truth["layers"]]
+        hooks = [
+            zero_neurons(layer, [n for lay, n in pairs if lay == layer])
+            for layer in truth["layers"]
+        ]
         for t in scripts:
             rise = _loss(planted, texts[t], hooks) - base[t]
             if t == s:

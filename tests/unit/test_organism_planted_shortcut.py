@@ -13,6 +13,7 @@ import lens
 from lens.organism import corpus, fact_queries, world
 from lens.studies import fact_consistency as fc
 from lens.studies._organism_data import model_label, organism_world
+from tests.planted_models import zero_neurons
 
 
 def _truth(model):
@@ -21,13 +22,7 @@ def _truth(model):
 
 def _late_off(truth):
     layer = truth["damaged_layers"][0]
-    neurons = [n for lay, n in truth["neurons"] if lay == layer]
-
-    def hook(act, hook):
-        act[..., neurons] = 0
-        return act
-
-    return (f"blocks.{layer}.mlp.hook_post", hook)
+    return zero_neurons(layer, [n for lay, n in truth["neurons"] if lay == layer])
 
 
 def _run(model, prompts, hooks=(), names=()):
