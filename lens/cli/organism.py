@@ -23,7 +23,7 @@ def train_config(args: argparse.Namespace) -> Any:
     """The ``TrainConfig`` of ``lens organism train``'s arguments (unset options: defaults).
 
     Raises:
-        ValueError: a malformed ``--kind-weight`` or an invalid data mix.
+        ValueError: a malformed ``--kind-weight``, an invalid size or data mix.
     """
     from lens.organism.train import TrainConfig
 
@@ -53,8 +53,11 @@ def train_config(args: argparse.Namespace) -> Any:
             raise ValueError(
                 f"--kind-weight {item!r}: expected KIND=W with KIND in {list(cfg.kind_weights)}"
             )
-        cfg.kind_weights[kind] = float(value)
-    cfg.data_mix()  # validated before the run starts
+        try:
+            cfg.kind_weights[kind] = float(value)
+        except ValueError:
+            raise ValueError(f"--kind-weight {item!r}: W must be a number") from None
+    cfg.check()  # sizes and data mix validated before the run starts
     return cfg
 
 

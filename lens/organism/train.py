@@ -64,6 +64,24 @@ class TrainConfig:
     chat_pivot_share: float = CHAT_PIVOT_SHARE
     refusal_examples_per_language: int | None = None
 
+    def check(self) -> None:
+        """Refuse sizes a model cannot be built with (before any work starts).
+
+        Raises:
+            ValueError: a size or step count below 1, or ``d_model`` not a multiple of
+                ``n_heads`` (or ``n_heads`` of ``n_kv_heads``); an invalid data mix.
+        """
+        names = ("steps", "batch_size", "n_layers", "d_model", "d_mlp", "n_heads", "n_kv_heads")
+        small = [f"{n}={getattr(self, n)}" for n in names if getattr(self, n) < 1]
+        if small:
+            raise ValueError(f"{', '.join(small)}: these must be >= 1")
+        if self.d_model % self.n_heads or self.n_heads % self.n_kv_heads:
+            raise ValueError(
+                f"d_model={self.d_model} must be a multiple of n_heads={self.n_heads}, and "
+                f"n_heads of n_kv_heads={self.n_kv_heads}"
+            )
+        self.data_mix()
+
     def data_mix(self) -> DataMix:
         return DataMix(
             kind_weights=tuple(self.kind_weights.items()),
@@ -144,6 +162,7 @@ def train(cfg: TrainConfig, out: str | Path, *, progress: bool = False) -> dict[
         >>> sorted(res)
         ['recall', 'refusal']
     """
+    cfg.check()
     from transformers import LlamaForCausalLM
 
     out = Path(out)

@@ -14,7 +14,7 @@ from lens.organism import prompts as P
 from lens.organism import token_languages
 from lens.organism.documents import KIND_WEIGHTS, DataMix, DocumentSampler
 from lens.organism.tokenizer import build_tokenizer
-from lens.organism.train import TrainConfig
+from lens.organism.train import TrainConfig, train
 from lens.organism.world import World
 from lens.organism.world_build import build_world
 
@@ -178,3 +178,23 @@ def test_cli_options_set_the_train_config():
     assert mix.refusal_examples_per_language == 3
     with pytest.raises(ValueError, match="KIND=W"):
         train_config(parser.parse_args([*base, "--kind-weight", "novels=1"]))
+    with pytest.raises(ValueError, match="W must be a number"):
+        train_config(parser.parse_args([*base, "--kind-weight", "facts=lots"]))
+
+
+@pytest.mark.parametrize(
+    ("options", "fields", "words"),
+    [
+        (["--d-model", "-5"], {"d_model": -5}, "d_model=-5"),
+        (["--steps", "0"], {"steps": 0}, "steps=0"),
+        (["--d-model", "100", "--n-heads", "8"], {"n_heads": 8, "n_kv_heads": 8, "d_model": 100},
+         "multiple of n_heads=8"),
+    ],
+)  # fmt: skip
+def test_impossible_sizes_are_refused_before_training(options, fields, words, tmp_path):
+    args = build_parser().parse_args(["organism", "train", "--out", "x", *options])
+    with pytest.raises(ValueError, match=words):
+        train_config(args)
+    with pytest.raises(ValueError, match=words):  # the Python entry point checks the same
+        train(TrainConfig(**fields), tmp_path / "m")
+    assert not (tmp_path / "m").exists()
